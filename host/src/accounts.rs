@@ -1,0 +1,217 @@
+//! The data directory: `accounts/<account_id>/` holding `callflows/*.json`, `users/*.json` and
+//! an optional `account.json` (`{"realm": "..."}`).
+//!
+//! A user document needs at least `email`; `first_name`, `last_name` and `endpoints` (a list
+//! of `{"id", "address"}`) are optional. A user without endpoints rings one default endpoint.
+//!
+//! Loading never stops at one bad document: each problem is reported with its file and place,
+//! and everything else loads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::bindings::cfhost::callflow::call_control::Endpoint;
+use crate::bindings::cfhost::callflow::directory::User;
+use crate::callflow::{AccountCallflows, CallflowError, parse_callflow, validate_callflow};
+use crate::directory::Directory;
+use crate::registry::Registry;
+
+/// One account's data.
+#[derive(Default)]
+pub struct Account {
+    /// The SIP realm of the account, used for `From-Realm` / `To-Realm`.
+    pub realm: Option<String>,
+    pub callflows: AccountCallflows,
+    users: HashMap<String, UserDocument>,
+}
+
+/// A user document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserDocument {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointDocument>,
+}
+
+/// An endpoint of a user document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EndpointDocument {
+    pub id: String,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AccountDocument {
+    realm: Option<String>,
+}
+
+/// Every account in a data directory.
+#[derive(Default)]
+pub struct Accounts {
+    accounts: BTreeMap<String, Account>,
+}
+
+/// What loading a data directory found wrong, and what it noticed.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Documents that were rejected, each with its file and place.
+    pub errors: Vec<String>,
+    /// Things that load but deserve a look (unknown modules).
+    pub warnings: Vec<String>,
+}
+
+impl Accounts {
+    /// Loads every account under `data_dir/accounts`, validating each callflow against the
+    /// modules in `registry`. Rejected documents are left out and listed in the report.
+    pub fn load(
+        data_dir: &Path,
+        registry: &Registry,
+    ) -> Result<(Accounts, LoadReport), std::io::Error> {
+        let accounts_dir = data_dir.join("accounts");
+        let mut report = LoadReport::default();
+        let mut accounts = BTreeMap::new();
+        if !data_dir.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not a directory", data_dir.display()),
+            ));
+        }
+        if !accounts_dir.is_dir() {
+            report
+                .warnings
+                .push(format!("{}: no accounts yet", accounts_dir.display()));
+        }
+        for account_dir in sorted_entries(&accounts_dir, |p| p.is_dir()).unwrap_or_default() {
+            let Some(id) = file_name(&account_dir) else {
+                continue;
+            };
+            let account = load_account(&account_dir, registry, &mut report);
+            accounts.insert(id, account);
+        }
+        Ok((Accounts { accounts }, report))
+    }
+
+    /// The account with this id.
+    pub fn get(&self, account_id: &str) -> Option<&Account> {
+        self.accounts.get(account_id)
+    }
+
+    /// Every account id.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.accounts.keys().map(String::as_str)
+    }
+}
+
+impl Directory for Accounts {
+    fn lookup_users(&self, account_id: &str, ids: &[String]) -> Vec<Option<User>> {
+        let account = self.accounts.get(account_id);
+        ids.iter()
+            .map(|id| {
+                let doc = account?.users.get(id)?;
+                Some(user_from_document(id, doc))
+            })
+            .collect()
+    }
+}
+
+fn user_from_document(id: &str, doc: &UserDocument) -> User {
+    let mut endpoints: Vec<Endpoint> = doc
+        .endpoints
+        .iter()
+        .map(|e| Endpoint {
+            id: e.id.clone(),
+            address: e.address.clone(),
+        })
+        .collect();
+    if endpoints.is_empty() {
+        endpoints.push(Endpoint {
+            id: format!("{id}-default"),
+            address: None,
+        });
+    }
+    User {
+        id: id.to_string(),
+        email: doc.email.clone(),
+        first_name: doc.first_name.clone(),
+        last_name: doc.last_name.clone(),
+        endpoints,
+    }
+}
+
+fn load_account(dir: &Path, registry: &Registry, report: &mut LoadReport) -> Account {
+    let mut account = Account::default();
+    let account_file = dir.join("account.json");
+    if account_file.exists() {
+        match read_json::<AccountDocument>(&account_file) {
+            Ok(doc) => account.realm = doc.realm,
+            Err(e) => report.errors.push(e),
+        }
+    }
+    let users_dir = dir.join("users");
+    for path in sorted_entries(&users_dir, is_json).unwrap_or_default() {
+        let Some(id) = stem(&path) else { continue };
+        match read_json::<UserDocument>(&path) {
+            Ok(user) => {
+                account.users.insert(id, user);
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
+    let mut callflows = Vec::new();
+    for path in sorted_entries(&dir.join("callflows"), is_json).unwrap_or_default() {
+        match load_callflow(&path, registry) {
+            Ok((callflow, warnings)) => {
+                report.warnings.extend(warnings);
+                callflows.push(callflow);
+            }
+            Err(e) => report.errors.push(e.to_string()),
+        }
+    }
+    account.callflows = AccountCallflows::new(callflows);
+    account
+}
+
+fn load_callflow(
+    path: &Path,
+    registry: &Registry,
+) -> Result<(crate::callflow::Callflow, Vec<String>), CallflowError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CallflowError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let callflow = parse_callflow(path, &stem(path).unwrap_or_default(), &text)?;
+    let warnings = validate_callflow(&callflow, registry)?;
+    Ok((callflow, warnings))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+}
+
+fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| keep(path))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "json")
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_string)
+}
+
+fn stem(path: &Path) -> Option<String> {
+    path.file_stem()?.to_str().map(str::to_string)
+}

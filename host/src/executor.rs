@@ -1,0 +1,405 @@
+//! Walks a callflow for one call with KAZOO's semantics (kazoo-semantics.md §3), then runs the
+//! call's termination callbacks.
+//!
+//! - Each node runs in a fresh instance of its module. Its outcome picks the next node: the
+//!   first named child that exists, else `_`; a missing `_` or an empty child `{}` stops.
+//! - A node with `skip_module` (`true` or `"true"`), or naming no loaded module, is not run:
+//!   the flow goes to its `_` child, with a warning in the trace.
+//! - A module error or trap is logged and the flow goes to `_` (as KAZOO does when a module
+//!   process crashes).
+//! - `stop` returns to the flow that branched here, if any, else ends the call. A branch pushes
+//!   the branching node's `_` child and is refused once the branch budget (50) is spent: the
+//!   call then ends.
+//! - Once the channel is destroyed, the flow ends after the running node; after a transfer it
+//!   ends without callbacks.
+//! - When the flow ends before the channel was destroyed, the host hangs up itself and the
+//!   callbacks get no hangup info.
+//!
+//! Termination callbacks run in registration order (not KAZOO's sort by module name), each in
+//! its own fresh instance; identical registrations (same module, same state) run once; a
+//! callback that fails or traps is recorded and never skips the ones after it.
+
+use std::sync::{Arc, Mutex};
+
+use crate::bindings::{CallFlags, HangupInfo, Outcome};
+use crate::call::Call;
+use crate::callflow::{AccountCallflows, Callflow, Child, Node};
+use crate::directory::Directory;
+use crate::engine::Sandbox;
+use crate::imports::InstanceState;
+use crate::notify::Notifier;
+use crate::registry::{LoadedModule, Registry};
+use crate::switch::Switch;
+use crate::trace::{Trace, TraceEvent};
+
+/// How many branches a call may take, as KAZOO's `callflow.max_branch_count`.
+pub const DEFAULT_MAX_BRANCHES: u32 = 50;
+
+/// Everything a call's module instances reach through their imports.
+pub struct CallEnv {
+    pub call: Call,
+    pub switch: Arc<dyn Switch>,
+    pub directory: Arc<dyn Directory>,
+    pub notifier: Arc<Notifier>,
+    pub trace: Trace,
+    callbacks: Mutex<Vec<Registration>>,
+}
+
+/// A termination callback: which module to call back, with what state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Registration {
+    module: Arc<str>,
+    state: Vec<u8>,
+}
+
+impl CallEnv {
+    /// The environment of a new call.
+    pub fn new(
+        call: Call,
+        switch: Arc<dyn Switch>,
+        directory: Arc<dyn Directory>,
+        notifier: Arc<Notifier>,
+    ) -> Self {
+        CallEnv {
+            call,
+            switch,
+            directory,
+            notifier,
+            trace: Trace::default(),
+            callbacks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Registers a termination callback of `module`; an identical one is kept once.
+    pub(crate) fn register_callback(
+        &self,
+        module: &Arc<str>,
+        state: Vec<u8>,
+    ) -> Result<(), String> {
+        let registration = Registration {
+            module: Arc::clone(module),
+            state,
+        };
+        let mut callbacks = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        let duplicate = callbacks.contains(&registration);
+        if !duplicate {
+            callbacks.push(registration);
+        }
+        self.trace.push(TraceEvent::Registered {
+            module: module.to_string(),
+            duplicate,
+        });
+        Ok(())
+    }
+
+    fn take_callbacks(&self) -> Vec<Registration> {
+        std::mem::take(&mut *self.callbacks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Why a call's flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The flow ran out of nodes or stopped.
+    FlowEnded,
+    /// The channel was destroyed (the caller or the switch hung up).
+    ChannelDestroyed,
+    /// A branch was refused because the branch budget was spent.
+    BranchLimit,
+    /// The call was transferred away; no callbacks ran.
+    Transferred,
+}
+
+impl EndReason {
+    fn describe(self) -> &'static str {
+        match self {
+            EndReason::FlowEnded => "the flow ended; the host hung up",
+            EndReason::ChannelDestroyed => "the channel was destroyed",
+            EndReason::BranchLimit => "the branch limit was reached",
+            EndReason::Transferred => "the call was transferred; no callbacks run",
+        }
+    }
+}
+
+/// What happened to one call.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    pub call_id: String,
+    pub callflow_id: String,
+    pub end: EndReason,
+    pub hangup: Option<HangupInfo>,
+    pub flags: CallFlags,
+    pub trace: Vec<TraceEvent>,
+}
+
+impl CallReport {
+    /// The termination callbacks that ran, with their errors.
+    pub fn callbacks(&self) -> Vec<(&str, Option<&str>)> {
+        self.trace
+            .iter()
+            .filter_map(|event| match event {
+                TraceEvent::CallbackResult { module, error } => {
+                    Some((module.as_str(), error.as_deref()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The modules of the nodes that ran, in order.
+    pub fn nodes_run(&self) -> Vec<&str> {
+        self.trace
+            .iter()
+            .filter_map(|event| match event {
+                TraceEvent::Node { module, .. } => Some(module.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs calls against one account's callflows with one set of modules.
+pub struct Executor<'a> {
+    pub sandbox: &'a Sandbox,
+    pub registry: &'a Registry,
+    pub callflows: &'a AccountCallflows,
+    pub max_branches: u32,
+}
+
+/// What the executor does after a node.
+enum Step {
+    Next(Vec<String>),
+    Stop,
+    Branch(String),
+}
+
+impl Executor<'_> {
+    /// Runs `callflow` for the call in `env`, then its termination callbacks.
+    pub async fn run(&self, env: Arc<CallEnv>, callflow: &Callflow) -> CallReport {
+        let end = self.walk(&env, callflow).await;
+        let hangup = env.call.hangup_info();
+        if end != EndReason::Transferred {
+            if hangup.is_none() {
+                env.switch.hangup(&env.call, "NORMAL_CLEARING").await;
+            }
+            let flags = env.call.flags();
+            env.trace.push(TraceEvent::Ended {
+                reason: end.describe().to_string(),
+                hangup: hangup.clone(),
+                bridged: flags.bridged,
+                message_left: flags.message_left,
+            });
+            self.run_callbacks(&env, hangup.clone()).await;
+        } else {
+            env.trace.push(TraceEvent::Ended {
+                reason: end.describe().to_string(),
+                hangup: hangup.clone(),
+                bridged: env.call.flags().bridged,
+                message_left: env.call.flags().message_left,
+            });
+        }
+        CallReport {
+            call_id: env.call.details().call_id.clone(),
+            callflow_id: callflow.id.clone(),
+            end,
+            hangup,
+            flags: env.call.flags(),
+            trace: env.trace.events(),
+        }
+    }
+
+    async fn walk(&self, env: &Arc<CallEnv>, callflow: &Callflow) -> EndReason {
+        let mut pending: Vec<&Node> = Vec::new();
+        let mut current = root(callflow);
+        let mut branches_left = self.max_branches;
+        loop {
+            let Some(node) = current.or_else(|| pending.pop()) else {
+                return EndReason::FlowEnded;
+            };
+            if let Some(end) = channel_end(&env.call) {
+                return end;
+            }
+            let step = self.step(env, node).await;
+            if let Some(end) = channel_end(&env.call) {
+                return end;
+            }
+            current = match step {
+                Step::Next(keys) => node.next(&keys),
+                Step::Stop => None,
+                Step::Branch(id) => {
+                    let Some(target) = self.callflows.by_id(&id) else {
+                        env.trace.push(TraceEvent::Log {
+                            module: node.module.clone(),
+                            level: "error".into(),
+                            message: format!("no callflow `{id}` to branch into; continuing"),
+                        });
+                        current = node.default_child();
+                        continue;
+                    };
+                    if branches_left == 0 {
+                        return EndReason::BranchLimit;
+                    }
+                    branches_left -= 1;
+                    env.trace.push(TraceEvent::Branch {
+                        callflow_id: id.clone(),
+                    });
+                    pending.extend(node.default_child());
+                    root(target)
+                }
+            };
+        }
+    }
+
+    /// Runs one node (or skips it) and says where to go next.
+    async fn step(&self, env: &Arc<CallEnv>, node: &Node) -> Step {
+        let skip = |reason: &str| {
+            env.trace.push(TraceEvent::Skipped {
+                path: node.path.clone(),
+                module: node.module.clone(),
+                reason: reason.to_string(),
+            });
+            tracing::warn!(
+                module = node.module,
+                path = node.path,
+                "node skipped: {reason}"
+            );
+            Step::Next(Vec::new())
+        };
+        if node.skip {
+            return skip("skip_module is set");
+        }
+        let Some(module) = self.registry.get(&node.module) else {
+            return skip("unknown module");
+        };
+        env.trace.push(TraceEvent::Node {
+            path: node.path.clone(),
+            module: node.module.clone(),
+        });
+        let (step, result) = match self.handle(env, module, &node.data).await {
+            Ok(Outcome::ContinueTo(keys)) => {
+                let result = if keys.is_empty() {
+                    "continue".to_string()
+                } else {
+                    format!("continue to {}", keys.join(" | "))
+                };
+                (Step::Next(keys), result)
+            }
+            Ok(Outcome::Stop) => (Step::Stop, "stop".to_string()),
+            Ok(Outcome::Branch(id)) => {
+                let result = format!("branch to {id}");
+                (Step::Branch(id), result)
+            }
+            Err(e) => {
+                tracing::error!(module = node.module, path = node.path, "node failed: {e}");
+                (Step::Next(Vec::new()), format!("FAILED ({e}); continuing"))
+            }
+        };
+        env.trace.push(TraceEvent::NodeResult {
+            module: node.module.clone(),
+            result,
+        });
+        step
+    }
+
+    /// Runs `handle` of `module` in a fresh instance.
+    async fn handle(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+        data: &str,
+    ) -> Result<Outcome, String> {
+        let mut store = self.store_for(env, module);
+        let instance = module
+            .pre()
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        let info = env.call.info();
+        match instance.call_handle(&mut store, &info, data).await {
+            Ok(result) => result.map_err(|e| format!("module error: {e}")),
+            Err(trap) => Err(format!("trap: {trap:#}")),
+        }
+    }
+
+    /// Runs every registered callback, each in a fresh instance; failures do not stop the rest.
+    async fn run_callbacks(&self, env: &Arc<CallEnv>, hangup: Option<HangupInfo>) {
+        for registration in env.take_callbacks() {
+            env.trace.push(TraceEvent::Callback {
+                module: registration.module.to_string(),
+            });
+            let result = match self.registry.get(&registration.module) {
+                None => Err(format!("module `{}` is not loaded", registration.module)),
+                Some(module) => {
+                    self.callback(env, module, hangup.clone(), registration.state)
+                        .await
+                }
+            };
+            if let Err(e) = &result {
+                tracing::error!(
+                    module = &*registration.module,
+                    "termination callback failed: {e}"
+                );
+            }
+            env.trace.push(TraceEvent::CallbackResult {
+                module: registration.module.to_string(),
+                error: result.err(),
+            });
+        }
+    }
+
+    async fn callback(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+        hangup: Option<HangupInfo>,
+        state: Vec<u8>,
+    ) -> Result<(), String> {
+        let mut store = self.store_for(env, module);
+        let instance = module
+            .pre()
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        let info = env.call.info();
+        match instance
+            .call_on_termination(&mut store, &info, hangup.as_ref(), &state)
+            .await
+        {
+            Ok(result) => result.map_err(|e| format!("module error: {e}")),
+            Err(trap) => Err(format!("trap: {trap:#}")),
+        }
+    }
+
+    fn store_for(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+    ) -> wasmtime::Store<InstanceState> {
+        self.sandbox.store(|limits| {
+            InstanceState::new(
+                Some(Arc::clone(env)),
+                Arc::clone(module.name()),
+                Arc::clone(module.capabilities()),
+                limits,
+            )
+        })
+    }
+}
+
+fn root(callflow: &Callflow) -> Option<&Node> {
+    match &callflow.flow {
+        Child::Node(node) => Some(node),
+        Child::Empty => None,
+    }
+}
+
+/// Whether the channel's state ends the flow now.
+fn channel_end(call: &Call) -> Option<EndReason> {
+    if call.is_transferred() {
+        Some(EndReason::Transferred)
+    } else if call.is_destroyed() {
+        Some(EndReason::ChannelDestroyed)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,7 @@
+//! The `cfhost` binary.
+
+mod cli;
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    cli::run()
+}

@@ -1,0 +1,157 @@
+//! A loaded host: the sandbox, the modules, the accounts' data and the notification sink,
+//! ready to run calls.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::accounts::{Accounts, LoadReport};
+use crate::call::{Call, CallDetails};
+use crate::engine::{Limits, Sandbox};
+use crate::executor::{CallEnv, CallReport, DEFAULT_MAX_BRANCHES, Executor};
+use crate::notify::{Notifier, Sink};
+use crate::registry::{ModuleSource, Registry};
+use crate::switch::Switch;
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("cannot read the data directory: {0}")]
+    Data(#[from] std::io::Error),
+}
+
+/// Why a call could not run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    #[error("account `{0}` does not exist")]
+    UnknownAccount(String),
+    #[error("account `{account_id}` has no callflow for `{number}` (numbers, patterns, no_match)")]
+    NoCallflow { account_id: String, number: String },
+}
+
+/// Everything loaded at start.
+#[derive(Debug, Default)]
+pub struct StartReport {
+    /// Modules that did not load.
+    pub module_errors: Vec<String>,
+    /// Data documents that were rejected or deserve a look.
+    pub data: LoadReport,
+}
+
+/// How to start a host.
+pub struct HostOptions<'a> {
+    pub data_dir: &'a Path,
+    /// Components to load, in order (a later one replaces an earlier one of the same name).
+    pub modules: Vec<ModuleSource>,
+    pub sink: Arc<dyn Sink>,
+    /// `Node` in notification envelopes.
+    pub node: String,
+    pub limits: Limits,
+    pub max_branches: u32,
+}
+
+impl<'a> HostOptions<'a> {
+    /// The defaults: embedded modules, default limits, KAZOO's branch limit.
+    pub fn new(data_dir: &'a Path, sink: Arc<dyn Sink>) -> Self {
+        HostOptions {
+            data_dir,
+            modules: crate::registry::embedded_modules(),
+            sink,
+            node: crate::notify::default_node_name(),
+            limits: Limits::default(),
+            max_branches: DEFAULT_MAX_BRANCHES,
+        }
+    }
+}
+
+/// A host ready to run calls.
+pub struct Runtime {
+    sandbox: Sandbox,
+    registry: Registry,
+    accounts: Arc<Accounts>,
+    notifier: Arc<Notifier>,
+    max_branches: u32,
+}
+
+impl Runtime {
+    /// Loads modules and data. Bad modules and documents are reported and left out; only an
+    /// engine that cannot start or an unreadable data directory is an error.
+    pub async fn start(options: HostOptions<'_>) -> Result<(Runtime, StartReport), StartError> {
+        let sandbox =
+            Sandbox::new(options.limits).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let (registry, module_errors) = Registry::load(&sandbox, options.modules).await;
+        let (accounts, data) = Accounts::load(options.data_dir, &registry)?;
+        let report = StartReport {
+            module_errors: module_errors.iter().map(ToString::to_string).collect(),
+            data,
+        };
+        let runtime = Runtime {
+            sandbox,
+            registry,
+            accounts: Arc::new(accounts),
+            notifier: Arc::new(Notifier::new(options.sink, options.node)),
+            max_branches: options.max_branches,
+        };
+        Ok((runtime, report))
+    }
+
+    /// The loaded modules.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The loaded accounts.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// Fills in the details a switch would: From/To user and realm from the dialed number, the
+    /// caller id and the account's realm, where not given.
+    pub fn complete_details(&self, mut details: CallDetails) -> CallDetails {
+        let realm = self
+            .accounts
+            .get(&details.account_id)
+            .and_then(|account| account.realm.clone());
+        details.from_user = details
+            .from_user
+            .or_else(|| details.caller_id_number.clone());
+        details.from_realm = details.from_realm.or_else(|| realm.clone());
+        details.to_user = details.to_user.or_else(|| Some(details.request.clone()));
+        details.to_realm = details.to_realm.or(realm);
+        details
+    }
+
+    /// Runs one call: finds its callflow, walks it, runs its termination callbacks.
+    pub async fn run_call(
+        &self,
+        details: CallDetails,
+        switch: Arc<dyn Switch>,
+    ) -> Result<CallReport, CallError> {
+        let account = self
+            .accounts
+            .get(&details.account_id)
+            .ok_or_else(|| CallError::UnknownAccount(details.account_id.clone()))?;
+        let callflow =
+            account
+                .callflows
+                .find(&details.request)
+                .ok_or_else(|| CallError::NoCallflow {
+                    account_id: details.account_id.clone(),
+                    number: details.request.clone(),
+                })?;
+        let env = Arc::new(CallEnv::new(
+            Call::new(details),
+            switch,
+            self.accounts.clone(),
+            Arc::clone(&self.notifier),
+        ));
+        let executor = Executor {
+            sandbox: &self.sandbox,
+            registry: &self.registry,
+            callflows: &account.callflows,
+            max_branches: self.max_branches,
+        };
+        Ok(executor.run(env, callflow).await)
+    }
+}

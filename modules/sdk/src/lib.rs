@@ -1,0 +1,173 @@
+//! The SDK for cfhost callflow modules.
+//!
+//! A module is a `cdylib` crate built for `wasm32-wasip2`. It implements [`CallflowModule`] and
+//! exports it with [`export_module!`]:
+//!
+//! ```ignore
+//! use cfhost_sdk::{CallInfo, CallflowModule, Description, Outcome};
+//!
+//! struct Hello;
+//!
+//! impl CallflowModule for Hello {
+//!     fn describe() -> Description {
+//!         cfhost_sdk::description("hello", env!("CARGO_PKG_VERSION"), "Says hello", "{}", vec![])
+//!     }
+//!     fn handle(call: CallInfo, _data: &str) -> Result<Outcome, String> {
+//!         cfhost_sdk::log::info(&format!("hello, {}", call.call_id));
+//!         Ok(cfhost_sdk::next())
+//!     }
+//! }
+//!
+//! cfhost_sdk::export_module!(Hello);
+//! ```
+
+/// Bindings generated from `wit/callflow.wit`; most modules only need the re-exports below.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "callflow-module",
+        pub_export_macro: true,
+        export_macro_name: "export_bindings",
+        default_bindings_module: "cfhost_sdk::bindings",
+    });
+}
+
+pub use bindings::cfhost::callflow::call::{current_flags, set_message_left};
+pub use bindings::cfhost::callflow::call_control;
+pub use bindings::cfhost::callflow::directory;
+pub use bindings::cfhost::callflow::notify;
+pub use bindings::cfhost::callflow::types::{
+    CallFlags, CallInfo, Capability, Description, HangupInfo, Outcome,
+};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What a module implements. `on_termination` is only needed by modules that register
+/// termination callbacks.
+pub trait CallflowModule {
+    /// The module's self-description (see [`description`]).
+    fn describe() -> Description;
+    /// Runs one node with its `data` (JSON text, already validated against the schema).
+    fn handle(call: CallInfo, data: &str) -> Result<Outcome, String>;
+    /// Runs a termination callback this module registered with [`register_termination`].
+    fn on_termination(
+        _call: CallInfo,
+        _hangup: Option<HangupInfo>,
+        _state: Vec<u8>,
+    ) -> Result<(), String> {
+        Err("this module registers no termination callbacks".to_string())
+    }
+}
+
+/// Exports a type implementing [`CallflowModule`] as the component's `callflow-module` world.
+#[macro_export]
+macro_rules! export_module {
+    ($module:ty) => {
+        const _: () = {
+            struct Exports;
+            impl $crate::bindings::Guest for Exports {
+                fn describe() -> $crate::Description {
+                    <$module as $crate::CallflowModule>::describe()
+                }
+                fn handle(
+                    call: $crate::CallInfo,
+                    data: ::std::string::String,
+                ) -> ::std::result::Result<$crate::Outcome, ::std::string::String> {
+                    <$module as $crate::CallflowModule>::handle(call, &data)
+                }
+                fn on_termination(
+                    call: $crate::CallInfo,
+                    hangup: ::std::option::Option<$crate::HangupInfo>,
+                    state: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    <$module as $crate::CallflowModule>::on_termination(call, hangup, state)
+                }
+            }
+            $crate::bindings::export_bindings!(Exports);
+        };
+    };
+}
+
+/// Builds a [`Description`]; `data_schema` is the JSON Schema of the node's `data`, as text.
+pub fn description(
+    name: &str,
+    version: &str,
+    summary: &str,
+    data_schema: &str,
+    capabilities: Vec<Capability>,
+) -> Description {
+    Description {
+        name: name.to_string(),
+        version: version.to_string(),
+        summary: summary.to_string(),
+        data_schema: data_schema.to_string(),
+        capabilities,
+    }
+}
+
+/// Continue to the `_` child.
+pub fn next() -> Outcome {
+    Outcome::ContinueTo(Vec::new())
+}
+
+/// Continue to the first of `keys` that names a child, else to `_`.
+pub fn continue_to<I, S>(keys: I) -> Outcome
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    Outcome::ContinueTo(keys.into_iter().map(Into::into).collect())
+}
+
+/// Parses the node's `data` into `T`, with a message that names the module's mistake.
+pub fn parse_data<T: DeserializeOwned>(data: &str) -> Result<T, String> {
+    serde_json::from_str(data).map_err(|e| format!("node data does not fit the module: {e}"))
+}
+
+/// Registers a termination callback whose state is `state`, serialized as JSON.
+pub fn register_termination<S: Serialize>(state: &S) -> Result<(), String> {
+    let bytes = serde_json::to_vec(state).map_err(|e| format!("cannot serialize state: {e}"))?;
+    bindings::cfhost::callflow::callbacks::register_termination(&bytes)
+}
+
+/// Registers a termination callback whose state is `state` as it is.
+pub fn register_termination_raw(state: &[u8]) -> Result<(), String> {
+    bindings::cfhost::callflow::callbacks::register_termination(state)
+}
+
+/// Reads back the state given to [`register_termination`].
+pub fn termination_state<S: DeserializeOwned>(state: &[u8]) -> Result<S, String> {
+    serde_json::from_slice(state).map_err(|e| format!("cannot read callback state: {e}"))
+}
+
+/// Logging into the call's trace.
+pub mod log {
+    use crate::bindings::cfhost::callflow::log::{Level, log};
+
+    /// Logs at debug level.
+    pub fn debug(message: &str) {
+        log(Level::Debug, message)
+    }
+    /// Logs at info level.
+    pub fn info(message: &str) {
+        log(Level::Info, message)
+    }
+    /// Logs at warning level.
+    pub fn warn(message: &str) {
+        log(Level::Warn, message)
+    }
+    /// Logs at error level.
+    pub fn error(message: &str) {
+        log(Level::Error, message)
+    }
+}
+
+/// Reads users of the call's account and returns each one's email (`None` for a user that does
+/// not exist or has no email), in the order of `ids`.
+pub fn user_emails(ids: &[String]) -> Vec<Option<String>> {
+    directory::lookup_users(ids)
+        .into_iter()
+        .map(|user| user.and_then(|u| u.email))
+        .collect()
+}

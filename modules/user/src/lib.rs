@@ -1,0 +1,81 @@
+//! `user`: rings a user's endpoints. Answered: the flow stops. Not answered: the flow goes to
+//! the child keyed by the hangup cause, else by the hangup code, else `_` (KAZOO's `cf_user`
+//! with `cf_util:handle_bridge_failure`).
+
+use cfhost_sdk::call_control::{self, BridgeRequest, BridgeResult, RingStrategy};
+use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
+use serde::Deserialize;
+
+struct User;
+
+#[derive(Deserialize)]
+struct Data {
+    id: Option<String>,
+    #[serde(default = "default_timeout")]
+    timeout: u32,
+    #[serde(default)]
+    delay: u32,
+    #[serde(default)]
+    strategy: Strategy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+enum Strategy {
+    #[default]
+    Simultaneous,
+    Single,
+}
+
+fn default_timeout() -> u32 {
+    20
+}
+
+impl CallflowModule for User {
+    fn describe() -> Description {
+        cfhost_sdk::description(
+            "user",
+            env!("CARGO_PKG_VERSION"),
+            "Rings a user's endpoints",
+            include_str!("schema.json"),
+            vec![Capability::CallControl, Capability::Directory],
+        )
+    }
+
+    fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+        let data: Data = cfhost_sdk::parse_data(data)?;
+        let Some(user_id) = data.id else {
+            log::warn("no user id: continuing");
+            return Ok(cfhost_sdk::next());
+        };
+        let user = cfhost_sdk::directory::lookup_users(std::slice::from_ref(&user_id))
+            .pop()
+            .flatten();
+        let Some(user) = user.filter(|u| !u.endpoints.is_empty()) else {
+            log::info(&format!("user {user_id} has no endpoints: continuing"));
+            return Ok(cfhost_sdk::next());
+        };
+        let request = BridgeRequest {
+            endpoints: user.endpoints,
+            timeout_secs: data.timeout,
+            delay_secs: data.delay,
+            strategy: match data.strategy {
+                Strategy::Simultaneous => RingStrategy::Simultaneous,
+                Strategy::Single => RingStrategy::Single,
+            },
+        };
+        Ok(match call_control::bridge(&request) {
+            BridgeResult::Answered => Outcome::Stop,
+            BridgeResult::CallerHungUp => Outcome::Stop,
+            BridgeResult::Failed(info) => {
+                log::info(&format!(
+                    "bridge to user {user_id} failed: {} ({})",
+                    info.hangup_cause, info.hangup_code
+                ));
+                cfhost_sdk::continue_to([info.hangup_cause, info.hangup_code])
+            }
+        })
+    }
+}
+
+cfhost_sdk::export_module!(User);

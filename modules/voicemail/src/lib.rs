@@ -1,0 +1,65 @@
+//! `voicemail` with `action: compose`: answers, records a message and, once a recording
+//! completes, marks the call `message_left` (so no missed-call alert goes out) and continues.
+//! When the caller hangs up before recording, the flow stops (KAZOO's `cf_voicemail`).
+
+use cfhost_sdk::call_control::{self, RecordResult};
+use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
+use serde::Deserialize;
+
+struct Voicemail;
+
+#[derive(Deserialize)]
+struct Data {
+    id: Option<String>,
+    action: Option<String>,
+    #[serde(default = "default_max_length")]
+    max_message_length: u32,
+}
+
+fn default_max_length() -> u32 {
+    500
+}
+
+impl CallflowModule for Voicemail {
+    fn describe() -> Description {
+        cfhost_sdk::description(
+            "voicemail",
+            env!("CARGO_PKG_VERSION"),
+            "Records a voicemail message",
+            include_str!("schema.json"),
+            vec![Capability::CallControl],
+        )
+    }
+
+    fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+        let data: Data = cfhost_sdk::parse_data(data)?;
+        let action = data.action.as_deref().unwrap_or("compose");
+        if action != "compose" {
+            log::info(&format!(
+                "voicemail action {action:?} is not handled: continuing"
+            ));
+            return Ok(cfhost_sdk::next());
+        }
+        let Some(box_id) = data.id else {
+            log::warn("no voicemail box id: continuing");
+            return Ok(cfhost_sdk::next());
+        };
+        call_control::answer()?;
+        Ok(
+            match call_control::record_voicemail(&box_id, data.max_message_length) {
+                RecordResult::Recorded(seconds) => {
+                    cfhost_sdk::set_message_left();
+                    log::info(&format!("{seconds}s message left in box {box_id}"));
+                    cfhost_sdk::next()
+                }
+                RecordResult::CallerHungUp => Outcome::Stop,
+                RecordResult::Failed(reason) => {
+                    log::error(&format!("recording into box {box_id} failed: {reason}"));
+                    cfhost_sdk::next()
+                }
+            },
+        )
+    }
+}
+
+cfhost_sdk::export_module!(Voicemail);

@@ -1,0 +1,164 @@
+//! A test host: a temporary data directory, the shipped modules plus the `test_fixture`
+//! module, and an in-memory notification sink.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cfhost::executor::CallReport;
+use cfhost::notify::{MemorySink, OutboundNotification};
+use cfhost::registry::{BUILT_MODULES_DIR, ModuleSource};
+use cfhost::runtime::{CallError, HostOptions, Runtime, StartReport};
+use cfhost::scenario::ScenarioCall;
+use cfhost::switch::SimulatedSwitch;
+use serde_json::Value;
+
+/// Writes a data directory, then starts a host on it.
+pub struct Builder {
+    dir: tempfile::TempDir,
+}
+
+/// A running test host.
+pub struct TestHost {
+    _dir: tempfile::TempDir,
+    runtime: Runtime,
+    sink: Arc<MemorySink>,
+    /// What loading reported.
+    pub report: StartReport,
+}
+
+impl Builder {
+    /// An empty data directory.
+    pub fn new() -> Self {
+        Builder {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Adds callflow `id` (written as `<id>.json`) to `account`.
+    pub fn callflow(self, account: &str, id: &str, document: Value) -> Self {
+        self.raw_callflow(account, &format!("{id}.json"), &document.to_string())
+    }
+
+    /// Adds a callflow file with exactly this text.
+    pub fn raw_callflow(self, account: &str, file: &str, text: &str) -> Self {
+        self.write(&format!("accounts/{account}/callflows/{file}"), text)
+    }
+
+    /// Adds user `id` to `account`.
+    pub fn user(self, account: &str, id: &str, document: Value) -> Self {
+        self.write(
+            &format!("accounts/{account}/users/{id}.json"),
+            &document.to_string(),
+        )
+    }
+
+    fn write(self, relative: &str, text: &str) -> Self {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    /// Starts the host with the shipped modules and `test_fixture`.
+    pub async fn start(self) -> TestHost {
+        let sink = Arc::new(MemorySink::default());
+        let mut options = HostOptions::new(self.dir.path(), sink.clone());
+        options.node = "cfhost@test".to_string();
+        options.modules.push(fixture_module("test_fixture"));
+        let (runtime, report) = Runtime::start(options).await.expect("host starts");
+        TestHost {
+            _dir: self.dir,
+            runtime,
+            sink,
+            report,
+        }
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A module built from `modules/fixtures`.
+pub fn fixture_module(name: &str) -> ModuleSource {
+    let path = Path::new(BUILT_MODULES_DIR).join(format!("{name}.wasm"));
+    ModuleSource {
+        origin: path.display().to_string(),
+        bytes: Arc::from(std::fs::read(&path).expect("fixture module built")),
+    }
+}
+
+impl TestHost {
+    /// The host under test.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Runs one call given as a scenario entry.
+    pub async fn call(&self, call: Value) -> Result<CallReport, CallError> {
+        let call: ScenarioCall = serde_json::from_value(call).expect("a valid scenario call");
+        let details = self.runtime.complete_details(call.details(0));
+        let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let switch = Arc::new(SimulatedSwitch::new(call.behaviour, start));
+        self.runtime.run_call(details, switch).await
+    }
+
+    /// Runs a call that must find its callflow.
+    pub async fn run(&self, call: Value) -> CallReport {
+        self.call(call).await.expect("the call runs")
+    }
+
+    /// Everything published so far.
+    pub fn notifications(&self) -> Vec<OutboundNotification> {
+        self.sink.published()
+    }
+
+    /// The published notifications' routing keys.
+    pub fn routing_keys(&self) -> Vec<String> {
+        self.notifications()
+            .into_iter()
+            .map(|n| n.routing_key)
+            .collect()
+    }
+
+    /// The `Template-ID` of every published `cf_notification`, in order.
+    pub fn template_ids(&self) -> Vec<String> {
+        self.notifications()
+            .iter()
+            .filter_map(|n| n.payload.get("Template-ID")?.as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// The seed `missed_call_alert` example's flow (`../shared/seeds/missed_call_alert.txt`).
+pub fn seed_missed_call_alert() -> Value {
+    serde_json::from_str(include_str!(
+        "../examples/data/accounts/acme-missed/callflows/seed_missed_call_alert.json"
+    ))
+    .unwrap()
+}
+
+/// The seed `notification` example's flow (`../shared/seeds/notification.txt`).
+pub fn seed_notification() -> Value {
+    serde_json::from_str(include_str!(
+        "../examples/data/accounts/acme-notify/callflows/seed_notification.json"
+    ))
+    .unwrap()
+}
+
+/// The users the seed examples refer to: a recipient and the user that is rung.
+pub fn with_seed_users(builder: Builder, account: &str) -> Builder {
+    builder
+        .user(
+            account,
+            "bdc3a4b7e3a5405a9aa8a0f9c6b76997",
+            serde_json::json!({"email": "office.manager@example.com"}),
+        )
+        .user(
+            account,
+            "3e3f1217bee3ba0aa7496ca61fb4ae8f",
+            serde_json::json!({"email": "front.desk@example.com"}),
+        )
+}

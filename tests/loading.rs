@@ -1,0 +1,109 @@
+//! Loading data: bad documents are reported with their place and left out; everything else
+//! keeps working. Calls that match no callflow get a clear error.
+
+use cfhost::runtime::CallError;
+use cfhost_tests::{Builder, seed_missed_call_alert, with_seed_users};
+use serde_json::json;
+
+#[tokio::test]
+async fn bad_callflows_are_reported_and_the_rest_loads() {
+    let host = with_seed_users(Builder::new(), "acme")
+        .callflow("acme", "good", seed_missed_call_alert())
+        .raw_callflow(
+            "acme",
+            "broken.json",
+            "{\n  \"numbers\": [\"2\"],\n  \"flow\": {\n}",
+        )
+        .callflow(
+            "acme",
+            "bad-data",
+            json!({"numbers": ["3"], "flow": {"module": "user", "data": {}, "children": {"_": {
+                "module": "missed_call_alert",
+                "data": {"recipients": [{"type": "fax", "id": "x"}]}
+            }}}}),
+        )
+        .callflow(
+            "acme",
+            "unknown",
+            json!({"numbers": ["4"], "flow": {"module": "no_such_module", "data": {}}}),
+        )
+        .start()
+        .await;
+    let errors = &host.report.data.errors;
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    // Files load in name order: bad-data.json, then broken.json.
+    let (bad_data, broken) = (&errors[0], &errors[1]);
+    assert!(
+        bad_data.contains("bad-data.json: flow.children._:"),
+        "{bad_data}"
+    );
+    assert!(
+        bad_data.contains("module `missed_call_alert`"),
+        "{bad_data}"
+    );
+    assert!(bad_data.contains("at data/recipients/0/type"), "{bad_data}");
+    assert!(broken.contains("broken.json:4:"), "{broken}");
+    assert!(broken.contains("malformed JSON"), "{broken}");
+    let warnings = &host.report.data.warnings;
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("unknown.json: flow: unknown module `no_such_module`"));
+
+    // The rejected callflows are not served; the good ones are.
+    let call = |to: &str| json!({"account_id": "acme", "to": to, "caller_id_number": "5"});
+    assert_eq!(
+        host.call(call("3")).await.unwrap_err(),
+        CallError::NoCallflow {
+            account_id: "acme".into(),
+            number: "3".into()
+        }
+    );
+    host.run(call("+15554441111")).await;
+    assert_eq!(host.notifications().len(), 1);
+}
+
+#[tokio::test]
+async fn calls_to_unknown_accounts_or_numbers_are_clear_errors() {
+    let host = Builder::new()
+        .callflow("acme", "cf", json!({"numbers": ["100"], "flow": {}}))
+        .start()
+        .await;
+    let err = host
+        .call(json!({"account_id": "nobody", "to": "100"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "account `nobody` does not exist");
+    let err = host
+        .call(json!({"account_id": "acme", "to": "*97"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no callflow for `*97`"), "{err}");
+}
+
+#[tokio::test]
+async fn every_shipped_module_describes_itself() {
+    let host = Builder::new().start().await;
+    assert!(
+        host.report.module_errors.is_empty(),
+        "{:?}",
+        host.report.module_errors
+    );
+    for name in [
+        "missed_call_alert",
+        "notification",
+        "user",
+        "voicemail",
+        "test_fixture",
+    ] {
+        let module = host_module(&host, name);
+        assert_eq!(module.0, name);
+        assert_eq!(module.1, "0.1.0");
+        let schema: serde_json::Value = serde_json::from_str(&module.2).unwrap();
+        assert_eq!(schema["type"], "object", "{name}");
+    }
+}
+
+fn host_module(host: &cfhost_tests::TestHost, name: &str) -> (String, String, String) {
+    let module = host.runtime().registry().get(name).expect("module loaded");
+    let d = module.description();
+    (d.name.clone(), d.version.clone(), d.data_schema.clone())
+}
