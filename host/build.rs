@@ -22,7 +22,6 @@ fn main() {
     build
         .arg("build")
         .arg("--release")
-        .arg("--locked")
         .arg("--target")
         .arg(WASM_TARGET)
         .arg("--manifest-path")
@@ -46,8 +45,8 @@ fn main() {
         .expect("cannot run cargo to build the guest modules");
     if !status.success() {
         panic!(
-            "building the guest modules under {} failed; if the error mentions a missing \
-             `core` or `std`, install the target with `rustup target add {WASM_TARGET}`",
+            "building the guest modules under {} failed (cargo's error is above); if it \
+             mentions a missing `core` or `std`, run `rustup target add {WASM_TARGET}`",
             modules.display()
         );
     }

@@ -260,3 +260,62 @@ async fn bridge_failure_continues_by_cause_then_code_then_default() {
         assert_eq!(host.template_ids(), [expected]);
     }
 }
+
+#[tokio::test]
+async fn a_module_past_its_deadline_or_memory_cap_traps_and_the_flow_goes_on() {
+    for (outcome, expected) in [("spin", "interrupt"), ("grow", "")] {
+        let flow = fixture(
+            json!({"outcome": outcome}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let host = single(flow).await;
+        let started = std::time::Instant::now();
+        let report = host.run(call(json!({}))).await;
+        let result = report
+            .trace
+            .iter()
+            .find_map(|e| match e {
+                TraceEvent::NodeResult { result, .. } => Some(result.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(result.starts_with("FAILED (trap"), "{outcome}: {result}");
+        assert!(result.contains(expected), "{outcome}: {result}");
+        assert_eq!(host.template_ids(), ["after"], "{outcome}");
+        // A generous bound: the deadline is 2 s; this only shows the loop was stopped.
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+}
+
+#[tokio::test]
+async fn an_import_the_module_did_not_ask_for_traps_naming_the_capability() {
+    for (import, capability) in [
+        ("directory", "directory"),
+        ("notify", "notify"),
+        ("callbacks", "callbacks"),
+        ("bridge", "call-control"),
+    ] {
+        let flow = json!({"module": "no_capabilities", "data": {"use": import},
+                          "children": {"_": marker("after", json!({}))}});
+        let host = single(flow).await;
+        let report = host.run(call(json!({}))).await;
+        let result = report
+            .trace
+            .iter()
+            .find_map(|e| match e {
+                TraceEvent::NodeResult { result, .. } => Some(result.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(result.starts_with("FAILED (trap"), "{import}: {result}");
+        assert!(
+            result.contains(&format!(
+                "module `no_capabilities` used capability `{capability}` without asking"
+            )),
+            "{import}: {result}"
+        );
+        // Nothing was published by it; the flow went on.
+        assert_eq!(host.template_ids(), ["after"], "{import}");
+        assert_eq!(host.notifications().len(), 1);
+    }
+}

@@ -1,5 +1,5 @@
-//! A test host: a temporary data directory, the shipped modules plus the `test_fixture`
-//! module, and an in-memory notification sink.
+//! A test host: a temporary data directory, the shipped modules plus the test fixtures
+//! (`test_fixture`, `no_capabilities`), and an in-memory notification sink.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,12 +59,13 @@ impl Builder {
         self
     }
 
-    /// Starts the host with the shipped modules and `test_fixture`.
+    /// Starts the host with the shipped modules and the test fixtures.
     pub async fn start(self) -> TestHost {
         let sink = Arc::new(MemorySink::default());
         let mut options = HostOptions::new(self.dir.path(), sink.clone());
         options.node = "cfhost@test".to_string();
         options.modules.push(fixture_module("test_fixture"));
+        options.modules.push(fixture_module("no_capabilities"));
         let (runtime, report) = Runtime::start(options).await.expect("host starts");
         TestHost {
             _dir: self.dir,

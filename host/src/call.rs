@@ -75,7 +75,7 @@ impl HangupEvent {
 }
 
 /// What changes during the call.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Mutable {
     flags: CallFlags,
     hangup: Option<HangupInfo>,
@@ -90,21 +90,19 @@ pub struct Call {
     state: Mutex<Mutable>,
 }
 
-impl Default for CallFlags {
-    fn default() -> Self {
-        CallFlags {
-            bridged: false,
-            message_left: false,
-        }
-    }
-}
-
 impl Call {
     /// A new call, with both flags false and no hangup info.
     pub fn new(details: CallDetails) -> Self {
         Call {
             details,
-            state: Mutex::new(Mutable::default()),
+            state: Mutex::new(Mutable {
+                flags: CallFlags {
+                    bridged: false,
+                    message_left: false,
+                },
+                hangup: None,
+                transferred: false,
+            }),
         }
     }
 

@@ -1,0 +1,170 @@
+//! `cfhost simulate` as a newcomer runs it: the README's first command on the examples.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn simulate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .arg("simulate")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("cfhost runs")
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn examples_send_one_missed_call_alert_and_one_custom_notification() {
+    let out = simulate(&[
+        "--data",
+        "examples/data",
+        "--scenario",
+        "examples/scenarios.json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let summary: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["exchange"].as_str().unwrap().to_string(),
+                line["routing_key"].as_str().unwrap().to_string(),
+                line["payload"]["Call-ID"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "notifications".to_string(),
+                "notifications.sip.missed_call".to_string(),
+                "call-1".to_string()
+            ),
+            (
+                "notifications".to_string(),
+                "notifications.account.cf_notification".to_string(),
+                "call-5".to_string()
+            ),
+        ]
+    );
+    // The trace on stderr shows each call, its nodes and its callbacks.
+    assert!(
+        stderr.contains("== call-2 \"inbound call, answered: no alert\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("node voicemail at flow.children._.children._"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("termination callback of missed_call_alert"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("5 calls simulated, 2 notifications published, 0 problems"));
+}
+
+#[test]
+fn notifications_can_go_to_a_file_and_unmatched_calls_are_per_call_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.json");
+    std::fs::write(
+        &scenario,
+        r#"[{"account_id": "acme-missed", "to": "*99"},
+            {"account_id": "acme-missed", "to": "+15554441111"}]"#,
+    )
+    .unwrap();
+    let notifications = dir.path().join("out.jsonl");
+    let out = simulate(&[
+        "--data",
+        "examples/data",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--notifications",
+        notifications.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("account `acme-missed` has no callflow for `*99`"),
+        "{stderr}"
+    );
+    // The second call still ran: no authorizing type means inbound, so it alerts.
+    let lines = json_lines(&std::fs::read_to_string(notifications).unwrap());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["payload"]["Call-ID"], "call-2");
+}
+
+#[test]
+fn a_bad_scenario_names_the_file_and_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.json");
+    std::fs::write(
+        &scenario,
+        r#"[{"account_id": "a", "to": "1", "behavior": {}}]"#,
+    )
+    .unwrap();
+    let out = simulate(&[
+        "--data",
+        "examples/data",
+        "--scenario",
+        scenario.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("scenario.json:1:"), "{stderr}");
+    assert!(stderr.contains("unknown field `behavior`"), "{stderr}");
+}
+
+#[test]
+fn modules_dropped_in_a_directory_load_and_a_corrupt_one_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let modules = dir.path().join("modules");
+    std::fs::create_dir(&modules).unwrap();
+    std::fs::copy(
+        Path::new(cfhost::registry::BUILT_MODULES_DIR).join("test_fixture.wasm"),
+        modules.join("test_fixture.wasm"),
+    )
+    .unwrap();
+    std::fs::write(modules.join("corrupt.wasm"), b"\0asm not really").unwrap();
+    let data = dir.path().join("data/accounts/acct/callflows");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("cf.json"),
+        r#"{"numbers": ["1"], "flow": {"module": "test_fixture",
+            "data": {"register": [{"template_id": "from-dropped-module"}]}}}"#,
+    )
+    .unwrap();
+    let scenario = dir.path().join("scenario.json");
+    std::fs::write(&scenario, r#"[{"account_id": "acct", "to": "1"}]"#).unwrap();
+    let out = simulate(&[
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--modules",
+        modules.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("corrupt.wasm: not a callflow module component"),
+        "{stderr}"
+    );
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert_eq!(lines[0]["payload"]["Template-ID"], "from-dropped-module");
+}
