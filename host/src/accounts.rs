@@ -99,11 +99,6 @@ impl Accounts {
     pub fn get(&self, account_id: &str) -> Option<&Account> {
         self.accounts.get(account_id)
     }
-
-    /// Every account id.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.accounts.keys().map(String::as_str)
-    }
 }
 
 impl Directory for Accounts {

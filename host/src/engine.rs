@@ -38,7 +38,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<InstanceState>,
     limits: Limits,
-    ticker: EpochTicker,
+    _ticker: EpochTicker,
 }
 
 impl Sandbox {
@@ -57,7 +57,7 @@ impl Sandbox {
             engine,
             linker,
             limits,
-            ticker,
+            _ticker: ticker,
         })
     }
 
@@ -83,14 +83,6 @@ impl Sandbox {
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
         store.epoch_deadline_trap();
         store
-    }
-
-    /// Whether the epoch ticker is running (deadlines are enforced).
-    pub fn deadlines_enforced(&self) -> bool {
-        self.ticker
-            .thread
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
     }
 }
 

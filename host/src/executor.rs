@@ -71,11 +71,7 @@ impl CallEnv {
     }
 
     /// Registers a termination callback of `module`; an identical one is kept once.
-    pub(crate) fn register_callback(
-        &self,
-        module: &Arc<str>,
-        state: Vec<u8>,
-    ) -> Result<(), String> {
+    pub(crate) fn register_callback(&self, module: &Arc<str>, state: Vec<u8>) {
         let registration = Registration {
             module: Arc::clone(module),
             state,
@@ -89,7 +85,6 @@ impl CallEnv {
             module: module.to_string(),
             duplicate,
         });
-        Ok(())
     }
 
     fn take_callbacks(&self) -> Vec<Registration> {
@@ -177,26 +172,20 @@ impl Executor<'_> {
     /// Runs `callflow` for the call in `env`, then its termination callbacks.
     pub async fn run(&self, env: Arc<CallEnv>, callflow: &Callflow) -> CallReport {
         let end = self.walk(&env, callflow).await;
+        // Taken before the host's own hangup: callbacks of a call the host ended get none.
         let hangup = env.call.hangup_info();
+        let flags = env.call.flags();
+        env.trace.push(TraceEvent::Ended {
+            reason: end.describe().to_string(),
+            hangup: hangup.clone(),
+            bridged: flags.bridged,
+            message_left: flags.message_left,
+        });
         if end != EndReason::Transferred {
             if hangup.is_none() {
                 env.switch.hangup(&env.call, "NORMAL_CLEARING").await;
             }
-            let flags = env.call.flags();
-            env.trace.push(TraceEvent::Ended {
-                reason: end.describe().to_string(),
-                hangup: hangup.clone(),
-                bridged: flags.bridged,
-                message_left: flags.message_left,
-            });
             self.run_callbacks(&env, hangup.clone()).await;
-        } else {
-            env.trace.push(TraceEvent::Ended {
-                reason: end.describe().to_string(),
-                hangup: hangup.clone(),
-                bridged: env.call.flags().bridged,
-                message_left: env.call.flags().message_left,
-            });
         }
         CallReport {
             call_id: env.call.details().call_id.clone(),

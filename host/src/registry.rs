@@ -107,11 +107,6 @@ impl LoadedModule {
         &self.description
     }
 
-    /// Where the module was loaded from.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
     /// The callflow `module` name.
     pub fn name(&self) -> &Arc<str> {
         &self.name
@@ -197,11 +192,6 @@ impl Registry {
     /// The module with this callflow name.
     pub fn get(&self, name: &str) -> Option<&Arc<LoadedModule>> {
         self.modules.get(name)
-    }
-
-    /// Every module, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedModule>> {
-        self.modules.values()
     }
 }
 

@@ -7,7 +7,7 @@ use crate::bindings::cfhost::callflow::callbacks::Host;
 impl Host for InstanceState {
     fn register_termination(&mut self, state: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
         let env = self.granted(Capability::Callbacks)?;
-        let module_name = self.module_name.clone();
-        Ok(env.register_callback(&module_name, state))
+        env.register_callback(&self.module_name, state);
+        Ok(Ok(()))
     }
 }

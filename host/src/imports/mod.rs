@@ -51,11 +51,6 @@ impl InstanceState {
         }
     }
 
-    /// The module this instance runs.
-    pub fn module_name(&self) -> &str {
-        &self.module_name
-    }
-
     /// The resource limiter for this store.
     pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limits

@@ -34,13 +34,6 @@ pub struct OutboundNotification {
     pub payload: Map<String, Value>,
 }
 
-impl OutboundNotification {
-    /// The payload's `Msg-ID`.
-    pub fn msg_id(&self) -> Option<&str> {
-        self.payload.get("Msg-ID").and_then(Value::as_str)
-    }
-}
-
 /// A notification that cannot be put on the wire.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
