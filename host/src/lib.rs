@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod bindings;
 pub mod call;
 pub mod callflow;
+pub mod config;
 pub mod directory;
 pub mod engine;
 pub mod executor;

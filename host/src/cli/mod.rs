@@ -19,9 +19,10 @@ pub struct Cli {
 enum Command {
     /// Run the calls of a scenario against a data directory on the simulated switch.
     ///
-    /// Notifications go to --notifications as JSON lines (stdout by default); a readable
+    /// Notifications go to --notifications (JSON lines on stdout by default); a readable
     /// trace of every call goes to stderr. Exits 1 if a document or module was rejected or a
-    /// call could not run; every other call still runs.
+    /// call could not run; every other call still runs. With an AMQP broker, waits for its
+    /// confirms before exiting; what it did not confirm stays in the outbox for the next run.
     Simulate {
         /// Data directory: accounts/<account_id>/{callflows,users}/*.json
         #[arg(long)]
@@ -29,9 +30,16 @@ enum Command {
         /// Scenario file: a JSON array of calls.
         #[arg(long)]
         scenario: PathBuf,
-        /// Where notifications go, one JSON object per line (default: stdout).
+        /// Where notifications go: `amqp://user:pass@host:port/vhost` (through a durable
+        /// outbox, with publisher confirms), a file for JSON lines, or `-` for stdout (default).
         #[arg(long)]
-        notifications: Option<PathBuf>,
+        notifications: Option<String>,
+        /// Directory of the AMQP outbox (default: <data>/outbox).
+        #[arg(long)]
+        outbox: Option<PathBuf>,
+        /// Configuration file (TOML); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// A directory of extra module components (*.wasm); a module named like a shipped one
         /// replaces it.
         #[arg(long)]
@@ -57,11 +65,15 @@ pub fn run() -> anyhow::Result<ExitCode> {
             data,
             scenario,
             notifications,
+            outbox,
+            config,
             modules,
         } => runtime.block_on(simulate::run(simulate::Options {
             data,
             scenario,
             notifications,
+            outbox,
+            config,
             modules,
         })),
     }

@@ -1,6 +1,5 @@
 //! `cfhost simulate`: runs a scenario's calls one after another on simulated switches.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,7 +7,8 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use cfhost::notify::{JsonLinesSink, Sink};
+use cfhost::config::{Config, NotificationTarget, read_config};
+use cfhost::notify::{AmqpSink, JsonLinesSink, Outbox, Sink};
 use cfhost::registry::{embedded_modules, modules_in_dir};
 use cfhost::runtime::{HostOptions, Runtime};
 use cfhost::scenario::read_scenario;
@@ -19,20 +19,43 @@ use cfhost::trace::TraceEvent;
 pub struct Options {
     pub data: PathBuf,
     pub scenario: PathBuf,
-    pub notifications: Option<PathBuf>,
+    pub notifications: Option<String>,
+    pub outbox: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     pub modules: Option<PathBuf>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
-    let calls = read_scenario(&options.scenario)?;
-    let out: Box<dyn Write + Send> = match &options.notifications {
-        Some(path) => Box::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout()),
+    let config = match &options.config {
+        Some(path) => read_config(path)?,
+        None => Config::default(),
     };
-    let sink: Arc<dyn Sink> = Arc::new(JsonLinesSink::new(out));
+    let calls = read_scenario(&options.scenario)?;
+    let notifications = config.notifications;
+    let target = options
+        .notifications
+        .or(notifications.target)
+        .map_or(NotificationTarget::Stdout, |t| {
+            NotificationTarget::parse(&t)
+        });
+    let mut amqp = None;
+    let sink: Arc<dyn Sink> = match target {
+        NotificationTarget::Stdout => Arc::new(JsonLinesSink::new(Box::new(std::io::stdout()))),
+        NotificationTarget::File(path) => Arc::new(JsonLinesSink::new(Box::new(
+            std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ))),
+        NotificationTarget::Amqp(url) => {
+            let dir = options
+                .outbox
+                .or(notifications.outbox_dir)
+                .unwrap_or_else(|| options.data.join("outbox"));
+            let outbox = Outbox::open(&dir, notifications.outbox_capacity)?;
+            let sink = Arc::new(AmqpSink::start(url, outbox));
+            amqp = Some(Arc::clone(&sink));
+            sink
+        }
+    };
     let mut host = HostOptions::new(&options.data, sink);
     if let Some(dir) = &options.modules {
         host.modules = embedded_modules();
@@ -42,13 +65,12 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         );
     }
     let (runtime, report) = Runtime::start(host).await?;
-    let mut stderr = std::io::stderr().lock();
     let mut problems = report.module_errors.len() + report.data.errors.len();
     for line in report.module_errors.iter().chain(&report.data.errors) {
-        writeln!(stderr, "error: {line}")?;
+        eprintln!("error: {line}");
     }
     for line in &report.data.warnings {
-        writeln!(stderr, "warning: {line}")?;
+        eprintln!("warning: {line}");
     }
 
     let run_start = SystemTime::now();
@@ -73,7 +95,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         );
         match runtime.run_call(details, switch.clone()).await {
             Ok(report) => {
-                writeln!(stderr, "{heading} (callflow {})", report.callflow_id)?;
+                eprintln!("{heading} (callflow {})", report.callflow_id);
                 for event in &report.trace {
                     if let TraceEvent::Published {
                         routing_key: Some(_),
@@ -82,21 +104,33 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
                     {
                         published += 1;
                     }
-                    writeln!(stderr, "   {event}")?;
+                    eprintln!("   {event}");
                 }
-                writeln!(stderr, "   (virtual time {}s)", switch.elapsed_secs())?;
+                eprintln!("   (virtual time {}s)", switch.elapsed_secs());
             }
             Err(e) => {
                 problems += 1;
-                writeln!(stderr, "{heading}\n   error: {e}")?;
+                eprintln!("{heading}\n   error: {e}");
             }
         }
     }
-    writeln!(
-        stderr,
+    eprintln!(
         "{} calls simulated, {published} notifications published, {problems} problems",
         calls.len()
-    )?;
+    );
+    if let Some(sink) = amqp {
+        let timeout = std::time::Duration::from_secs(notifications.flush_timeout_secs);
+        let waiting = sink.flush(timeout).await;
+        if waiting == 0 {
+            eprintln!("every notification was confirmed by the broker");
+        } else {
+            eprintln!(
+                "{waiting} notifications are not confirmed yet; they stay in the outbox at {} \
+                 and are delivered on the next start",
+                sink.outbox().dir().display()
+            );
+        }
+    }
     Ok(if problems == 0 {
         ExitCode::SUCCESS
     } else {

@@ -1,12 +1,17 @@
 //! Notifications: built into KAZOO's wire format ([`wire`]) from the live call and handed to
-//! a [`Sink`] ([`sink`]).
+//! a [`Sink`] ([`sink`]): JSON lines, memory, or an AMQP broker ([`amqp`]) through a durable
+//! [`outbox`].
 
+pub mod amqp;
+pub mod outbox;
 pub mod sink;
 pub mod wire;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use amqp::AmqpSink;
+pub use outbox::{Outbox, OutboxError};
 pub use sink::{JsonLinesSink, MemorySink, Sink, SinkError};
 pub use wire::{OutboundNotification, WireError};
 

@@ -11,6 +11,8 @@ use super::OutboundNotification;
 pub enum SinkError {
     #[error("cannot write the notification: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Outbox(#[from] super::outbox::OutboxError),
 }
 
 /// Accepts notifications. A notification counts as published once `publish` returns `Ok`.

@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::bindings::HangupInfo;
@@ -27,7 +27,7 @@ pub const APP_VERSION: &str = "4.0.0";
 pub const GREGORIAN_OFFSET_SECS: u64 = 62_167_219_200;
 
 /// A notification ready for a sink: where it goes and its body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboundNotification {
     pub exchange: String,
     pub routing_key: String,

@@ -1,0 +1,114 @@
+//! The configuration file (TOML). Every key is optional; command-line flags override it.
+//!
+//! ```toml
+//! [notifications]
+//! # "amqp://user:pass@host:port/vhost", a file path for JSON lines, or "-" for stdout
+//! target = "amqp://guest:guest@127.0.0.1:5672/%2f"
+//! outbox_dir = "/var/lib/cfhost/outbox"   # default: <data dir>/outbox
+//! outbox_capacity = 100000                 # undelivered notifications kept at most
+//! flush_timeout_secs = 30                  # how long `simulate` waits for confirms at exit
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
+}
+
+/// Where notifications go and how undelivered ones are kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    pub target: Option<String>,
+    pub outbox_dir: Option<PathBuf>,
+    pub outbox_capacity: usize,
+    pub flush_timeout_secs: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            target: None,
+            outbox_dir: None,
+            outbox_capacity: 100_000,
+            flush_timeout_secs: 30,
+        }
+    }
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationTarget {
+    Stdout,
+    File(PathBuf),
+    /// An `amqp://` or `amqps://` URL.
+    Amqp(String),
+}
+
+impl NotificationTarget {
+    /// Reads a target: an AMQP URL, `-` for stdout, or a file path.
+    pub fn parse(text: &str) -> Self {
+        if text.starts_with("amqp://") || text.starts_with("amqps://") {
+            NotificationTarget::Amqp(text.to_string())
+        } else if text == "-" {
+            NotificationTarget::Stdout
+        } else {
+            NotificationTarget::File(PathBuf::from(text))
+        }
+    }
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+}
+
+/// Reads a configuration file.
+pub fn read_config(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_defaults() {
+        assert_eq!(
+            NotificationTarget::parse("amqp://g:g@localhost:5672/%2f"),
+            NotificationTarget::Amqp("amqp://g:g@localhost:5672/%2f".into())
+        );
+        assert_eq!(NotificationTarget::parse("-"), NotificationTarget::Stdout);
+        assert_eq!(
+            NotificationTarget::parse("out.jsonl"),
+            NotificationTarget::File("out.jsonl".into())
+        );
+        let config: Config = toml::from_str("[notifications]\ntarget = \"-\"").unwrap();
+        assert_eq!(config.notifications.outbox_capacity, 100_000);
+        let err = toml::from_str::<Config>("[notifications]\ntarget_url = \"x\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `target_url`"),
+            "{err}"
+        );
+    }
+}
