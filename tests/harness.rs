@@ -1,11 +1,14 @@
 //! A test host: a temporary data directory, the shipped modules plus the test fixtures
 //! (`test_fixture`, `no_capabilities`), and an in-memory notification sink.
 
+pub mod broker;
+pub mod kazoo;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use cfhost::executor::CallReport;
-use cfhost::notify::{MemorySink, OutboundNotification};
+use cfhost::notify::{MemorySink, OutboundNotification, Sink};
 use cfhost::registry::{BUILT_MODULES_DIR, ModuleSource};
 use cfhost::runtime::{CallError, HostOptions, Runtime, StartReport};
 use cfhost::scenario::ScenarioCall;
@@ -21,7 +24,8 @@ pub struct Builder {
 pub struct TestHost {
     _dir: tempfile::TempDir,
     runtime: Runtime,
-    sink: Arc<MemorySink>,
+    /// The in-memory sink, unless the host was started with another one.
+    memory: Option<Arc<MemorySink>>,
     /// What loading reported.
     pub report: StartReport,
 }
@@ -59,10 +63,17 @@ impl Builder {
         self
     }
 
-    /// Starts the host with the shipped modules and the test fixtures.
+    /// Starts the host with the shipped modules and the test fixtures, publishing into memory.
     pub async fn start(self) -> TestHost {
-        let sink = Arc::new(MemorySink::default());
-        let mut options = HostOptions::new(self.dir.path(), sink.clone());
+        let memory = Arc::new(MemorySink::default());
+        let mut host = self.start_with_sink(memory.clone()).await;
+        host.memory = Some(memory);
+        host
+    }
+
+    /// Starts the host publishing to `sink`.
+    pub async fn start_with_sink(self, sink: Arc<dyn Sink>) -> TestHost {
+        let mut options = HostOptions::new(self.dir.path(), sink);
         options.node = "cfhost@test".to_string();
         options.modules.push(fixture_module("test_fixture"));
         options.modules.push(fixture_module("no_capabilities"));
@@ -70,7 +81,7 @@ impl Builder {
         TestHost {
             _dir: self.dir,
             runtime,
-            sink,
+            memory: None,
             report,
         }
     }
@@ -113,7 +124,10 @@ impl TestHost {
 
     /// Everything published so far.
     pub fn notifications(&self) -> Vec<OutboundNotification> {
-        self.sink.published()
+        self.memory
+            .as_ref()
+            .expect("this host publishes to another sink")
+            .published()
     }
 
     /// The published notifications' routing keys.
@@ -162,4 +176,25 @@ pub fn with_seed_users(builder: Builder, account: &str) -> Builder {
             "3e3f1217bee3ba0aa7496ca61fb4ae8f",
             serde_json::json!({"email": "front.desk@example.com"}),
         )
+}
+
+/// The `cfhost` binary built next to this test (`cargo test` builds it for the host's tests).
+pub fn cfhost_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join("cfhost");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --release`",
+        binary.display()
+    );
+    binary
+}
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }

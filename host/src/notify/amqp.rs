@@ -7,6 +7,7 @@
 //! when the broker confirmed it. While the broker is unreachable, drops the connection or
 //! nacks, notifications stay in the outbox and are retried, in order, with backoff; calls go on.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -17,12 +18,14 @@ use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use tokio::task::JoinHandle;
 
 use super::OutboundNotification;
-use super::outbox::{Outbox, OutboxError};
+use super::outbox::{Outbox, OutboxError, Pending};
 use super::sink::{Sink, SinkError};
 use super::wire::EXCHANGE;
 
-/// How many notifications are published before waiting for their confirms.
-const BATCH: usize = 256;
+/// How many publishes may wait for their confirms at once.
+const WINDOW: usize = 256;
+/// How many confirms move the persisted delivered watermark at once.
+const MARK_EVERY: u64 = 256;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
 
@@ -89,12 +92,7 @@ impl Drop for AmqpSink {
 #[async_trait::async_trait]
 impl Sink for AmqpSink {
     async fn publish(&self, notification: &OutboundNotification) -> Result<(), SinkError> {
-        let outbox = Arc::clone(&self.outbox);
-        let notification = notification.clone();
-        let appended = tokio::task::spawn_blocking(move || outbox.append(&notification))
-            .await
-            .map_err(|e| SinkError::Io(std::io::Error::other(e)))?;
-        match appended {
+        match self.outbox.append(notification).await {
             Ok(_) => {
                 self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -166,53 +164,58 @@ async fn deliver_connected(
         .await?;
     tracing::info!("notifications: connected to the broker");
     *retry = FIRST_RETRY;
+    // A sliding window of publishes waiting for their confirms, oldest first. Confirms of one
+    // channel come in order; each ack moves the delivered watermark, persisted every
+    // `MARK_EVERY` acks and whenever the window empties.
+    let mut in_flight = VecDeque::with_capacity(WINDOW);
+    let mut last_sent = 0;
+    let mut confirmed_through = None;
+    let mut unmarked = 0;
     loop {
-        outbox.wait_for_pending().await;
-        let batch = outbox.front(BATCH);
-        let mut confirms = Vec::with_capacity(batch.len());
-        for (seq, notification) in &batch {
-            let body =
-                serde_json::to_vec(&notification.payload).expect("a JSON object always serializes");
-            let confirm = channel
-                .basic_publish(
-                    notification.exchange.as_str().into(),
-                    notification.routing_key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    properties(notification),
-                )
-                .await?;
-            confirms.push((*seq, confirm));
-        }
-        let mut confirmed_through = None;
-        let mut result = Ok(());
-        for (seq, confirm) in confirms {
-            if result.is_err() {
-                break;
-            }
-            match confirm.await {
-                Ok(confirmation) if confirmation.is_ack() => confirmed_through = Some(seq),
-                Ok(_) => {
-                    counters.nacked.fetch_add(1, Ordering::Relaxed);
-                    result = Err(DeliveryError::Nacked { seq });
-                }
-                Err(e) => result = Err(e.into()),
+        if in_flight.len() <= WINDOW / 2 {
+            for pending in outbox.after(last_sent, WINDOW - in_flight.len()) {
+                let confirm = channel
+                    .basic_publish(
+                        pending.exchange.as_str().into(),
+                        pending.routing_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &pending.body,
+                        properties(&pending),
+                    )
+                    .await?;
+                last_sent = pending.seq;
+                in_flight.push_back((pending.seq, confirm));
             }
         }
-        if let Some(seq) = confirmed_through {
-            let before = outbox.len();
-            outbox.mark_delivered(seq)?;
-            let delivered = before - outbox.len();
-            counters
-                .confirmed
-                .fetch_add(delivered as u64, Ordering::Relaxed);
+        let Some((seq, confirm)) = in_flight.pop_front() else {
+            outbox.wait_for_pending().await;
+            continue;
+        };
+        let confirmation = confirm.await;
+        let acked = matches!(&confirmation, Ok(c) if c.is_ack());
+        if acked {
+            confirmed_through = Some(seq);
+            unmarked += 1;
         }
-        result?;
+        let mark_now = !acked || unmarked >= MARK_EVERY || in_flight.is_empty();
+        if mark_now && let Some(through) = confirmed_through.take() {
+            outbox.mark_delivered(through)?;
+            counters.confirmed.fetch_add(unmarked, Ordering::Relaxed);
+            unmarked = 0;
+        }
+        match confirmation {
+            Ok(_) if acked => {}
+            Ok(_) => {
+                counters.nacked.fetch_add(1, Ordering::Relaxed);
+                return Err(DeliveryError::Nacked { seq });
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
 /// AMQP properties as KAZOO sets them, plus persistence and the Msg-ID as message id.
-fn properties(notification: &OutboundNotification) -> BasicProperties {
+fn properties(pending: &Pending) -> BasicProperties {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -220,8 +223,8 @@ fn properties(notification: &OutboundNotification) -> BasicProperties {
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
         .with_timestamp(now);
-    if let Some(msg_id) = notification.payload.get("Msg-ID").and_then(|v| v.as_str()) {
-        properties = properties.with_message_id(msg_id.into());
+    if let Some(msg_id) = &pending.msg_id {
+        properties = properties.with_message_id(msg_id.as_str().into());
     }
     properties
 }

@@ -1,23 +1,27 @@
 //! A durable, bounded, in-order outbox for notifications on their way to a broker.
 //!
-//! Records are appended as JSON lines (`{"seq": N, "notification": {...}}`) to `outbox.log`
+//! Records are appended as JSON lines (`{"seq", "exchange", "routing_key", "payload"}`) to
+//! `outbox.log`
 //! and flushed to disk before [`Outbox::append`] returns, so a notification a module was told
 //! is published survives a crash. The delivery side takes records in order from the front and
-//! marks them delivered once the broker confirmed them; the watermark is kept in `delivered`.
+//! marks them delivered once the broker confirmed them; the watermark is kept in `delivered`
+//! (replaced atomically, not flushed: losing it in a power cut causes re-delivery, not loss).
 //! After a crash, records past the watermark are delivered again (at least once; each keeps
 //! its `Msg-ID`, so consumers can de-duplicate). When everything is delivered the log is
 //! truncated. A line cut short by a crash was never acknowledged to its module and is skipped.
 //!
-//! Concurrent appenders share flushes (group commit): an append whose line an earlier flush
-//! already covered does not flush again.
+//! One writer thread does the disk work: it takes every record queued since its last flush,
+//! writes them with one call and flushes once (group commit), so concurrent calls share flushes
+//! and the async runtime never waits on the disk.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::OutboundNotification;
 
@@ -38,32 +42,115 @@ pub enum OutboxError {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-struct Record {
-    seq: u64,
-    notification: OutboundNotification,
+/// A notification waiting for the broker, serialized once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// Its place in the outbox; delivery is in this order.
+    pub seq: u64,
+    pub exchange: String,
+    pub routing_key: String,
+    /// The payload's `Msg-ID`.
+    pub msg_id: Option<String>,
+    /// The payload as JSON, exactly as it is published.
+    pub body: Vec<u8>,
 }
 
-struct Log {
-    file: File,
-    len: u64,
+impl Pending {
+    fn new(seq: u64, notification: &OutboundNotification) -> Self {
+        Pending {
+            seq,
+            exchange: notification.exchange.clone(),
+            routing_key: notification.routing_key.clone(),
+            msg_id: notification
+                .payload
+                .get("Msg-ID")
+                .and_then(|id| id.as_str())
+                .map(str::to_string),
+            body: serde_json::to_vec(&notification.payload).expect("a JSON object serializes"),
+        }
+    }
+
+    /// The record's line in `outbox.log`, newline included.
+    fn line(&self) -> Vec<u8> {
+        let mut line = Vec::with_capacity(self.body.len() + 128);
+        line.extend_from_slice(format!("{{\"seq\":{},\"exchange\":", self.seq).as_bytes());
+        serde_json::to_writer(&mut line, &self.exchange).expect("writing to memory");
+        line.extend_from_slice(b",\"routing_key\":");
+        serde_json::to_writer(&mut line, &self.routing_key).expect("writing to memory");
+        line.extend_from_slice(b",\"payload\":");
+        line.extend_from_slice(&self.body);
+        line.extend_from_slice(b"}\n");
+        line
+    }
+
+    /// Reads a line of `outbox.log`.
+    fn parse(line: &str) -> Result<Pending, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Record<'a> {
+            seq: u64,
+            exchange: String,
+            routing_key: String,
+            #[serde(borrow)]
+            payload: &'a RawValue,
+        }
+        #[derive(Deserialize)]
+        struct Ids {
+            #[serde(rename = "Msg-ID")]
+            msg_id: Option<String>,
+        }
+        let record: Record = serde_json::from_str(line)?;
+        let ids: Ids = serde_json::from_str(record.payload.get())?;
+        Ok(Pending {
+            seq: record.seq,
+            exchange: record.exchange,
+            routing_key: record.routing_key,
+            msg_id: ids.msg_id,
+            body: record.payload.get().as_bytes().to_vec(),
+        })
+    }
+}
+
+/// What the outbox holds, shared by appenders, the writer thread and delivery.
+struct State {
+    /// On disk, not yet delivered, in order.
+    pending: VecDeque<Arc<Pending>>,
+    /// Handed to the writer, not yet on disk.
+    queued: usize,
     next_seq: u64,
-    written_through: u64,
-    pending: VecDeque<(u64, OutboundNotification)>,
     delivered_through: u64,
+    log_len: u64,
+}
+
+struct WriteRequest {
+    record: Arc<Pending>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// The durable outbox.
 pub struct Outbox {
     dir: PathBuf,
     capacity: usize,
-    log: Mutex<Log>,
-    /// The highest sequence number known to be on disk.
-    synced_through: Mutex<u64>,
-    /// Signalled when a record is appended.
+    shared: Arc<Shared>,
+    writer: Mutex<mpsc::Sender<WriteRequest>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    file: Mutex<File>,
+    /// Signalled when records reach the disk.
     appended: tokio::sync::Notify,
     /// Signalled when records are marked delivered.
     delivered: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn file(&self) -> std::sync::MutexGuard<'_, File> {
+        self.file.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Outbox {
@@ -87,11 +174,11 @@ impl Outbox {
         if let Ok(file) = File::open(&log_path) {
             for line in BufReader::new(file).lines() {
                 let line = line.map_err(io(&log_path))?;
-                match serde_json::from_str::<Record>(&line) {
+                match Pending::parse(&line) {
                     Ok(record) => {
                         last_seq = last_seq.max(record.seq);
                         if record.seq > delivered_through {
-                            pending.push_back((record.seq, record.notification));
+                            pending.push_back(Arc::new(record));
                         }
                     }
                     Err(e) => tracing::warn!(
@@ -106,7 +193,7 @@ impl Outbox {
             .append(true)
             .open(&log_path)
             .map_err(io(&log_path))?;
-        let len = file.metadata().map_err(io(&log_path))?.len();
+        let log_len = file.metadata().map_err(io(&log_path))?.len();
         if !pending.is_empty() {
             tracing::info!(
                 "{}: {} undelivered notifications from an earlier run",
@@ -114,20 +201,29 @@ impl Outbox {
                 pending.len()
             );
         }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                pending,
+                queued: 0,
+                next_seq: last_seq + 1,
+                delivered_through,
+                log_len,
+            }),
+            file: Mutex::new(file),
+            appended: tokio::sync::Notify::new(),
+            delivered: tokio::sync::Notify::new(),
+        });
+        let (writer, requests) = mpsc::channel();
+        let writer_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("cfhost-outbox".into())
+            .spawn(move || write_loop(&writer_shared, &requests))
+            .map_err(io(&log_path))?;
         Ok(Outbox {
             dir: dir.to_path_buf(),
             capacity,
-            log: Mutex::new(Log {
-                file,
-                len,
-                next_seq: last_seq + 1,
-                written_through: last_seq,
-                pending,
-                delivered_through,
-            }),
-            synced_through: Mutex::new(last_seq),
-            appended: tokio::sync::Notify::new(),
-            delivered: tokio::sync::Notify::new(),
+            shared,
+            writer: Mutex::new(writer),
         })
     }
 
@@ -138,7 +234,7 @@ impl Outbox {
 
     /// How many records wait for delivery.
     pub fn len(&self) -> usize {
-        self.lock().pending.len()
+        self.shared.state().pending.len()
     }
 
     /// Whether every record was delivered.
@@ -146,77 +242,65 @@ impl Outbox {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn io_error(&self, source: std::io::Error) -> OutboxError {
-        OutboxError::Io {
-            path: self.dir.join(LOG_FILE),
-            source,
-        }
-    }
-
-    /// Appends a notification and flushes it to disk; returns its sequence number. Blocks on
-    /// the disk: call it off the async runtime's threads.
-    pub fn append(&self, notification: &OutboundNotification) -> Result<u64, OutboxError> {
+    /// Appends a notification; returns its sequence number once it is on disk.
+    pub async fn append(&self, notification: &OutboundNotification) -> Result<u64, OutboxError> {
+        let (done, flushed) = tokio::sync::oneshot::channel();
         let seq = {
-            let mut log = self.lock();
-            if log.pending.len() >= self.capacity {
+            let mut state = self.shared.state();
+            if state.pending.len() + state.queued >= self.capacity {
                 return Err(OutboxError::Full {
                     dir: self.dir.clone(),
                     capacity: self.capacity,
                 });
             }
-            let seq = log.next_seq;
-            let record = Record {
-                seq,
-                notification: notification.clone(),
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.queued += 1;
+            // Sent while holding the state lock, so the writer sees records in seq order.
+            let write = WriteRequest {
+                record: Arc::new(Pending::new(seq, notification)),
+                done,
             };
-            let mut line = serde_json::to_vec(&record).map_err(|e| self.io_error(e.into()))?;
-            line.push(b'\n');
-            log.file.write_all(&line).map_err(|e| self.io_error(e))?;
-            log.len += line.len() as u64;
-            log.next_seq += 1;
-            log.written_through = seq;
-            log.pending.push_back((seq, notification.clone()));
+            let sent = self
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(write);
+            if sent.is_err() {
+                state.queued -= 1;
+                return Err(self.writer_gone());
+            }
             seq
         };
-        self.sync_through(seq)?;
-        self.appended.notify_one();
-        Ok(seq)
-    }
-
-    /// Makes sure record `seq` is on disk, flushing unless a concurrent flush covered it.
-    fn sync_through(&self, seq: u64) -> Result<(), OutboxError> {
-        let mut synced = self
-            .synced_through
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if *synced >= seq {
-            return Ok(());
+        match flushed.await {
+            Ok(Ok(())) => Ok(seq),
+            Ok(Err(message)) => Err(OutboxError::Io {
+                path: self.dir.join(LOG_FILE),
+                source: std::io::Error::other(message),
+            }),
+            Err(_) => Err(self.writer_gone()),
         }
-        let (file, written) = {
-            let log = self.lock();
-            (
-                log.file.try_clone().map_err(|e| self.io_error(e))?,
-                log.written_through,
-            )
-        };
-        file.sync_data().map_err(|e| self.io_error(e))?;
-        *synced = written;
-        Ok(())
     }
 
-    /// Up to `max` undelivered records, oldest first.
-    pub fn front(&self, max: usize) -> Vec<(u64, OutboundNotification)> {
-        self.lock().pending.iter().take(max).cloned().collect()
+    fn writer_gone(&self) -> OutboxError {
+        OutboxError::Io {
+            path: self.dir.join(LOG_FILE),
+            source: std::io::Error::other("the outbox writer thread stopped"),
+        }
     }
 
-    /// Waits until a record is appended (returns at once if some are pending).
+    /// Up to `max` undelivered records that come after `seq`, oldest first (`seq` 0: from the
+    /// oldest).
+    pub fn after(&self, seq: u64, max: usize) -> Vec<Arc<Pending>> {
+        let state = self.shared.state();
+        let start = state.pending.partition_point(|p| p.seq <= seq);
+        state.pending.range(start..).take(max).cloned().collect()
+    }
+
+    /// Waits until a record is on disk (returns at once if some are pending).
     pub async fn wait_for_pending(&self) {
         loop {
-            let appended = self.appended.notified();
+            let appended = self.shared.appended.notified();
             if !self.is_empty() {
                 return;
             }
@@ -227,7 +311,7 @@ impl Outbox {
     /// Waits until every record is delivered.
     pub async fn wait_until_empty(&self) {
         loop {
-            let delivered = self.delivered.notified();
+            let delivered = self.shared.delivered.notified();
             if self.is_empty() {
                 return;
             }
@@ -235,32 +319,76 @@ impl Outbox {
         }
     }
 
-    /// Marks every record up to `seq` delivered and persists the watermark.
+    /// Marks every record up to `seq` delivered and persists the watermark; truncates the log
+    /// when everything written was delivered and it grew large.
     pub fn mark_delivered(&self, seq: u64) -> Result<(), OutboxError> {
-        let mut log = self.lock();
-        while log.pending.front().is_some_and(|(s, _)| *s <= seq) {
-            log.pending.pop_front();
+        let mut state = self.shared.state();
+        while state.pending.front().is_some_and(|p| p.seq <= seq) {
+            state.pending.pop_front();
         }
-        log.delivered_through = log.delivered_through.max(seq);
+        state.delivered_through = state.delivered_through.max(seq);
         let path = self.dir.join(DELIVERED_FILE);
         let tmp = self.dir.join(format!("{DELIVERED_FILE}.tmp"));
         let write = || -> std::io::Result<()> {
             let mut file = File::create(&tmp)?;
-            writeln!(file, "{}", log.delivered_through)?;
-            file.sync_data()?;
+            writeln!(file, "{}", state.delivered_through)?;
+            // Not flushed: a watermark lost in a power cut only means records delivered again
+            // (with their Msg-IDs), never records lost. The rename keeps the file whole.
             std::fs::rename(&tmp, &path)
         };
         write().map_err(|source| OutboxError::Io {
             path: path.clone(),
             source,
         })?;
-        if log.pending.is_empty() && log.len > COMPACT_AT_BYTES {
-            log.file.set_len(0).map_err(|e| self.io_error(e))?;
-            log.len = 0;
+        // With nothing pending or queued (checked under the state lock, which appenders need),
+        // no record can be written while the log is cut.
+        if state.pending.is_empty() && state.queued == 0 && state.log_len > COMPACT_AT_BYTES {
+            self.shared
+                .file()
+                .set_len(0)
+                .map_err(|source| OutboxError::Io {
+                    path: self.dir.join(LOG_FILE),
+                    source,
+                })?;
+            state.log_len = 0;
         }
-        drop(log);
-        self.delivered.notify_waiters();
+        drop(state);
+        self.shared.delivered.notify_waiters();
         Ok(())
+    }
+}
+
+/// The writer thread: writes every queued record with one call, flushes once, then makes the
+/// records pending and tells their appenders. Ends when the outbox is dropped.
+fn write_loop(shared: &Shared, requests: &mpsc::Receiver<WriteRequest>) {
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        batch.extend(requests.try_iter());
+        let mut bytes = Vec::new();
+        for write in &batch {
+            bytes.extend_from_slice(&write.record.line());
+        }
+        let result = {
+            let mut file = shared.file();
+            file.write_all(&bytes).and_then(|()| file.sync_data())
+        };
+        let mut state = shared.state();
+        state.queued -= batch.len();
+        if result.is_ok() {
+            state.log_len += bytes.len() as u64;
+            state
+                .pending
+                .extend(batch.iter().map(|write| Arc::clone(&write.record)));
+        }
+        drop(state);
+        if result.is_ok() {
+            shared.appended.notify_one();
+        }
+        for write in batch {
+            let _ = write
+                .done
+                .send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
     }
 }
 
@@ -280,56 +408,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn undelivered_records_survive_a_reopen_in_order() {
+    #[tokio::test]
+    async fn undelivered_records_survive_a_reopen_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path(), 10).unwrap();
         for n in 1..=4 {
-            assert_eq!(outbox.append(&notification(n)).unwrap(), n);
+            assert_eq!(outbox.append(&notification(n)).await.unwrap(), n);
         }
         outbox.mark_delivered(2).unwrap();
         drop(outbox);
         let reopened = Outbox::open(dir.path(), 10).unwrap();
-        let front = reopened.front(10);
-        assert_eq!(front.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3, 4]);
-        assert_eq!(front[0].1, notification(3));
-        assert_eq!(reopened.append(&notification(5)).unwrap(), 5);
+        let front = reopened.after(0, 10);
+        assert_eq!(front.iter().map(|p| p.seq).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(*front[0], Pending::new(3, &notification(3)));
+        assert_eq!(
+            front[0].msg_id.as_deref(),
+            Some("00000000000000000000000000000003")
+        );
+        assert_eq!(reopened.after(3, 10).len(), 1);
+        assert_eq!(reopened.append(&notification(5)).await.unwrap(), 5);
     }
 
-    #[test]
-    fn a_line_cut_short_by_a_crash_is_skipped() {
+    #[tokio::test]
+    async fn a_line_cut_short_by_a_crash_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path(), 10).unwrap();
-        outbox.append(&notification(1)).unwrap();
+        outbox.append(&notification(1)).await.unwrap();
         drop(outbox);
         let mut log = OpenOptions::new()
             .append(true)
             .open(dir.path().join(LOG_FILE))
             .unwrap();
-        log.write_all(br#"{"seq": 2, "notifica"#).unwrap();
+        log.write_all(br#"{"seq": 2, "exchange": "notifi"#).unwrap();
         let reopened = Outbox::open(dir.path(), 10).unwrap();
         assert_eq!(reopened.len(), 1);
     }
 
-    #[test]
-    fn a_full_outbox_refuses_clearly_and_takes_more_once_delivered() {
+    #[tokio::test]
+    async fn a_full_outbox_refuses_clearly_and_takes_more_once_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path(), 2).unwrap();
-        outbox.append(&notification(1)).unwrap();
-        outbox.append(&notification(2)).unwrap();
-        let err = outbox.append(&notification(3)).unwrap_err();
+        outbox.append(&notification(1)).await.unwrap();
+        outbox.append(&notification(2)).await.unwrap();
+        let err = outbox.append(&notification(3)).await.unwrap_err();
         assert!(err.to_string().contains("is full (2 undelivered"), "{err}");
         outbox.mark_delivered(1).unwrap();
-        assert_eq!(outbox.append(&notification(3)).unwrap(), 3);
+        assert_eq!(outbox.append(&notification(3)).await.unwrap(), 3);
     }
 
-    #[test]
-    fn a_fully_delivered_large_log_is_truncated_and_numbering_goes_on() {
+    #[tokio::test]
+    async fn a_fully_delivered_large_log_is_truncated_and_numbering_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path(), 100_000).unwrap();
         let mut last = 0;
         while std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len() <= COMPACT_AT_BYTES {
-            last = outbox.append(&notification(last + 1)).unwrap();
+            last = outbox.append(&notification(last + 1)).await.unwrap();
         }
         outbox.mark_delivered(last).unwrap();
         assert_eq!(
@@ -339,6 +472,6 @@ mod tests {
         drop(outbox);
         let reopened = Outbox::open(dir.path(), 10).unwrap();
         assert!(reopened.is_empty());
-        assert_eq!(reopened.append(&notification(0)).unwrap(), last + 1);
+        assert_eq!(reopened.append(&notification(0)).await.unwrap(), last + 1);
     }
 }
