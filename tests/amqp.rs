@@ -2,6 +2,7 @@
 //! middle of a run, and cfhost killed with notifications still in its outbox.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,20 @@ use cfhost_tests::{
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
+
+/// `cfhost simulate` on the examples' data with `scenario`, publishing to `broker` through the
+/// outbox in `outbox`.
+fn simulate(broker: &Broker, scenario: impl AsRef<std::ffi::OsStr>, outbox: &Path) -> Command {
+    let mut command = Command::new(cfhost_binary());
+    command
+        .current_dir(repo_root())
+        .args(["simulate", "--data", "examples/data", "--scenario"])
+        .arg(scenario)
+        .args(["--notifications", &broker.url()])
+        .arg("--outbox")
+        .arg(outbox);
+    command
+}
 
 /// Every message satisfies KAZOO's definition of its event; returns the count per Msg-ID.
 fn msg_ids(received: &[Received]) -> HashMap<String, usize> {
@@ -34,18 +49,7 @@ async fn the_examples_publish_kazoo_payloads_to_a_real_broker() {
     let broker = Broker::start().await;
     let consumer = Consumer::start(broker.url()).await;
     let outbox = tempfile::tempdir().unwrap();
-    let out = Command::new(cfhost_binary())
-        .current_dir(repo_root())
-        .args([
-            "simulate",
-            "--data",
-            "examples/data",
-            "--scenario",
-            "examples/scenarios.json",
-        ])
-        .args(["--notifications", &broker.url()])
-        .arg("--outbox")
-        .arg(outbox.path())
+    let out = simulate(&broker, "examples/scenarios.json", outbox.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -149,18 +153,7 @@ async fn notifications_in_the_outbox_of_a_killed_cfhost_are_delivered_after_a_re
     broker.stop();
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
-    let mut cfhost = Command::new(cfhost_binary())
-        .current_dir(repo_root())
-        .args([
-            "simulate",
-            "--data",
-            "examples/data",
-            "--scenario",
-            "examples/scenarios.json",
-        ])
-        .args(["--notifications", &broker.url()])
-        .arg("--outbox")
-        .arg(&outbox)
+    let mut cfhost = simulate(&broker, "examples/scenarios.json", &outbox)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -190,15 +183,7 @@ async fn notifications_in_the_outbox_of_a_killed_cfhost_are_delivered_after_a_re
     broker.resume().await;
     let empty = dir.path().join("empty.json");
     std::fs::write(&empty, "[]").unwrap();
-    let out = Command::new(cfhost_binary())
-        .current_dir(repo_root())
-        .args(["simulate", "--data", "examples/data", "--scenario"])
-        .arg(&empty)
-        .args(["--notifications", &broker.url()])
-        .arg("--outbox")
-        .arg(&outbox)
-        .output()
-        .unwrap();
+    let out = simulate(&broker, &empty, &outbox).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(

@@ -205,14 +205,8 @@ impl Drop for Consumer {
     }
 }
 
-async fn consume(
-    url: &str,
-    store: &Arc<Mutex<Vec<Received>>>,
-    bound: &mut Option<tokio::sync::oneshot::Sender<()>>,
-) -> Result<(), lapin::Error> {
-    use futures_lite::StreamExt;
-    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
+/// Declares the `notifications` topic exchange as cfhost does (durable).
+pub async fn declare_notifications_exchange(channel: &lapin::Channel) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
             "notifications".into(),
@@ -223,7 +217,18 @@ async fn consume(
             },
             FieldTable::default(),
         )
-        .await?;
+        .await
+}
+
+async fn consume(
+    url: &str,
+    store: &Arc<Mutex<Vec<Received>>>,
+    bound: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), lapin::Error> {
+    use futures_lite::StreamExt;
+    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    declare_notifications_exchange(&channel).await?;
     channel
         .queue_declare(
             "cfhost-test".into(),

@@ -33,6 +33,17 @@ fn call(behaviour: Value) -> Value {
     json!({"account_id": ACCOUNT, "to": "100", "caller_id_number": "200", "behaviour": behaviour})
 }
 
+/// The result of the first node that ran.
+fn first_node_result(trace: &[TraceEvent]) -> String {
+    trace
+        .iter()
+        .find_map(|e| match e {
+            TraceEvent::NodeResult { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .expect("a node ran")
+}
+
 fn skipped(trace: &[TraceEvent]) -> Vec<(String, String)> {
     trace
         .iter()
@@ -271,14 +282,7 @@ async fn a_module_past_its_deadline_or_memory_cap_traps_and_the_flow_goes_on() {
         let host = single(flow).await;
         let started = std::time::Instant::now();
         let report = host.run(call(json!({}))).await;
-        let result = report
-            .trace
-            .iter()
-            .find_map(|e| match e {
-                TraceEvent::NodeResult { result, .. } => Some(result.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let result = first_node_result(&report.trace);
         assert!(result.starts_with("FAILED (trap"), "{outcome}: {result}");
         assert!(result.contains(expected), "{outcome}: {result}");
         assert_eq!(host.template_ids(), ["after"], "{outcome}");
@@ -299,14 +303,7 @@ async fn an_import_the_module_did_not_ask_for_traps_naming_the_capability() {
                           "children": {"_": marker("after", json!({}))}});
         let host = single(flow).await;
         let report = host.run(call(json!({}))).await;
-        let result = report
-            .trace
-            .iter()
-            .find_map(|e| match e {
-                TraceEvent::NodeResult { result, .. } => Some(result.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let result = first_node_result(&report.trace);
         assert!(result.starts_with("FAILED (trap"), "{import}: {result}");
         assert!(
             result.contains(&format!(

@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cfhost::notify::{AmqpSink, OutboundNotification, Outbox, Sink};
-use cfhost_tests::broker::Broker;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use cfhost_tests::broker::{Broker, declare_notifications_exchange};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
 
 const MESSAGES: usize = 20_000;
@@ -46,18 +45,7 @@ async fn bare_lapin(url: &str, messages: &[OutboundNotification]) -> Duration {
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    channel
-        .exchange_declare(
-            "notifications".into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    declare_notifications_exchange(&channel).await.unwrap();
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
