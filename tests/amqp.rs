@@ -10,7 +10,8 @@ use std::time::Duration;
 use cfhost::notify::{AmqpSink, Outbox};
 use cfhost_tests::broker::{Broker, Consumer, Received};
 use cfhost_tests::{
-    Builder, cfhost_binary, kazoo, repo_root, seed_missed_call_alert, with_seed_users,
+    Builder, assert_seed_missed_call, cfhost_binary, kazoo, repo_root, seed_missed_call_alert,
+    with_seed_users,
 };
 use serde_json::json;
 
@@ -64,24 +65,7 @@ async fn the_examples_publish_kazoo_payloads_to_a_real_broker() {
     assert_eq!(msg_ids(&received).len(), 2);
     let missed = &received[0];
     assert_eq!(missed.routing_key, "notifications.sip.missed_call");
-    let p = &missed.payload;
-    assert_eq!(p["Account-ID"], "acme-missed");
-    assert_eq!(p["Call-ID"], "call-1");
-    assert_eq!(p["Call-Bridged"], false);
-    assert_eq!(p["Message-Left"], false);
-    assert_eq!(
-        p["To"],
-        json!([
-            "office.manager@example.com",
-            "support@test.com",
-            "john@doe.com"
-        ])
-    );
-    assert_eq!(
-        p["Notify"],
-        json!({"Hangup-Cause": "NORMAL_CLEARING", "Hangup-Code": "sip:200"})
-    );
-    assert_eq!(p["App-Name"], "callflow");
+    assert_seed_missed_call(&missed.payload, "acme-missed", "call-1");
     let custom = &received[1];
     assert_eq!(custom.routing_key, "notifications.account.cf_notification");
     assert_eq!(custom.payload["Account-ID"], "acme-notify");

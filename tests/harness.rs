@@ -198,3 +198,27 @@ pub fn cfhost_binary() -> std::path::PathBuf {
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
+
+/// Asserts the body of the alert the seed `missed_call_alert` callflow sends for an unanswered
+/// inbound call that hung up at voicemail.
+pub fn assert_seed_missed_call(payload: &Value, account_id: &str, call_id: &str) {
+    assert_eq!(payload["Event-Name"], "missed_call");
+    assert_eq!(payload["App-Name"], "callflow");
+    assert_eq!(payload["Account-ID"], account_id);
+    assert_eq!(payload["Call-ID"], call_id);
+    assert_eq!(payload["Call-Bridged"], false);
+    assert_eq!(payload["Message-Left"], false);
+    // The user recipient resolves through the directory, then the email list, in order.
+    assert_eq!(
+        payload["To"],
+        serde_json::json!([
+            "office.manager@example.com",
+            "support@test.com",
+            "john@doe.com"
+        ])
+    );
+    assert_eq!(
+        payload["Notify"],
+        serde_json::json!({"Hangup-Cause": "NORMAL_CLEARING", "Hangup-Code": "sip:200"})
+    );
+}
