@@ -128,6 +128,17 @@ async fn no_notification_is_lost_when_the_broker_stops_in_the_middle_of_1000_cal
     );
     assert_eq!(ids.len(), 1000, "every notification arrives");
     assert_eq!(call_ids.len(), 1000, "one per call");
+    // In order: the first arrival of each call's notification follows the order of the calls.
+    let mut seen = std::collections::HashSet::new();
+    let first_arrivals: Vec<usize> = received
+        .iter()
+        .map(|m| m.payload["Call-ID"].as_str().unwrap()[2..].parse().unwrap())
+        .filter(|n| seen.insert(*n))
+        .collect();
+    assert!(
+        first_arrivals.is_sorted(),
+        "delivered in the order of the calls"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

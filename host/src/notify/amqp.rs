@@ -12,9 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use futures::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    PublisherConfirm,
+};
 use tokio::task::JoinHandle;
 
 use super::OutboundNotification;
@@ -164,54 +168,103 @@ async fn deliver_connected(
         .await?;
     tracing::info!("notifications: connected to the broker");
     *retry = FIRST_RETRY;
-    // A sliding window of publishes waiting for their confirms, oldest first. Confirms of one
-    // channel come in order; each ack moves the delivered watermark, persisted every
-    // `MARK_EVERY` acks and whenever the window empties.
-    let mut in_flight = VecDeque::with_capacity(WINDOW);
+    // Records are published as soon as they reach the disk, while earlier ones still wait for
+    // their confirms, up to `WINDOW` in flight. Every confirm that has arrived is settled
+    // before the next refill, so a backlog goes out in batches.
+    let mut window = Window::default();
     let mut last_sent = 0;
-    let mut confirmed_through = None;
-    let mut unmarked = 0;
     loop {
-        if in_flight.len() <= WINDOW / 2 {
-            for pending in outbox.after(last_sent, WINDOW - in_flight.len()) {
-                let confirm = channel
-                    .basic_publish(
-                        pending.exchange.as_str().into(),
-                        pending.routing_key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        &pending.body,
-                        properties(&pending),
-                    )
-                    .await?;
-                last_sent = pending.seq;
-                in_flight.push_back((pending.seq, confirm));
+        let batch = outbox.after(last_sent, WINDOW - window.in_flight.len());
+        if let Some(last) = batch.last() {
+            last_sent = last.seq;
+            for (pending, confirm) in batch.iter().zip(publish_all(&channel, &batch).await) {
+                window.in_flight.push_back((pending.seq, confirm?));
             }
         }
-        let Some((seq, confirm)) = in_flight.pop_front() else {
+        let room = window.in_flight.len() < WINDOW;
+        let Some((_, oldest)) = window.in_flight.front_mut() else {
             outbox.wait_for_pending().await;
             continue;
         };
-        let confirmation = confirm.await;
-        let acked = matches!(&confirmation, Ok(c) if c.is_ack());
-        if acked {
-            confirmed_through = Some(seq);
-            unmarked += 1;
-        }
-        let mark_now = !acked || unmarked >= MARK_EVERY || in_flight.is_empty();
-        if mark_now && let Some(through) = confirmed_through.take() {
-            outbox.mark_delivered(through)?;
-            counters.confirmed.fetch_add(unmarked, Ordering::Relaxed);
-            unmarked = 0;
-        }
-        match confirmation {
-            Ok(_) if acked => {}
-            Ok(_) => {
-                counters.nacked.fetch_add(1, Ordering::Relaxed);
-                return Err(DeliveryError::Nacked { seq });
-            }
-            Err(e) => return Err(e.into()),
+        let confirmation = tokio::select! {
+            biased;
+            confirmation = oldest => confirmation,
+            () = outbox.wait_for_append(), if room => continue,
+        };
+        window.settle(confirmation, outbox, counters)?;
+        while let Some(confirmation) = window.arrived() {
+            window.settle(confirmation, outbox, counters)?;
         }
     }
+}
+
+/// Publishes waiting for their confirms, oldest first, and the acks not yet persisted.
+#[derive(Default)]
+struct Window {
+    in_flight: VecDeque<(u64, PublisherConfirm)>,
+    /// The newest acked record whose ack is not yet persisted as the delivered watermark.
+    confirmed_through: Option<u64>,
+    unmarked: u64,
+}
+
+impl Window {
+    /// The oldest publish's confirmation if it has already arrived.
+    fn arrived(&mut self) -> Option<lapin::Result<Confirmation>> {
+        let (_, oldest) = self.in_flight.front_mut()?;
+        oldest.now_or_never()
+    }
+
+    /// Takes the oldest publish's confirmation. Confirms of one channel come in order, so an
+    /// ack moves the delivered watermark; it is persisted every `MARK_EVERY` acks, when the
+    /// window empties, and before a nack or error ends the connection.
+    fn settle(
+        &mut self,
+        confirmation: lapin::Result<Confirmation>,
+        outbox: &Outbox,
+        counters: &AmqpCounters,
+    ) -> Result<(), DeliveryError> {
+        let (seq, _) = self.in_flight.pop_front().expect("a publish in flight");
+        let acked = matches!(&confirmation, Ok(c) if c.is_ack());
+        if acked {
+            self.confirmed_through = Some(seq);
+            self.unmarked += 1;
+        }
+        let mark_now = !acked || self.unmarked >= MARK_EVERY || self.in_flight.is_empty();
+        if mark_now && let Some(through) = self.confirmed_through.take() {
+            outbox.mark_delivered(through)?;
+            counters
+                .confirmed
+                .fetch_add(self.unmarked, Ordering::Relaxed);
+            self.unmarked = 0;
+        }
+        match confirmation {
+            Ok(_) if acked => Ok(()),
+            Ok(_) => {
+                counters.nacked.fetch_add(1, Ordering::Relaxed);
+                Err(DeliveryError::Nacked { seq })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Publishes `batch` with one hand-over to lapin's I/O loop instead of one per record. Each
+/// publish queues its frames and takes its delivery tag when first polled, and `join_all`
+/// first polls in order, so the broker receives the batch in order.
+async fn publish_all(
+    channel: &Channel,
+    batch: &[Arc<Pending>],
+) -> Vec<Result<PublisherConfirm, lapin::Error>> {
+    futures::future::join_all(batch.iter().map(|pending| {
+        channel.basic_publish(
+            pending.exchange.as_str().into(),
+            pending.routing_key.as_str().into(),
+            BasicPublishOptions::default(),
+            &pending.body,
+            properties(pending),
+        )
+    }))
+    .await
 }
 
 /// AMQP properties as KAZOO sets them, plus persistence and the Msg-ID as message id.

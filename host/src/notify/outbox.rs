@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use serde::Deserialize;
@@ -29,6 +30,8 @@ const LOG_FILE: &str = "outbox.log";
 const DELIVERED_FILE: &str = "delivered";
 /// Truncate the log once it is fully delivered and larger than this.
 const COMPACT_AT_BYTES: u64 = 1 << 20;
+/// How long the writer gathers records before a flush while appends are concurrent.
+const GATHER_DELAY: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// The outbox could not take or keep a notification.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +144,8 @@ struct Shared {
     appended: tokio::sync::Notify,
     /// Signalled when records are marked delivered.
     delivered: tokio::sync::Notify,
+    /// How many times the writer flushed records to disk.
+    syncs: AtomicU64,
 }
 
 impl Shared {
@@ -212,6 +217,7 @@ impl Outbox {
             file: Mutex::new(file),
             appended: tokio::sync::Notify::new(),
             delivered: tokio::sync::Notify::new(),
+            syncs: AtomicU64::new(0),
         });
         let (writer, requests) = mpsc::channel();
         let writer_shared = Arc::clone(&shared);
@@ -235,6 +241,12 @@ impl Outbox {
     /// How many records wait for delivery.
     pub fn len(&self) -> usize {
         self.shared.state().pending.len()
+    }
+
+    /// How many times records were flushed to disk since the outbox opened; each flush
+    /// covers every record queued meanwhile (group commit).
+    pub fn syncs(&self) -> u64 {
+        self.shared.syncs.load(Ordering::Relaxed)
     }
 
     /// Whether every record was delivered.
@@ -308,6 +320,13 @@ impl Outbox {
         }
     }
 
+    /// Waits until records reach the disk after the last call of this method or of
+    /// [`Outbox::wait_for_pending`] (returns at once if some did meanwhile). For the one
+    /// delivery task.
+    pub async fn wait_for_append(&self) {
+        self.shared.appended.notified().await;
+    }
+
     /// Waits until every record is delivered.
     pub async fn wait_until_empty(&self) {
         loop {
@@ -361,9 +380,17 @@ impl Outbox {
 /// The writer thread: writes every queued record with one call, flushes once, then makes the
 /// records pending and tells their appenders. Ends when the outbox is dropped.
 fn write_loop(shared: &Shared, requests: &mpsc::Receiver<WriteRequest>) {
+    let mut last_batch = 0;
     while let Ok(first) = requests.recv() {
+        // Concurrent appenders released by the last flush come back within microseconds;
+        // waiting for them briefly makes the next flush cover them too (group commit delay,
+        // only under concurrency, so a lone call never waits).
+        if last_batch > 1 {
+            std::thread::sleep(GATHER_DELAY);
+        }
         let mut batch = vec![first];
         batch.extend(requests.try_iter());
+        last_batch = batch.len();
         let mut bytes = Vec::new();
         for write in &batch {
             bytes.extend_from_slice(&write.record.line());
@@ -372,6 +399,7 @@ fn write_loop(shared: &Shared, requests: &mpsc::Receiver<WriteRequest>) {
             let mut file = shared.file();
             file.write_all(&bytes).and_then(|()| file.sync_data())
         };
+        shared.syncs.fetch_add(1, Ordering::Relaxed);
         let mut state = shared.state();
         state.queued -= batch.len();
         if result.is_ok() {
