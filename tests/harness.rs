@@ -1,5 +1,6 @@
 //! A test host: a temporary data directory, the shipped modules plus the test fixtures
-//! (`test_fixture`, `no_capabilities`), and an in-memory notification sink.
+//! (`test_fixture`, `no_capabilities`, `hostile`), a policy, and an in-memory notification
+//! sink.
 
 pub mod broker;
 pub mod kazoo;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use cfhost::executor::CallReport;
 use cfhost::notify::{MemorySink, OutboundNotification, Sink};
+use cfhost::policy::Policy;
 use cfhost::registry::{BUILT_MODULES_DIR, ModuleSource};
 use cfhost::runtime::{CallError, HostOptions, Runtime, StartReport};
 use cfhost::scenario::ScenarioCall;
@@ -18,6 +20,8 @@ use serde_json::Value;
 /// Writes a data directory, then starts a host on it.
 pub struct Builder {
     dir: tempfile::TempDir,
+    policy: Policy,
+    modules: Vec<ModuleSource>,
 }
 
 /// A running test host.
@@ -35,7 +39,24 @@ impl Builder {
     pub fn new() -> Self {
         Builder {
             dir: tempfile::tempdir().expect("temp dir"),
+            policy: Policy::default(),
+            modules: ["test_fixture", "no_capabilities", "hostile"]
+                .into_iter()
+                .map(fixture_module)
+                .collect(),
         }
+    }
+
+    /// Changes the host's policy (limits, failure modes, grants).
+    pub fn policy(mut self, change: impl FnOnce(&mut Policy)) -> Self {
+        change(&mut self.policy);
+        self
+    }
+
+    /// Loads `module` too, after the shipped modules and the fixtures.
+    pub fn module(mut self, module: ModuleSource) -> Self {
+        self.modules.push(module);
+        self
     }
 
     /// Adds callflow `id` (written as `<id>.json`) to `account`.
@@ -75,8 +96,8 @@ impl Builder {
     pub async fn start_with_sink(self, sink: Arc<dyn Sink>) -> TestHost {
         let mut options = HostOptions::new(self.dir.path(), sink);
         options.node = "cfhost@test".to_string();
-        options.modules.push(fixture_module("test_fixture"));
-        options.modules.push(fixture_module("no_capabilities"));
+        options.modules.extend(self.modules);
+        options.policy = self.policy;
         let (runtime, report) = Runtime::start(options).await.expect("host starts");
         TestHost {
             _dir: self.dir,
@@ -93,12 +114,22 @@ impl Default for Builder {
     }
 }
 
-/// A module built from `modules/fixtures`.
+/// A module built from `modules/fixtures`, treated as shipped: granted what it declares.
 pub fn fixture_module(name: &str) -> ModuleSource {
+    ModuleSource {
+        shipped: true,
+        ..dropped_in_module(name)
+    }
+}
+
+/// A module built from `modules/fixtures`, as if an operator dropped it in: granted only what
+/// the policy grants.
+pub fn dropped_in_module(name: &str) -> ModuleSource {
     let path = Path::new(BUILT_MODULES_DIR).join(format!("{name}.wasm"));
     ModuleSource {
         origin: path.display().to_string(),
         bytes: Arc::from(std::fs::read(&path).expect("fixture module built")),
+        shipped: false,
     }
 }
 

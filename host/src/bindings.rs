@@ -17,3 +17,18 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::cfhost::callflow::types::{CallFlags, Capability};
+
+/// The WIT package this host implements.
+pub const WIT_PACKAGE: &str = "cfhost:callflow";
+/// Its version (the `package` line of `wit/callflow.wit`).
+pub const WIT_VERSION: &str = "0.2.0";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_is_the_wit_files() {
+        let wit = include_str!("../../wit/callflow.wit");
+        let package = format!("package {}@{};", super::WIT_PACKAGE, super::WIT_VERSION);
+        assert!(wit.contains(&package), "wit/callflow.wit has no `{package}`");
+    }
+}

@@ -9,20 +9,30 @@
 //! flush_timeout_secs = 30                  # how long `simulate` waits for confirms at exit
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::policy::{DEFAULT_HANGUP_CAUSE, DEFAULT_MAX_WASM_BYTES, FailureMode, LimitOverrides, QuarantineRule};
+
 /// The whole configuration file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
-    #[serde(default)]
     pub notifications: NotificationsConfig,
+    /// Limits for every account (see [`Limits`](crate::policy::Limits) for the defaults).
+    pub limits: LimitOverrides,
+    pub loading: LoadingConfig,
+    pub failure: FailureConfig,
+    /// Per module: its grant and failure mode.
+    pub modules: BTreeMap<String, ModuleConfig>,
+    /// Per account: its limits and grants.
+    pub accounts: BTreeMap<String, AccountConfig>,
 }
 
 /// Where notifications go and how undelivered ones are kept.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationsConfig {
     pub target: Option<String>,
@@ -40,6 +50,63 @@ impl Default for NotificationsConfig {
             flush_timeout_secs: 30,
         }
     }
+}
+
+/// `[loading]`: limits on the modules themselves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadingConfig {
+    pub max_wasm_kib: usize,
+}
+
+impl Default for LoadingConfig {
+    fn default() -> Self {
+        LoadingConfig {
+            max_wasm_kib: DEFAULT_MAX_WASM_BYTES >> 10,
+        }
+    }
+}
+
+/// `[failure]`: the default failure mode, the fail-closed hangup cause, quarantine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailureConfig {
+    pub mode: FailureMode,
+    pub hangup_cause: String,
+    pub quarantine: QuarantineRule,
+}
+
+impl Default for FailureConfig {
+    fn default() -> Self {
+        FailureConfig {
+            mode: FailureMode::FailOpen,
+            hangup_cause: DEFAULT_HANGUP_CAUSE.to_string(),
+            quarantine: QuarantineRule::default(),
+        }
+    }
+}
+
+/// `[modules.<name>]`: a module's grant and failure mode.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleConfig {
+    pub capabilities: Option<Vec<String>>,
+    pub failure: Option<FailureMode>,
+}
+
+/// `[accounts.<id>]`: an account's limits and its own grants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountConfig {
+    pub limits: LimitOverrides,
+    pub modules: BTreeMap<String, AccountModuleConfig>,
+}
+
+/// `[accounts.<id>.modules.<name>]`: what the module is granted for this account.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountModuleConfig {
+    pub capabilities: Vec<String>,
 }
 
 /// Where notifications go.

@@ -1,5 +1,6 @@
 //! The wasmtime engine and everything set up once per process: configuration, the linker
-//! with every host import, the epoch ticker behind wall-clock deadlines, and per-store limits.
+//! with every host import, the epoch ticker behind wall-clock deadlines; and the store of each
+//! instance, with its limits, fuel and deadline.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,48 +8,34 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use crate::bindings::CallflowModulePre;
 use crate::imports::{self, InstanceState};
+use crate::policy::{Limits, Refusal};
 
-/// How often the epoch advances: the granularity of deadlines.
+/// How often the epoch advances: the granularity of deadlines, and how often a long-running
+/// module yields its thread to other calls.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Limits applied to every module instance.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest linear memory an instance may grow to.
-    pub memory_bytes: usize,
-    /// Wall-clock time a `handle` or `on-termination` call may spend running wasm.
-    pub deadline: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: 16 << 20,
-            deadline: Duration::from_secs(2),
-        }
-    }
-}
-
-/// The engine, linker and limits shared by all modules and calls.
+/// The engine and linker shared by all modules and calls.
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<InstanceState>,
-    limits: Limits,
+    uses_fuel: bool,
     _ticker: EpochTicker,
 }
 
 impl Sandbox {
-    /// Sets up the engine with `limits`.
-    pub fn new(limits: Limits) -> wasmtime::Result<Self> {
+    /// Sets up the engine; `uses_fuel` makes it count instructions (needed when any limit sets
+    /// an instruction budget; it costs a little on every call).
+    pub fn new(uses_fuel: bool) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // Component-model async is not used; without it every call is cheaper.
         config.concurrency_support(false);
         config.epoch_interruption(true);
+        config.consume_fuel(uses_fuel);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         imports::add_to_linker(&mut linker)?;
@@ -56,32 +43,50 @@ impl Sandbox {
         Ok(Sandbox {
             engine,
             linker,
-            limits,
+            uses_fuel,
             _ticker: ticker,
         })
     }
 
-    /// Compiles a component and links it against the host's imports, ready to instantiate.
-    pub fn prepare(&self, bytes: &[u8]) -> wasmtime::Result<CallflowModulePre<InstanceState>> {
-        let component = Component::new(&self.engine, bytes)?;
-        let pre = self.linker.instantiate_pre(&component)?;
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Links a compiled component against the host's imports, ready to instantiate.
+    pub fn link(&self, component: &Component) -> wasmtime::Result<CallflowModulePre<InstanceState>> {
+        let pre = self.linker.instantiate_pre(component)?;
         CallflowModulePre::new(pre)
     }
 
-    /// A fresh store for one instance, with memory limits and a deadline set.
+    /// A fresh store for one instance running under `limits` for at most `deadline` of
+    /// WebAssembly time. Every epoch tick the instance yields to other tasks; once its time
+    /// (waits in host calls not counted) passes the deadline, it traps with
+    /// [`Refusal::Deadline`].
     pub fn store(
         &self,
-        make_state: impl FnOnce(wasmtime::StoreLimits) -> InstanceState,
+        limits: &Limits,
+        deadline: Duration,
+        state: InstanceState,
     ) -> Store<InstanceState> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .instances(4)
-            .build();
-        let mut store = Store::new(&self.engine, make_state(limits));
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
-        let ticks = self.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
-        store.epoch_deadline_trap();
+        if self.uses_fuel {
+            store
+                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+                .expect("fuel is enabled on this engine");
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |context| {
+            let state = context.data();
+            if state.wasm_time() >= deadline {
+                return Err(wasmtime::Error::new(Refusal::Deadline {
+                    module: state.module_name().to_string(),
+                    deadline,
+                }));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
         store
     }
 }

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod executor;
 pub mod imports;
 pub mod notify;
+pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod scenario;

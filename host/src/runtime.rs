@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::accounts::{Accounts, LoadReport};
 use crate::call::{Call, CallDetails};
-use crate::engine::{Limits, Sandbox};
+use crate::engine::Sandbox;
 use crate::executor::{CallEnv, CallReport, DEFAULT_MAX_BRANCHES, Executor};
 use crate::notify::{Notifier, Sink};
+use crate::policy::{Health, Policy};
 use crate::registry::{ModuleSource, Registry};
 use crate::switch::Switch;
 
@@ -47,19 +48,20 @@ pub struct HostOptions<'a> {
     pub sink: Arc<dyn Sink>,
     /// `Node` in notification envelopes.
     pub node: String,
-    pub limits: Limits,
+    /// Limits, failure modes, grants.
+    pub policy: Policy,
     pub max_branches: u32,
 }
 
 impl<'a> HostOptions<'a> {
-    /// The defaults: embedded modules, default limits, KAZOO's branch limit.
+    /// The defaults: embedded modules, the default policy, KAZOO's branch limit.
     pub fn new(data_dir: &'a Path, sink: Arc<dyn Sink>) -> Self {
         HostOptions {
             data_dir,
             modules: crate::registry::embedded_modules(),
             sink,
             node: crate::notify::default_node_name(),
-            limits: Limits::default(),
+            policy: Policy::default(),
             max_branches: DEFAULT_MAX_BRANCHES,
         }
     }
@@ -71,6 +73,8 @@ pub struct Runtime {
     registry: Registry,
     accounts: Arc<Accounts>,
     notifier: Arc<Notifier>,
+    policy: Policy,
+    health: Health,
     max_branches: u32,
 }
 
@@ -78,9 +82,10 @@ impl Runtime {
     /// Loads modules and data. Bad modules and documents are reported and left out; only an
     /// engine that cannot start or an unreadable data directory is an error.
     pub async fn start(options: HostOptions<'_>) -> Result<(Runtime, StartReport), StartError> {
-        let sandbox =
-            Sandbox::new(options.limits).map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let (registry, module_errors) = Registry::load(&sandbox, options.modules).await;
+        let policy = options.policy;
+        let sandbox = Sandbox::new(policy.uses_fuel())
+            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let (registry, module_errors) = Registry::load(&sandbox, &policy, options.modules).await;
         let (accounts, data) = Accounts::load(options.data_dir, &registry)?;
         let report = StartReport {
             module_errors: module_errors.iter().map(ToString::to_string).collect(),
@@ -91,6 +96,8 @@ impl Runtime {
             registry,
             accounts: Arc::new(accounts),
             notifier: Arc::new(Notifier::new(options.sink, options.node)),
+            health: Health::new(policy.quarantine.clone()),
+            policy,
             max_branches: options.max_branches,
         };
         Ok((runtime, report))
@@ -99,6 +106,11 @@ impl Runtime {
     /// The loaded modules.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Counters and quarantines of the modules.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// The loaded accounts.
@@ -140,6 +152,7 @@ impl Runtime {
                     account_id: details.account_id.clone(),
                     number: details.request.clone(),
                 })?;
+        let limits = Arc::clone(self.policy.limits(&details.account_id));
         let env = Arc::new(CallEnv::new(
             Call::new(details),
             switch,
@@ -151,6 +164,9 @@ impl Runtime {
             registry: &self.registry,
             callflows: &account.callflows,
             max_branches: self.max_branches,
+            limits,
+            policy: &self.policy,
+            health: &self.health,
         };
         Ok(executor.run(env, callflow).await)
     }

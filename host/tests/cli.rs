@@ -130,7 +130,7 @@ fn a_bad_scenario_names_the_file_and_the_place() {
 }
 
 #[test]
-fn modules_dropped_in_a_directory_load_and_a_corrupt_one_is_reported() {
+fn dropped_in_modules_need_grants_and_a_corrupt_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let modules = dir.path().join("modules");
     std::fs::create_dir(&modules).unwrap();
@@ -150,18 +150,41 @@ fn modules_dropped_in_a_directory_load_and_a_corrupt_one_is_reported() {
     .unwrap();
     let scenario = dir.path().join("scenario.json");
     std::fs::write(&scenario, r#"[{"account_id": "acct", "to": "1"}]"#).unwrap();
-    let out = simulate(&[
-        "--data",
-        dir.path().join("data").to_str().unwrap(),
-        "--scenario",
-        scenario.to_str().unwrap(),
-        "--modules",
-        modules.to_str().unwrap(),
-    ]);
+    let config = dir.path().join("cfhost.toml");
+    let run = |grant: &str| {
+        std::fs::write(&config, format!("[modules.test_fixture]\ncapabilities = [{grant}]\n"))
+            .unwrap();
+        simulate(&[
+            "--data",
+            dir.path().join("data").to_str().unwrap(),
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--modules",
+            modules.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+    };
+
+    // Deny by default: without `callbacks` granted, the module does not load.
+    let out = run(r#""notify", "log", "call-control", "directory""#);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("corrupt.wasm: not a callflow module component"),
+        stderr.contains(
+            "test_fixture.wasm: module `test_fixture` asks for capability `callbacks`, which is \
+             not granted to it"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown module `test_fixture`"), "{stderr}");
+    assert!(json_lines(&String::from_utf8_lossy(&out.stdout)).is_empty());
+
+    let out = run(r#""notify", "log", "call-control", "directory", "callbacks""#);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("corrupt.wasm: not a WebAssembly component"),
         "{stderr}"
     );
     let lines = json_lines(&String::from_utf8_lossy(&out.stdout));

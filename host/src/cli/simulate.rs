@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use cfhost::config::{Config, NotificationTarget, read_config};
 use cfhost::notify::{AmqpSink, JsonLinesSink, Outbox, Sink};
+use cfhost::policy::Policy;
 use cfhost::registry::{embedded_modules, modules_in_dir};
 use cfhost::runtime::{HostOptions, Runtime};
 use cfhost::scenario::read_scenario;
@@ -31,6 +32,16 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         None => Config::default(),
     };
     let calls = read_scenario(&options.scenario)?;
+    let policy = Policy::from_config(&config).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}",
+            options
+                .config
+                .as_deref()
+                .unwrap_or(std::path::Path::new("configuration"))
+                .display()
+        )
+    })?;
     let notifications = config.notifications;
     let target = options
         .notifications
@@ -57,6 +68,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         }
     };
     let mut host = HostOptions::new(&options.data, sink);
+    host.policy = policy;
     if let Some(dir) = &options.modules {
         host.modules = embedded_modules();
         host.modules.extend(
@@ -118,6 +130,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         "{} calls simulated, {published} notifications published, {problems} problems",
         calls.len()
     );
+    report_module_trouble(&runtime);
     if let Some(sink) = amqp {
         let timeout = std::time::Duration::from_secs(notifications.flush_timeout_secs);
         let waiting = sink.flush(timeout).await;
@@ -136,4 +149,38 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints the counters of every module that failed, was quarantined or was refused output.
+fn report_module_trouble(runtime: &Runtime) {
+    for (module, counters) in runtime.health().counters() {
+        let trouble = counters.total_failures()
+            + counters.quarantines
+            + counters.skipped_in_quarantine
+            + counters.log_lines_dropped
+            + counters.outputs_refused;
+        if trouble == 0 {
+            continue;
+        }
+        let failures: Vec<String> = counters
+            .failures
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        eprintln!(
+            "module {module}: {} nodes, {} callbacks; failures: {}; quarantined {} times, {} runs \
+             skipped in quarantine; {} log lines dropped, {} outputs refused",
+            counters.nodes,
+            counters.callbacks,
+            if failures.is_empty() {
+                "none".to_string()
+            } else {
+                failures.join(", ")
+            },
+            counters.quarantines,
+            counters.skipped_in_quarantine,
+            counters.log_lines_dropped,
+            counters.outputs_refused
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! `cfhost:callflow/call-control`: answer, bridge, record, hang up, served by the call's
-//! switch backend.
+//! switch backend. Each waits at most the host-call timeout, outside the module's deadline.
 
 use super::InstanceState;
 use crate::bindings::Capability;
@@ -10,12 +10,13 @@ use crate::bindings::cfhost::callflow::call_control::{
 impl Host for InstanceState {
     async fn answer(&mut self) -> wasmtime::Result<Result<(), String>> {
         let env = self.granted(Capability::CallControl)?;
-        Ok(env.switch.answer(&env.call).await)
+        self.wait_for("answer", env.switch.answer(&env.call)).await
     }
 
     async fn bridge(&mut self, request: BridgeRequest) -> wasmtime::Result<BridgeResult> {
         let env = self.granted(Capability::CallControl)?;
-        Ok(env.switch.bridge(&env.call, &request).await)
+        self.wait_for("bridge", env.switch.bridge(&env.call, &request))
+            .await
     }
 
     async fn record_voicemail(
@@ -24,16 +25,14 @@ impl Host for InstanceState {
         max_secs: u32,
     ) -> wasmtime::Result<RecordResult> {
         let env = self.granted(Capability::CallControl)?;
-        Ok(env
-            .switch
-            .record_voicemail(&env.call, &box_id, max_secs)
-            .await)
+        let record = env.switch.record_voicemail(&env.call, &box_id, max_secs);
+        self.wait_for("record-voicemail", record).await
     }
 
     async fn hangup(&mut self, cause: Option<String>) -> wasmtime::Result<()> {
         let env = self.granted(Capability::CallControl)?;
         let cause = cause.unwrap_or_else(|| "NORMAL_CLEARING".to_string());
-        env.switch.hangup(&env.call, &cause).await;
-        Ok(())
+        self.wait_for("hangup", env.switch.hangup(&env.call, &cause))
+            .await
     }
 }

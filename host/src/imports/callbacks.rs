@@ -1,4 +1,5 @@
-//! `cfhost:callflow/callbacks`: termination callbacks, kept on the call's environment.
+//! `cfhost:callflow/callbacks`: termination callbacks, kept on the call's environment, within
+//! the limits on their number per call and on the size of their state.
 
 use super::InstanceState;
 use crate::bindings::Capability;
@@ -7,7 +8,19 @@ use crate::bindings::cfhost::callflow::callbacks::Host;
 impl Host for InstanceState {
     fn register_termination(&mut self, state: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
         let env = self.granted(Capability::Callbacks)?;
-        env.register_callback(&self.module_name, state);
-        Ok(Ok(()))
+        let limits = &self.limits;
+        if state.len() > limits.callback_state_bytes {
+            self.refused.outputs += 1;
+            return Ok(Err(format!(
+                "callback state of {} bytes exceeds the limit of {} bytes",
+                state.len(),
+                limits.callback_state_bytes
+            )));
+        }
+        let registered = env.register_callback(&self.module_name, state, limits.callbacks_per_call);
+        if registered.is_err() {
+            self.refused.outputs += 1;
+        }
+        Ok(registered)
     }
 }

@@ -1,59 +1,111 @@
 //! The host side of every import of the `callflow-module` world, one file per WIT interface.
 //!
 //! Each instance's store holds an [`InstanceState`]: the call it runs for (if any), the module
-//! it runs, and the inert WASI context a `wasm32-wasip2` guest links against. Every import
-//! checks that the module asked for the capability it belongs to; a refused call traps, and
-//! the trap names the module and the capability.
+//! it runs and what it declared, its limits, how long it has run, and the inert WASI context a
+//! `wasm32-wasip2` guest links against. Every import checks that the module asked for the
+//! capability it belongs to; a refused call traps with a [`Refusal`] naming the module and the
+//! capability. Host calls that wait on the switch have their own timeout, and their waiting is
+//! not counted against the module's deadline.
 
 mod call;
 mod call_control;
 mod callbacks;
 mod directory;
+mod limiter;
 mod log;
 mod notify;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{ResourceLimiter, StoreLimits};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{CallflowModule, Capability};
 use crate::executor::CallEnv;
+use crate::policy::{Limits, Refusal, capability_name};
+use limiter::InstanceLimiter;
 
 /// What a module instance can reach, kept in its wasmtime `Store`.
 pub struct InstanceState {
     env: Option<Arc<CallEnv>>,
     module_name: Arc<str>,
     capabilities: Arc<[Capability]>,
-    limits: StoreLimits,
+    limits: Arc<Limits>,
+    limiter: InstanceLimiter,
+    created: Instant,
+    /// Time spent waiting in host calls, not counted against the deadline.
+    in_host: Duration,
+    logged_bytes: usize,
+    /// What the limits refused, for the host's counters.
+    pub refused: Refused,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
+/// Output an instance tried to hand back past its limits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Log lines dropped past the log volume limit.
+    pub log_lines: u64,
+    /// Notifications and callback registrations refused for their size or number.
+    pub outputs: u64,
+}
+
 impl InstanceState {
-    /// State for an instance that runs for a call; `env` is `None` only while a module is
-    /// being described at load time, when every call-related import traps.
+    /// State for an instance of `module_name` (which declared `capabilities`) running under
+    /// `limits`; `env` is `None` only while a module is being described at load time, when
+    /// every call-related import traps.
     pub fn new(
         env: Option<Arc<CallEnv>>,
         module_name: Arc<str>,
         capabilities: Arc<[Capability]>,
-        limits: StoreLimits,
+        limits: Arc<Limits>,
     ) -> Self {
+        let mut wasi = WasiCtx::builder();
+        // No preopened files, environment, arguments, sockets or name lookups; output is
+        // discarded. The clocks are real only with the `clock` capability.
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        if !capabilities.contains(&Capability::Clock) {
+            wasi.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
+        }
         InstanceState {
             env,
+            limiter: InstanceLimiter {
+                module: Arc::clone(&module_name),
+                memory_bytes: limits.memory_bytes,
+                table_elements: limits.table_elements,
+            },
             module_name,
             capabilities,
             limits,
-            // No preopened files, environment, arguments or sockets; output is discarded.
-            wasi: WasiCtx::builder().build(),
+            created: Instant::now(),
+            in_host: Duration::ZERO,
+            logged_bytes: 0,
+            refused: Refused::default(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
         }
     }
 
     /// The resource limiter for this store.
     pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
-        &mut self.limits
+        &mut self.limiter
+    }
+
+    /// The module this instance runs.
+    pub fn module_name(&self) -> &str {
+        &self.module_name
+    }
+
+    /// How long this instance has run WebAssembly (or the host on its behalf), not counting
+    /// waits in host calls.
+    pub fn wasm_time(&self) -> Duration {
+        self.created.elapsed().saturating_sub(self.in_host)
     }
 
     /// The call this instance runs for, or a trap when it runs for none (during `describe`).
@@ -66,26 +118,59 @@ impl InstanceState {
         })
     }
 
-    /// The call, if the module was granted `capability`; a trap naming both otherwise.
-    fn granted(&self, capability: Capability) -> wasmtime::Result<&Arc<CallEnv>> {
+    /// The call, if the module asked for `capability`; a trap naming both otherwise.
+    fn granted(&self, capability: Capability) -> wasmtime::Result<Arc<CallEnv>> {
         if !self.capabilities.contains(&capability) {
-            return Err(wasmtime::format_err!(
-                "module `{}` used capability `{}` without asking for it in its description",
-                self.module_name,
-                capability_name(capability)
-            ));
+            return Err(wasmtime::Error::new(Refusal::Undeclared {
+                module: self.module_name.to_string(),
+                capability: capability_name(capability).to_string(),
+            }));
         }
-        self.env()
+        self.env().cloned()
+    }
+
+    /// Waits for a host call at most the host-call timeout; the wait does not count against
+    /// the module's deadline. A timeout traps with [`Refusal::HostCallTimeout`].
+    async fn wait_for<T>(
+        &mut self,
+        call: &'static str,
+        host_call: impl Future<Output = T>,
+    ) -> wasmtime::Result<T> {
+        let started = Instant::now();
+        let timeout = self.limits.host_call_timeout;
+        let result = tokio::time::timeout(timeout, host_call).await;
+        self.in_host += started.elapsed();
+        result.map_err(|_| {
+            wasmtime::Error::new(Refusal::HostCallTimeout {
+                module: self.module_name.to_string(),
+                call,
+                timeout,
+            })
+        })
     }
 }
 
-/// The WIT name of a capability.
-pub fn capability_name(capability: Capability) -> &'static str {
-    match capability {
-        Capability::CallControl => "call-control",
-        Capability::Directory => "directory",
-        Capability::Notify => "notify",
-        Capability::Callbacks => "callbacks",
+/// The clock of an instance without the `clock` capability: the wall clock reads the Unix
+/// epoch and the monotonic clock stands still.
+struct StoppedClock;
+
+impl HostWallClock for StoppedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
     }
 }
 

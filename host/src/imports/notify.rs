@@ -1,5 +1,5 @@
 //! `cfhost:callflow/notify`: notifications for the call's account, built into KAZOO's wire
-//! format from the live call and handed to the sink.
+//! format from the live call and handed to the sink, within the notification size limit.
 
 use super::InstanceState;
 use crate::bindings::Capability;
@@ -11,9 +11,33 @@ impl Host for InstanceState {
         notification: Notification,
     ) -> wasmtime::Result<Result<(), String>> {
         let env = self.granted(Capability::Notify)?;
+        let size = strings_size(&notification);
+        if size > self.limits.notification_bytes {
+            self.refused.outputs += 1;
+            let refusal = format!(
+                "notification of {size} bytes exceeds the limit of {} bytes",
+                self.limits.notification_bytes
+            );
+            tracing::warn!(module = &*self.module_name, "{refusal}");
+            return Ok(Err(refusal));
+        }
         let now = env.switch.now();
         let result = env.notifier.publish(&env.call, now, &notification).await;
         env.trace.published(&self.module_name, &result);
         Ok(result.map(|_| ()).map_err(|e| e.to_string()))
+    }
+}
+
+/// The bytes of every string a module put into a notification.
+fn strings_size(notification: &Notification) -> usize {
+    let list = |items: &[String]| items.iter().map(String::len).sum::<usize>();
+    match notification {
+        Notification::MissedCall(n) => list(&n.to),
+        Notification::CfNotification(n) => {
+            n.template_id.len()
+                + list(&n.to)
+                + n.comments.as_ref().map_or(0, String::len)
+                + n.notification_media.as_ref().map_or(0, String::len)
+        }
     }
 }

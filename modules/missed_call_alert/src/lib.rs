@@ -32,6 +32,7 @@ impl CallflowModule for MissedCallAlert {
                 Capability::Callbacks,
                 Capability::Directory,
                 Capability::Notify,
+                Capability::Log,
             ],
         )
     }

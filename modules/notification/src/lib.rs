@@ -19,6 +19,7 @@ impl CallflowModule for NotificationModule {
                 Capability::Callbacks,
                 Capability::Directory,
                 Capability::Notify,
+                Capability::Log,
             ],
         )
     }

@@ -27,7 +27,7 @@ impl CallflowModule for Voicemail {
             env!("CARGO_PKG_VERSION"),
             "Records a voicemail message",
             include_str!("schema.json"),
-            vec![Capability::CallControl],
+            vec![Capability::CallControl, Capability::Log],
         )
     }
 

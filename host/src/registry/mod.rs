@@ -1,16 +1,21 @@
-//! Loaded modules, by callflow module name. Each is compiled and linked once, describes
-//! itself once (name, version, data schema, capabilities), and gets its schema compiled into a
-//! validator, so a callflow can be checked when it loads rather than when a call fails.
+//! Loaded modules, by callflow module name. Each is checked ([`contract`]: size, WIT version,
+//! world), compiled and linked once, describes itself once (name, version, data schema,
+//! capabilities), must be granted every capability it declares, and gets its schema compiled
+//! into a validator, so a callflow can be checked when it loads rather than when a call fails.
+
+pub mod contract;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
+use wasmtime::component::Component;
 
 use crate::bindings::{CallflowModulePre, Capability, Description};
 use crate::engine::Sandbox;
 use crate::imports::InstanceState;
+use crate::policy::{Limits, Policy, capability_name};
 
 /// The shipped modules, built by `host/build.rs` and embedded in the binary.
 const EMBEDDED: [(&str, &[u8]); 4] = [
@@ -45,6 +50,9 @@ pub struct ModuleSource {
     /// `embedded:<name>` or the file's path.
     pub origin: String,
     pub bytes: Arc<[u8]>,
+    /// Shipped with the host: granted what it declares unless the configuration says
+    /// otherwise. Modules dropped in by operators are granted only what is configured.
+    pub shipped: bool,
 }
 
 /// The shipped modules.
@@ -54,6 +62,7 @@ pub fn embedded_modules() -> Vec<ModuleSource> {
         .map(|(name, bytes)| ModuleSource {
             origin: format!("embedded:{name}"),
             bytes: Arc::from(*bytes),
+            shipped: true,
         })
         .collect()
 }
@@ -71,6 +80,7 @@ pub fn modules_in_dir(dir: &Path) -> std::io::Result<Vec<ModuleSource>> {
             Ok(ModuleSource {
                 origin: path.display().to_string(),
                 bytes: Arc::from(std::fs::read(&path)?),
+                shipped: false,
             })
         })
         .collect()
@@ -79,8 +89,30 @@ pub fn modules_in_dir(dir: &Path) -> std::io::Result<Vec<ModuleSource>> {
 /// A module that could not be loaded; the others load regardless.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
+    #[error("{origin}: the file is {size} bytes; modules may be at most {limit} bytes")]
+    TooLarge {
+        origin: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("{origin}: not a WebAssembly component: {reason}")]
+    NotAComponent { origin: String, reason: String },
+    #[error("{origin}: {0}", .source)]
+    Contract {
+        origin: String,
+        source: contract::ContractError,
+    },
     #[error("{origin}: not a callflow module component: {reason}")]
     NotAModule { origin: String, reason: String },
+    #[error(
+        "{origin}: module `{name}` asks for capability `{capability}`, which is not granted to \
+         it (grant it under [modules.{name}] capabilities)"
+    )]
+    NotGranted {
+        origin: String,
+        name: String,
+        capability: &'static str,
+    },
     #[error("{origin}: `describe` failed: {reason}")]
     Describe { origin: String, reason: String },
     #[error("{origin}: module `{name}` has an invalid data schema: {reason}")]
@@ -164,12 +196,13 @@ impl Registry {
     /// loaded and an error for each that did not.
     pub async fn load(
         sandbox: &Sandbox,
+        policy: &Policy,
         sources: impl IntoIterator<Item = ModuleSource>,
     ) -> (Registry, Vec<ModuleError>) {
         let mut registry = Registry::default();
         let mut errors = Vec::new();
         for source in sources {
-            match load_one(sandbox, source).await {
+            match load_one(sandbox, policy, source).await {
                 Ok(module) => {
                     if let Some(replaced) = registry.modules.get(&*module.name) {
                         tracing::info!(
@@ -195,10 +228,34 @@ impl Registry {
     }
 }
 
-async fn load_one(sandbox: &Sandbox, source: ModuleSource) -> Result<LoadedModule, ModuleError> {
+/// How long a module's `describe` may run at load time.
+const DESCRIBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn load_one(
+    sandbox: &Sandbox,
+    policy: &Policy,
+    source: ModuleSource,
+) -> Result<LoadedModule, ModuleError> {
     let origin = source.origin;
+    if source.bytes.len() > policy.max_wasm_bytes {
+        return Err(ModuleError::TooLarge {
+            origin,
+            size: source.bytes.len(),
+            limit: policy.max_wasm_bytes,
+        });
+    }
+    let component = Component::new(sandbox.engine(), &source.bytes).map_err(|e| {
+        ModuleError::NotAComponent {
+            origin: origin.clone(),
+            reason: format!("{e:#}"),
+        }
+    })?;
+    contract::check(sandbox.engine(), &component).map_err(|source| ModuleError::Contract {
+        origin: origin.clone(),
+        source,
+    })?;
     let pre = sandbox
-        .prepare(&source.bytes)
+        .link(&component)
         .map_err(|e| ModuleError::NotAModule {
             origin: origin.clone(),
             reason: format!("{e:#}"),
@@ -207,8 +264,9 @@ async fn load_one(sandbox: &Sandbox, source: ModuleSource) -> Result<LoadedModul
         origin: origin.clone(),
         reason: format!("{e:#}"),
     };
-    let mut store = sandbox
-        .store(|limits| InstanceState::new(None, Arc::from("(loading)"), Arc::from([]), limits));
+    let limits = Arc::new(Limits::default());
+    let state = InstanceState::new(None, Arc::from("(loading)"), Arc::from([]), Arc::clone(&limits));
+    let mut store = sandbox.store(&limits, DESCRIBE_DEADLINE, state);
     let instance = pre
         .instantiate_async(&mut store)
         .await
@@ -217,6 +275,17 @@ async fn load_one(sandbox: &Sandbox, source: ModuleSource) -> Result<LoadedModul
         .call_describe(&mut store)
         .await
         .map_err(describe_error)?;
+    if let Some(missing) =
+        policy
+            .grants
+            .missing_for_module(&description.name, &description.capabilities, source.shipped)
+    {
+        return Err(ModuleError::NotGranted {
+            origin,
+            name: description.name,
+            capability: capability_name(missing),
+        });
+    }
     let schema_error = |reason: String| ModuleError::Schema {
         origin: origin.clone(),
         name: description.name.clone(),

@@ -5,8 +5,9 @@
 //!   first named child that exists, else `_`; a missing `_` or an empty child `{}` stops.
 //! - A node with `skip_module` (`true` or `"true"`), or naming no loaded module, is not run:
 //!   the flow goes to its `_` child, with a warning in the trace.
-//! - A module error or trap is logged and the flow goes to `_` (as KAZOO does when a module
-//!   process crashes).
+//! - A module that fails (returns an error, traps, or breaks a limit) or is quarantined is
+//!   logged and counted; by its failure mode the flow goes to `_` (fail-open, as KAZOO does
+//!   when a module process crashes) or the host hangs up (fail-closed). See [`crate::policy`].
 //! - `stop` returns to the flow that branched here, if any, else ends the call. A branch pushes
 //!   the branching node's `_` child and is refused once the branch budget (50) is spent: the
 //!   call then ends.
@@ -17,7 +18,10 @@
 //!
 //! Termination callbacks run in registration order (not KAZOO's sort by module name), each in
 //! its own fresh instance; identical registrations (same module, same state) run once; a
-//! callback that fails or traps is recorded and never skips the ones after it.
+//! callback that fails or traps is recorded and never skips the ones after it. Every instance
+//! runs with the account's limits and the module's grant ([`instance`]).
+
+mod instance;
 
 use std::sync::{Arc, Mutex};
 
@@ -26,11 +30,12 @@ use crate::call::Call;
 use crate::callflow::{AccountCallflows, Callflow, Child, Node};
 use crate::directory::Directory;
 use crate::engine::Sandbox;
-use crate::imports::InstanceState;
 use crate::notify::Notifier;
-use crate::registry::{LoadedModule, Registry};
+use crate::policy::{FailureMode, Health, Limits, Policy};
+use crate::registry::Registry;
 use crate::switch::Switch;
 use crate::trace::{Trace, TraceEvent};
+use instance::Run;
 
 /// How many branches a call may take, as KAZOO's `callflow.max_branch_count`.
 pub const DEFAULT_MAX_BRANCHES: u32 = 50;
@@ -70,8 +75,14 @@ impl CallEnv {
         }
     }
 
-    /// Registers a termination callback of `module`; an identical one is kept once.
-    pub(crate) fn register_callback(&self, module: &Arc<str>, state: Vec<u8>) {
+    /// Registers a termination callback of `module`; an identical one is kept once. Refused
+    /// once the call has `max` distinct callbacks.
+    pub(crate) fn register_callback(
+        &self,
+        module: &Arc<str>,
+        state: Vec<u8>,
+        max: usize,
+    ) -> Result<(), String> {
         let registration = Registration {
             module: Arc::clone(module),
             state,
@@ -79,12 +90,19 @@ impl CallEnv {
         let mut callbacks = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
         let duplicate = callbacks.contains(&registration);
         if !duplicate {
+            if callbacks.len() >= max {
+                return Err(format!(
+                    "the call already has {max} termination callbacks, the most it may have"
+                ));
+            }
             callbacks.push(registration);
         }
+        drop(callbacks);
         self.trace.push(TraceEvent::Registered {
             module: module.to_string(),
             duplicate,
         });
+        Ok(())
     }
 
     fn take_callbacks(&self) -> Vec<Registration> {
@@ -103,6 +121,8 @@ pub enum EndReason {
     BranchLimit,
     /// The call was transferred away; no callbacks ran.
     Transferred,
+    /// A fail-closed module failed (or was quarantined); the host hung up.
+    FailedClosed,
 }
 
 impl EndReason {
@@ -112,6 +132,7 @@ impl EndReason {
             EndReason::ChannelDestroyed => "the channel was destroyed",
             EndReason::BranchLimit => "the branch limit was reached",
             EndReason::Transferred => "the call was transferred; no callbacks run",
+            EndReason::FailedClosed => "a fail-closed module failed; the host hung up",
         }
     }
 }
@@ -159,6 +180,10 @@ pub struct Executor<'a> {
     pub registry: &'a Registry,
     pub callflows: &'a AccountCallflows,
     pub max_branches: u32,
+    pub policy: &'a Policy,
+    pub health: &'a Health,
+    /// The account's limits.
+    pub limits: Arc<Limits>,
 }
 
 /// What the executor does after a node.
@@ -166,6 +191,8 @@ enum Step {
     Next(Vec<String>),
     Stop,
     Branch(String),
+    /// A fail-closed module failed: hang up with this cause.
+    HangUp(String),
 }
 
 impl Executor<'_> {
@@ -215,6 +242,10 @@ impl Executor<'_> {
             current = match step {
                 Step::Next(keys) => node.next(&keys),
                 Step::Stop => None,
+                Step::HangUp(cause) => {
+                    env.switch.hangup(&env.call, &cause).await;
+                    return EndReason::FailedClosed;
+                }
                 Step::Branch(id) => {
                     let Some(target) = self.callflows.by_id(&id) else {
                         env.trace.push(TraceEvent::Log {
@@ -264,8 +295,8 @@ impl Executor<'_> {
             path: node.path.clone(),
             module: node.module.clone(),
         });
-        let (step, result) = match self.handle(env, module, &node.data).await {
-            Ok(Outcome::ContinueTo(keys)) => {
+        let (step, result) = match self.run_handle(env, module, &node.data).await {
+            Run::Done(Outcome::ContinueTo(keys)) => {
                 let result = if keys.is_empty() {
                     "continue".to_string()
                 } else {
@@ -273,14 +304,22 @@ impl Executor<'_> {
                 };
                 (Step::Next(keys), result)
             }
-            Ok(Outcome::Stop) => (Step::Stop, "stop".to_string()),
-            Ok(Outcome::Branch(id)) => {
+            Run::Done(Outcome::Stop) => (Step::Stop, "stop".to_string()),
+            Run::Done(Outcome::Branch(id)) => {
                 let result = format!("branch to {id}");
                 (Step::Branch(id), result)
             }
-            Err(e) => {
-                tracing::error!(module = node.module, path = node.path, "node failed: {e}");
-                (Step::Next(Vec::new()), format!("FAILED ({e}); continuing"))
+            Run::Failed(failure) => {
+                tracing::error!(
+                    module = node.module,
+                    path = node.path,
+                    "node failed: {failure}"
+                );
+                self.fail(&node.module, format!("FAILED: {failure}"))
+            }
+            Run::Quarantined => {
+                tracing::warn!(module = node.module, path = node.path, "module quarantined");
+                self.fail(&node.module, "QUARANTINED".to_string())
             }
         };
         env.trace.push(TraceEvent::NodeResult {
@@ -290,23 +329,15 @@ impl Executor<'_> {
         step
     }
 
-    /// Runs `handle` of `module` in a fresh instance.
-    async fn handle(
-        &self,
-        env: &Arc<CallEnv>,
-        module: &LoadedModule,
-        data: &str,
-    ) -> Result<Outcome, String> {
-        let mut store = self.store_for(env, module);
-        let instance = module
-            .pre()
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
-        let info = env.call.info();
-        match instance.call_handle(&mut store, &info, data).await {
-            Ok(result) => result.map_err(|e| format!("module error: {e}")),
-            Err(trap) => Err(format!("trap: {trap:#}")),
+    /// What a failed or quarantined node does, by its module's failure mode.
+    fn fail(&self, module: &str, what: String) -> (Step, String) {
+        match self.policy.failure_mode(module) {
+            FailureMode::FailOpen => (Step::Next(Vec::new()), format!("{what}; continuing")),
+            FailureMode::FailClosed => {
+                let cause = self.policy.hangup_cause.clone();
+                let result = format!("{what}; hanging up with {cause} (fail-closed)");
+                (Step::HangUp(cause), result)
+            }
         }
     }
 
@@ -319,8 +350,14 @@ impl Executor<'_> {
             let result = match self.registry.get(&registration.module) {
                 None => Err(format!("module `{}` is not loaded", registration.module)),
                 Some(module) => {
-                    self.callback(env, module, hangup.clone(), registration.state)
+                    match self
+                        .run_callback(env, module, hangup.as_ref(), &registration.state)
                         .await
+                    {
+                        Run::Done(()) => Ok(()),
+                        Run::Failed(failure) => Err(failure.to_string()),
+                        Run::Quarantined => Err("not run: the module is quarantined".to_string()),
+                    }
                 }
             };
             if let Err(e) = &result {
@@ -334,44 +371,6 @@ impl Executor<'_> {
                 error: result.err(),
             });
         }
-    }
-
-    async fn callback(
-        &self,
-        env: &Arc<CallEnv>,
-        module: &LoadedModule,
-        hangup: Option<HangupInfo>,
-        state: Vec<u8>,
-    ) -> Result<(), String> {
-        let mut store = self.store_for(env, module);
-        let instance = module
-            .pre()
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
-        let info = env.call.info();
-        match instance
-            .call_on_termination(&mut store, &info, hangup.as_ref(), &state)
-            .await
-        {
-            Ok(result) => result.map_err(|e| format!("module error: {e}")),
-            Err(trap) => Err(format!("trap: {trap:#}")),
-        }
-    }
-
-    fn store_for(
-        &self,
-        env: &Arc<CallEnv>,
-        module: &LoadedModule,
-    ) -> wasmtime::Store<InstanceState> {
-        self.sandbox.store(|limits| {
-            InstanceState::new(
-                Some(Arc::clone(env)),
-                Arc::clone(module.name()),
-                Arc::clone(module.capabilities()),
-                limits,
-            )
-        })
     }
 }
 

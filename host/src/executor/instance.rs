@@ -1,0 +1,153 @@
+//! Running one module instance for a call under the tenant-safety policy: the account's grant,
+//! quarantine, limits and deadline, with every failure classified and counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bindings::{HangupInfo, Outcome};
+use crate::imports::InstanceState;
+use crate::policy::{Failure, FailureKind, capability_name};
+use crate::registry::LoadedModule;
+use crate::trace::TraceEvent;
+
+use super::{CallEnv, Executor};
+
+/// How running a module went.
+pub(super) enum Run<T> {
+    Done(T),
+    Failed(Failure),
+    /// Not run: the module is quarantined for the call's account.
+    Quarantined,
+}
+
+impl Executor<'_> {
+    /// Runs `handle` of `module` for one node in a fresh instance.
+    pub(super) async fn run_handle(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+        data: &str,
+    ) -> Run<Outcome> {
+        let deadline = self.limits.handle_deadline;
+        self.guarded(env, module, deadline, |health| health.nodes += 1, async |store, instance| {
+            let info = env.call.info();
+            let outcome = instance
+                .call_handle(&mut *store, &info, data)
+                .await
+                .map_err(|trap| Failure::from_wasmtime(&trap, "handle"))?
+                .map_err(|e| Failure::new(FailureKind::Error, format!("module error: {e}")))?;
+            self.check_outcome(&outcome)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    /// Runs `on-termination` of `module` for one registered callback in a fresh instance.
+    pub(super) async fn run_callback(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+        hangup: Option<&HangupInfo>,
+        state: &[u8],
+    ) -> Run<()> {
+        let deadline = self.limits.callback_deadline;
+        self.guarded(env, module, deadline, |health| health.callbacks += 1, async |store, instance| {
+            let info = env.call.info();
+            instance
+                .call_on_termination(&mut *store, &info, hangup, state)
+                .await
+                .map_err(|trap| Failure::from_wasmtime(&trap, "on-termination"))?
+                .map_err(|e| Failure::new(FailureKind::Error, format!("module error: {e}")))
+        })
+        .await
+    }
+
+    /// Checks the account's grant and quarantine, instantiates `module` with the account's
+    /// limits, runs `call`, then counts what happened and quarantines a module that keeps
+    /// failing.
+    async fn guarded<T>(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+        deadline: Duration,
+        count_run: impl FnOnce(&mut crate::policy::ModuleCounters),
+        call: impl AsyncFnOnce(
+            &mut wasmtime::Store<InstanceState>,
+            crate::bindings::CallflowModule,
+        ) -> Result<T, Failure>,
+    ) -> Run<T> {
+        let account = &env.call.details().account_id;
+        let name = module.name();
+        if let Some(missing) =
+            self.policy
+                .grants
+                .missing_for_account(account, name, module.capabilities())
+        {
+            let failure = Failure::new(
+                FailureKind::Capability,
+                format!(
+                    "capability `{}` of module `{name}` is not granted to account `{account}`",
+                    capability_name(missing)
+                ),
+            );
+            self.health.failed(account, name, failure.kind);
+            return Run::Failed(failure);
+        }
+        if self.health.quarantined(account, name) {
+            return Run::Quarantined;
+        }
+        self.health.count(name, count_run);
+        let state = InstanceState::new(
+            Some(Arc::clone(env)),
+            Arc::clone(name),
+            Arc::clone(module.capabilities()),
+            Arc::clone(&self.limits),
+        );
+        let mut store = self.sandbox.store(&self.limits, deadline, state);
+        let result = match module.pre().instantiate_async(&mut store).await {
+            Ok(instance) => call(&mut store, instance).await,
+            Err(e) => Err(Failure::from_wasmtime(&e, "instantiate")),
+        };
+        let refused = store.data().refused;
+        if refused != Default::default() {
+            self.health.count(name, |c| {
+                c.log_lines_dropped += refused.log_lines;
+                c.outputs_refused += refused.outputs;
+            });
+        }
+        match result {
+            Ok(value) => Run::Done(value),
+            Err(failure) => {
+                if self.health.failed(account, name, failure.kind) {
+                    env.trace.push(TraceEvent::Log {
+                        module: name.to_string(),
+                        level: "error".into(),
+                        message: format!(
+                            "quarantined for account `{account}` after repeated failures"
+                        ),
+                    });
+                }
+                Run::Failed(failure)
+            }
+        }
+    }
+
+    /// Refuses an outcome that carries more than the outcome limit.
+    fn check_outcome(&self, outcome: &Outcome) -> Result<(), Failure> {
+        let size = match outcome {
+            Outcome::ContinueTo(keys) => keys.iter().map(String::len).sum(),
+            Outcome::Stop => 0,
+            Outcome::Branch(id) => id.len(),
+        };
+        if size > self.limits.outcome_bytes {
+            return Err(Failure::new(
+                FailureKind::Output,
+                format!(
+                    "outcome of {size} bytes exceeds the limit of {} bytes",
+                    self.limits.outcome_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

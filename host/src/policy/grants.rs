@@ -1,0 +1,130 @@
+//! Capabilities the operator grants, per module and per account. Deny by default: a module
+//! dropped into the modules directory gets nothing unless the configuration grants it; the
+//! shipped modules are granted what they declare unless the configuration says otherwise.
+
+use std::collections::HashMap;
+
+use crate::bindings::Capability;
+
+/// Every capability, in WIT order.
+pub const ALL_CAPABILITIES: [Capability; 6] = [
+    Capability::CallControl,
+    Capability::Directory,
+    Capability::Notify,
+    Capability::Callbacks,
+    Capability::Log,
+    Capability::Clock,
+];
+
+/// The WIT name of a capability.
+pub fn capability_name(capability: Capability) -> &'static str {
+    match capability {
+        Capability::CallControl => "call-control",
+        Capability::Directory => "directory",
+        Capability::Notify => "notify",
+        Capability::Callbacks => "callbacks",
+        Capability::Log => "log",
+        Capability::Clock => "clock",
+    }
+}
+
+/// The capability with this WIT name.
+pub fn capability_from_name(name: &str) -> Option<Capability> {
+    ALL_CAPABILITIES
+        .into_iter()
+        .find(|c| capability_name(*c) == name)
+}
+
+/// The operator's grants.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Module name → what it is granted for every account.
+    modules: HashMap<String, Vec<Capability>>,
+    /// (account, module) → what the module is granted for that account, replacing the above.
+    accounts: HashMap<(String, String), Vec<Capability>>,
+}
+
+impl Grants {
+    /// Grants `capabilities` to `module` for every account.
+    pub fn grant_module(&mut self, module: &str, capabilities: Vec<Capability>) {
+        self.modules.insert(module.to_string(), capabilities);
+    }
+
+    /// Grants `capabilities` to `module` for `account` only, replacing its module-wide grant.
+    pub fn grant_account(&mut self, account: &str, module: &str, capabilities: Vec<Capability>) {
+        self.accounts
+            .insert((account.to_string(), module.to_string()), capabilities);
+    }
+
+    /// The first of `declared` that the module-wide grant lacks. A module without a grant of
+    /// its own is granted what it declares when `trusted` (shipped), nothing otherwise.
+    pub fn missing_for_module(
+        &self,
+        module: &str,
+        declared: &[Capability],
+        trusted: bool,
+    ) -> Option<Capability> {
+        let granted = match self.modules.get(module) {
+            Some(granted) => granted.as_slice(),
+            None if trusted => return None,
+            None => &[],
+        };
+        declared.iter().copied().find(|c| !granted.contains(c))
+    }
+
+    /// The first of `declared` that `account`'s own grant for `module` lacks (none when the
+    /// account has no grant of its own: the module-wide grant, checked at load, applies).
+    pub fn missing_for_account(
+        &self,
+        account: &str,
+        module: &str,
+        declared: &[Capability],
+    ) -> Option<Capability> {
+        let granted = self
+            .accounts
+            .get(&(account.to_string(), module.to_string()))?;
+        declared.iter().copied().find(|c| !granted.contains(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_by_default_unless_shipped_and_accounts_narrow() {
+        let declared = [Capability::Notify, Capability::Log];
+        let mut grants = Grants::default();
+        assert_eq!(
+            grants.missing_for_module("dropped", &declared, false),
+            Some(Capability::Notify)
+        );
+        assert_eq!(grants.missing_for_module("shipped", &declared, true), None);
+        grants.grant_module("shipped", vec![Capability::Log]);
+        assert_eq!(
+            grants.missing_for_module("shipped", &declared, true),
+            Some(Capability::Notify),
+            "the configuration can take from a shipped module"
+        );
+        grants.grant_module("dropped", declared.to_vec());
+        assert_eq!(grants.missing_for_module("dropped", &declared, false), None);
+        assert_eq!(grants.missing_for_account("acme", "dropped", &declared), None);
+        grants.grant_account("acme", "dropped", vec![Capability::Log]);
+        assert_eq!(
+            grants.missing_for_account("acme", "dropped", &declared),
+            Some(Capability::Notify)
+        );
+        assert_eq!(grants.missing_for_account("other", "dropped", &declared), None);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for capability in ALL_CAPABILITIES {
+            assert_eq!(
+                capability_from_name(capability_name(capability)),
+                Some(capability)
+            );
+        }
+        assert_eq!(capability_from_name("filesystem"), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! Tenant safety: the limits each module instance runs under ([`limits`]), what the host does
+//! when a module fails ([`failure`]), which capabilities the operator granted ([`grants`]), and
+//! what the host learns while calls run: counters and quarantine ([`health`]).
+//!
+//! [`Policy`] is read from the configuration once; [`Health`] changes as calls run.
+
+pub mod failure;
+pub mod grants;
+pub mod health;
+pub mod limits;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use failure::{Failure, FailureKind, FailureMode, Refusal};
+pub use grants::{Grants, capability_from_name, capability_name};
+pub use health::{Health, ModuleCounters, QuarantineRule};
+pub use limits::{LimitOverrides, Limits};
+
+use crate::bindings::Capability;
+use crate::config::Config;
+
+/// The default largest `.wasm` file a module may be.
+pub const DEFAULT_MAX_WASM_BYTES: usize = 2 << 20;
+/// The default cause of a fail-closed hangup (Q.850 41).
+pub const DEFAULT_HANGUP_CAUSE: &str = "NORMAL_TEMPORARY_FAILURE";
+
+/// How the host treats modules, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    limits: Arc<Limits>,
+    account_limits: HashMap<String, Arc<Limits>>,
+    /// The failure mode of modules without one of their own.
+    pub failure_mode: FailureMode,
+    module_failure_modes: HashMap<String, FailureMode>,
+    /// The cause a fail-closed module's call is hung up with.
+    pub hangup_cause: String,
+    /// When a failing module is quarantined.
+    pub quarantine: QuarantineRule,
+    /// Capabilities granted per module and per account.
+    pub grants: Grants,
+    /// Largest `.wasm` file a module may be.
+    pub max_wasm_bytes: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            limits: Arc::new(Limits::default()),
+            account_limits: HashMap::new(),
+            failure_mode: FailureMode::FailOpen,
+            module_failure_modes: HashMap::new(),
+            hangup_cause: DEFAULT_HANGUP_CAUSE.to_string(),
+            quarantine: QuarantineRule::default(),
+            grants: Grants::default(),
+            max_wasm_bytes: DEFAULT_MAX_WASM_BYTES,
+        }
+    }
+}
+
+impl Policy {
+    /// The limits for `account`'s calls.
+    pub fn limits(&self, account: &str) -> &Arc<Limits> {
+        self.account_limits.get(account).unwrap_or(&self.limits)
+    }
+
+    /// Sets the limits of every account without limits of its own.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = Arc::new(limits);
+    }
+
+    /// Sets `account`'s limits.
+    pub fn set_account_limits(&mut self, account: &str, limits: Limits) {
+        self.account_limits
+            .insert(account.to_string(), Arc::new(limits));
+    }
+
+    /// Whether any limit sets an instruction budget (the engine then counts fuel).
+    pub fn uses_fuel(&self) -> bool {
+        self.limits.fuel.is_some() || self.account_limits.values().any(|l| l.fuel.is_some())
+    }
+
+    /// What the host does when `module` fails.
+    pub fn failure_mode(&self, module: &str) -> FailureMode {
+        self.module_failure_modes
+            .get(module)
+            .copied()
+            .unwrap_or(self.failure_mode)
+    }
+
+    /// Sets `module`'s failure mode.
+    pub fn set_module_failure_mode(&mut self, module: &str, mode: FailureMode) {
+        self.module_failure_modes.insert(module.to_string(), mode);
+    }
+
+    /// Builds the policy from the configuration's tables; the error names the bad key.
+    pub fn from_config(config: &Config) -> Result<Policy, String> {
+        let mut policy = Policy {
+            limits: Arc::new(Limits::default().with(&config.limits)),
+            failure_mode: config.failure.mode,
+            hangup_cause: config.failure.hangup_cause.clone(),
+            quarantine: config.failure.quarantine.clone(),
+            max_wasm_bytes: config.loading.max_wasm_kib << 10,
+            ..Policy::default()
+        };
+        for (module, settings) in &config.modules {
+            if let Some(names) = &settings.capabilities {
+                let place = format!("modules.{module}.capabilities");
+                policy
+                    .grants
+                    .grant_module(module, capabilities(names, &place)?);
+            }
+            if let Some(mode) = settings.failure {
+                policy.set_module_failure_mode(module, mode);
+            }
+        }
+        for (account, settings) in &config.accounts {
+            let limits = policy.limits.with(&settings.limits);
+            policy.set_account_limits(account, limits);
+            for (module, grant) in &settings.modules {
+                let place = format!("accounts.{account}.modules.{module}.capabilities");
+                policy
+                    .grants
+                    .grant_account(account, module, capabilities(&grant.capabilities, &place)?);
+            }
+        }
+        Ok(policy)
+    }
+}
+
+fn capabilities(names: &[String], place: &str) -> Result<Vec<Capability>, String> {
+    names
+        .iter()
+        .map(|name| {
+            capability_from_name(name).ok_or_else(|| {
+                let known: Vec<_> = grants::ALL_CAPABILITIES
+                    .into_iter()
+                    .map(capability_name)
+                    .collect();
+                format!(
+                    "{place}: unknown capability `{name}` (known: {})",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_becomes_a_policy() {
+        let config: Config = toml::from_str(
+            r#"
+            [limits]
+            handle_deadline_ms = 500
+            [failure]
+            mode = "fail-closed"
+            quarantine = { after_failures = 2, window_secs = 10, for_secs = 30 }
+            [modules.hello]
+            capabilities = ["log", "notify"]
+            failure = "fail-open"
+            [accounts.acme.limits]
+            memory_mib = 2
+            [accounts.acme.modules.hello]
+            capabilities = ["log"]
+            "#,
+        )
+        .unwrap();
+        let policy = Policy::from_config(&config).unwrap();
+        assert_eq!(policy.limits("other").handle_deadline.as_millis(), 500);
+        assert_eq!(policy.limits("acme").handle_deadline.as_millis(), 500);
+        assert_eq!(policy.limits("acme").memory_bytes, 2 << 20);
+        assert_eq!(policy.failure_mode("hello"), FailureMode::FailOpen);
+        assert_eq!(policy.failure_mode("other"), FailureMode::FailClosed);
+        assert_eq!(policy.quarantine.after_failures, 2);
+        let declared = [Capability::Log, Capability::Notify];
+        assert_eq!(
+            policy.grants.missing_for_module("hello", &declared, false),
+            None
+        );
+        assert_eq!(
+            policy.grants.missing_for_account("acme", "hello", &declared),
+            Some(Capability::Notify)
+        );
+        assert!(!policy.uses_fuel());
+    }
+
+    #[test]
+    fn an_unknown_capability_names_its_place() {
+        let config: Config =
+            toml::from_str("[accounts.acme.modules.hello]\ncapabilities = [\"files\"]").unwrap();
+        let err = Policy::from_config(&config).unwrap_err();
+        assert!(
+            err.starts_with("accounts.acme.modules.hello.capabilities: unknown capability `files`"),
+            "{err}"
+        );
+    }
+}
