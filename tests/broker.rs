@@ -231,7 +231,7 @@ async fn consume(
     store: &Arc<Mutex<Vec<Received>>>,
     bound: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), lapin::Error> {
-    use futures_lite::StreamExt;
+    use futures::StreamExt;
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     declare_notifications_exchange(&channel).await?;

@@ -14,7 +14,7 @@ use cfhost::policy::Policy;
 use cfhost::registry::{BUILT_MODULES_DIR, ModuleSource};
 use cfhost::runtime::{CallError, HostOptions, Runtime, StartReport};
 use cfhost::scenario::ScenarioCall;
-use cfhost::switch::SimulatedSwitch;
+use cfhost::switch::{SimulatedSwitch, Switch};
 use serde_json::Value;
 
 /// Writes a data directory, then starts a host on it.
@@ -146,6 +146,16 @@ impl TestHost {
         let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         let switch = Arc::new(SimulatedSwitch::new(call.behaviour, start));
         self.runtime.run_call(details, switch).await
+    }
+
+    /// Runs one call given as a scenario entry on `switch`.
+    pub async fn run_on(&self, call: Value, switch: Arc<dyn Switch>) -> CallReport {
+        let call: ScenarioCall = serde_json::from_value(call).expect("a valid scenario call");
+        let details = self.runtime.complete_details(call.details(0));
+        self.runtime
+            .run_call(details, switch)
+            .await
+            .expect("the call runs")
     }
 
     /// Runs a call that must find its callflow.

@@ -29,6 +29,9 @@ mod tests {
     fn the_version_is_the_wit_files() {
         let wit = include_str!("../../wit/callflow.wit");
         let package = format!("package {}@{};", super::WIT_PACKAGE, super::WIT_VERSION);
-        assert!(wit.contains(&package), "wit/callflow.wit has no `{package}`");
+        assert!(
+            wit.contains(&package),
+            "wit/callflow.wit has no `{package}`"
+        );
     }
 }

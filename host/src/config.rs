@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::policy::{DEFAULT_HANGUP_CAUSE, DEFAULT_MAX_WASM_BYTES, FailureMode, LimitOverrides, QuarantineRule};
+use crate::policy::{
+    DEFAULT_HANGUP_CAUSE, DEFAULT_MAX_WASM_BYTES, FailureMode, LimitOverrides, QuarantineRule,
+};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]

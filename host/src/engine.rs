@@ -54,7 +54,10 @@ impl Sandbox {
     }
 
     /// Links a compiled component against the host's imports, ready to instantiate.
-    pub fn link(&self, component: &Component) -> wasmtime::Result<CallflowModulePre<InstanceState>> {
+    pub fn link(
+        &self,
+        component: &Component,
+    ) -> wasmtime::Result<CallflowModulePre<InstanceState>> {
         let pre = self.linker.instantiate_pre(component)?;
         CallflowModulePre::new(pre)
     }

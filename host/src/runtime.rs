@@ -83,8 +83,8 @@ impl Runtime {
     /// engine that cannot start or an unreadable data directory is an error.
     pub async fn start(options: HostOptions<'_>) -> Result<(Runtime, StartReport), StartError> {
         let policy = options.policy;
-        let sandbox = Sandbox::new(policy.uses_fuel())
-            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let sandbox =
+            Sandbox::new(policy.uses_fuel()).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let (registry, module_errors) = Registry::load(&sandbox, &policy, options.modules).await;
         let (accounts, data) = Accounts::load(options.data_dir, &registry)?;
         let report = StartReport {

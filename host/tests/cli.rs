@@ -152,8 +152,11 @@ fn dropped_in_modules_need_grants_and_a_corrupt_one_is_reported() {
     std::fs::write(&scenario, r#"[{"account_id": "acct", "to": "1"}]"#).unwrap();
     let config = dir.path().join("cfhost.toml");
     let run = |grant: &str| {
-        std::fs::write(&config, format!("[modules.test_fixture]\ncapabilities = [{grant}]\n"))
-            .unwrap();
+        std::fs::write(
+            &config,
+            format!("[modules.test_fixture]\ncapabilities = [{grant}]\n"),
+        )
+        .unwrap();
         simulate(&[
             "--data",
             dir.path().join("data").to_str().unwrap(),

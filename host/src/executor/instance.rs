@@ -29,16 +29,24 @@ impl Executor<'_> {
         data: &str,
     ) -> Run<Outcome> {
         let deadline = self.limits.handle_deadline;
-        self.guarded(env, module, deadline, |health| health.nodes += 1, async |store, instance| {
-            let info = env.call.info();
-            let outcome = instance
-                .call_handle(&mut *store, &info, data)
-                .await
-                .map_err(|trap| Failure::from_wasmtime(&trap, "handle"))?
-                .map_err(|e| Failure::new(FailureKind::Error, format!("module error: {e}")))?;
-            self.check_outcome(&outcome)?;
-            Ok(outcome)
-        })
+        self.guarded(
+            env,
+            module,
+            deadline,
+            |health| health.nodes += 1,
+            async |store, instance| {
+                let info = env.call.info();
+                let outcome = instance
+                    .call_handle(&mut *store, &info, data)
+                    .await
+                    .map_err(|trap| Failure::from_wasmtime(&trap, "handle"))?
+                    .map_err(|e| {
+                        Failure::new(FailureKind::Error, format!("handle: module error: {e}"))
+                    })?;
+                self.check_outcome(&outcome)?;
+                Ok(outcome)
+            },
+        )
         .await
     }
 
@@ -51,14 +59,25 @@ impl Executor<'_> {
         state: &[u8],
     ) -> Run<()> {
         let deadline = self.limits.callback_deadline;
-        self.guarded(env, module, deadline, |health| health.callbacks += 1, async |store, instance| {
-            let info = env.call.info();
-            instance
-                .call_on_termination(&mut *store, &info, hangup, state)
-                .await
-                .map_err(|trap| Failure::from_wasmtime(&trap, "on-termination"))?
-                .map_err(|e| Failure::new(FailureKind::Error, format!("module error: {e}")))
-        })
+        self.guarded(
+            env,
+            module,
+            deadline,
+            |health| health.callbacks += 1,
+            async |store, instance| {
+                let info = env.call.info();
+                instance
+                    .call_on_termination(&mut *store, &info, hangup, state)
+                    .await
+                    .map_err(|trap| Failure::from_wasmtime(&trap, "on-termination"))?
+                    .map_err(|e| {
+                        Failure::new(
+                            FailureKind::Error,
+                            format!("on-termination: module error: {e}"),
+                        )
+                    })
+            },
+        )
         .await
     }
 
@@ -143,7 +162,7 @@ impl Executor<'_> {
             return Err(Failure::new(
                 FailureKind::Output,
                 format!(
-                    "outcome of {size} bytes exceeds the limit of {} bytes",
+                    "handle: outcome of {size} bytes exceeds the limit of {} bytes",
                     self.limits.outcome_bytes
                 ),
             ));

@@ -76,7 +76,8 @@ impl CallEnv {
     }
 
     /// Registers a termination callback of `module`; an identical one is kept once. Refused
-    /// once the call has `max` distinct callbacks.
+    /// once `module` has `max` distinct callbacks in this call (so one module cannot crowd
+    /// out the others).
     pub(crate) fn register_callback(
         &self,
         module: &Arc<str>,
@@ -90,9 +91,11 @@ impl CallEnv {
         let mut callbacks = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
         let duplicate = callbacks.contains(&registration);
         if !duplicate {
-            if callbacks.len() >= max {
+            let mine = callbacks.iter().filter(|r| r.module == *module).count();
+            if mine >= max {
                 return Err(format!(
-                    "the call already has {max} termination callbacks, the most it may have"
+                    "module `{module}` already has {max} termination callbacks in this call, the \
+                     most it may have"
                 ));
             }
             callbacks.push(registration);

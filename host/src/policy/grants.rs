@@ -108,13 +108,19 @@ mod tests {
         );
         grants.grant_module("dropped", declared.to_vec());
         assert_eq!(grants.missing_for_module("dropped", &declared, false), None);
-        assert_eq!(grants.missing_for_account("acme", "dropped", &declared), None);
+        assert_eq!(
+            grants.missing_for_account("acme", "dropped", &declared),
+            None
+        );
         grants.grant_account("acme", "dropped", vec![Capability::Log]);
         assert_eq!(
             grants.missing_for_account("acme", "dropped", &declared),
             Some(Capability::Notify)
         );
-        assert_eq!(grants.missing_for_account("other", "dropped", &declared), None);
+        assert_eq!(
+            grants.missing_for_account("other", "dropped", &declared),
+            None
+        );
     }
 
     #[test]

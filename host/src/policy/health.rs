@@ -140,7 +140,8 @@ impl Health {
                 record.recent_failures.pop_front();
             }
             let already = record.quarantined_until.is_some_and(|until| now < until);
-            let starts = !already && record.recent_failures.len() >= self.rule.after_failures as usize;
+            let starts =
+                !already && record.recent_failures.len() >= self.rule.after_failures as usize;
             if starts {
                 record.quarantined_until = Some(now + Duration::from_secs(self.rule.for_secs));
                 record.recent_failures.clear();
@@ -178,7 +179,10 @@ mod tests {
         assert!(!health.quarantined("a", "m"));
         assert!(health.failed("a", "m", FailureKind::Trap));
         assert!(health.quarantined("a", "m"));
-        assert!(!health.quarantined("b", "m"), "other accounts keep the module");
+        assert!(
+            !health.quarantined("b", "m"),
+            "other accounts keep the module"
+        );
         let counters = &health.counters()["m"];
         assert_eq!(counters.total_failures(), 3);
         assert_eq!(counters.failures[&FailureKind::Trap], 2);

@@ -25,7 +25,7 @@ pub struct Limits {
     pub notification_bytes: usize,
     /// Most bytes an instance may log; later lines are dropped and counted.
     pub log_bytes: usize,
-    /// Most termination callbacks one call may register.
+    /// Most termination callbacks one module may register in one call.
     pub callbacks_per_call: usize,
     /// Most bytes of state one termination callback may register.
     pub callback_state_bytes: usize,
@@ -73,7 +73,9 @@ impl Limits {
     pub fn with(&self, overrides: &LimitOverrides) -> Limits {
         let ms = Duration::from_millis;
         Limits {
-            handle_deadline: overrides.handle_deadline_ms.map_or(self.handle_deadline, ms),
+            handle_deadline: overrides
+                .handle_deadline_ms
+                .map_or(self.handle_deadline, ms),
             callback_deadline: overrides
                 .callback_deadline_ms
                 .map_or(self.callback_deadline, ms),
@@ -112,9 +114,15 @@ mod tests {
         assert_eq!(limits.handle_deadline, Duration::from_millis(50));
         assert_eq!(limits.memory_bytes, 4 << 20);
         assert_eq!(limits.fuel, Some(1000));
-        assert_eq!(limits.callback_deadline, Limits::default().callback_deadline);
+        assert_eq!(
+            limits.callback_deadline,
+            Limits::default().callback_deadline
+        );
         assert_eq!(limits.log_bytes, Limits::default().log_bytes);
         let err = toml::from_str::<LimitOverrides>("deadline = 5").unwrap_err();
-        assert!(err.to_string().contains("unknown field `deadline`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `deadline`"),
+            "{err}"
+        );
     }
 }

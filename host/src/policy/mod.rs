@@ -119,9 +119,11 @@ impl Policy {
             policy.set_account_limits(account, limits);
             for (module, grant) in &settings.modules {
                 let place = format!("accounts.{account}.modules.{module}.capabilities");
-                policy
-                    .grants
-                    .grant_account(account, module, capabilities(&grant.capabilities, &place)?);
+                policy.grants.grant_account(
+                    account,
+                    module,
+                    capabilities(&grant.capabilities, &place)?,
+                );
             }
         }
         Ok(policy)
@@ -182,7 +184,9 @@ mod tests {
             None
         );
         assert_eq!(
-            policy.grants.missing_for_account("acme", "hello", &declared),
+            policy
+                .grants
+                .missing_for_account("acme", "hello", &declared),
             Some(Capability::Notify)
         );
         assert!(!policy.uses_fuel());

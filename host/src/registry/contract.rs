@@ -42,7 +42,10 @@ pub fn check(engine: &Engine, component: &Component) -> Result<(), ContractError
             });
         }
     }
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     let missing: Vec<String> = WORLD_EXPORTS
         .iter()
         .filter(|wanted| !exports.iter().any(|e| e == *wanted))
@@ -85,7 +88,10 @@ mod tests {
         assert!(!compatible("1.0.0", "0.2.0"));
         assert!(compatible("1.4.0", "1.0.0"));
         assert!(!compatible("2.0.0", "1.0.0"));
-        assert!(!compatible("", "0.2.0"), "an unversioned package is not ours");
+        assert!(
+            !compatible("", "0.2.0"),
+            "an unversioned package is not ours"
+        );
         assert_eq!(
             package_version("cfhost:callflow/types@1.0.0"),
             Some("1.0.0")

@@ -265,7 +265,12 @@ async fn load_one(
         reason: format!("{e:#}"),
     };
     let limits = Arc::new(Limits::default());
-    let state = InstanceState::new(None, Arc::from("(loading)"), Arc::from([]), Arc::clone(&limits));
+    let state = InstanceState::new(
+        None,
+        Arc::from("(loading)"),
+        Arc::from([]),
+        Arc::clone(&limits),
+    );
     let mut store = sandbox.store(&limits, DESCRIBE_DEADLINE, state);
     let instance = pre
         .instantiate_async(&mut store)
@@ -275,11 +280,11 @@ async fn load_one(
         .call_describe(&mut store)
         .await
         .map_err(describe_error)?;
-    if let Some(missing) =
-        policy
-            .grants
-            .missing_for_module(&description.name, &description.capabilities, source.shipped)
-    {
+    if let Some(missing) = policy.grants.missing_for_module(
+        &description.name,
+        &description.capabilities,
+        source.shipped,
+    ) {
         return Err(ModuleError::NotGranted {
             origin,
             name: description.name,
