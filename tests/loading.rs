@@ -1,8 +1,11 @@
 //! Loading data: bad documents are reported with their place and left out; everything else
 //! keeps working. Calls that match no callflow get a clear error.
 
+use std::sync::Arc;
+
+use cfhost::registry::ModuleSource;
 use cfhost::runtime::CallError;
-use cfhost_tests::{Builder, seed_missed_call_alert, with_seed_users};
+use cfhost_tests::{Builder, dropped_in_module, seed_missed_call_alert, with_seed_users};
 use serde_json::json;
 
 #[tokio::test]
@@ -106,4 +109,52 @@ fn host_module(host: &cfhost_tests::TestHost, name: &str) -> (String, String, St
     let module = host.runtime().registry().get(name).expect("module loaded");
     let d = module.description();
     (d.name.clone(), d.version.clone(), d.data_schema.clone())
+}
+
+#[tokio::test]
+async fn components_that_do_not_fit_are_refused_at_load_and_the_rest_works() {
+    let source = |origin: &str, bytes: Vec<u8>| ModuleSource {
+        origin: origin.to_string(),
+        bytes: Arc::from(bytes),
+        shipped: false,
+    };
+    let host = with_seed_users(Builder::new(), "acme")
+        .callflow("acme", "good", seed_missed_call_alert())
+        .module(dropped_in_module("wrong_world"))
+        .module(dropped_in_module("future_major"))
+        .module(source("huge.wasm", vec![0; 3 << 20]))
+        .module(source("text.wasm", b"not wasm at all".to_vec()))
+        .start()
+        .await;
+    let errors = &host.report.module_errors;
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(
+        errors[0].contains(
+            "wrong_world.wasm: exports the wrong world: `callflow-module` needs describe, \
+             handle, on-termination, missing describe, handle, on-termination; it exports \
+             [wasi:cli/run@"
+        ),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].ends_with(
+            "future_major.wasm: built against cfhost:callflow@1.0.0, which this host (speaking \
+             @0.2.0) cannot run: rebuild it against the WIT this host ships"
+        ),
+        "{}",
+        errors[1]
+    );
+    assert_eq!(
+        errors[2],
+        "huge.wasm: the file is 3145728 bytes; modules may be at most 2097152 bytes"
+    );
+    assert!(
+        errors[3].starts_with("text.wasm: not a WebAssembly component: "),
+        "{}",
+        errors[3]
+    );
+    host.run(json!({"account_id": "acme", "to": "+15554441111", "caller_id_number": "5"}))
+        .await;
+    assert_eq!(host.notifications().len(), 1);
 }

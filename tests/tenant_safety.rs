@@ -2,10 +2,14 @@
 //! attack the host survives, the call goes on by policy, calls running at the same time are
 //! unaffected, other modules' termination callbacks still run, and the counters record it.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use cfhost::bindings::cfhost::callflow::call_control::{BridgeRequest, BridgeResult, RecordResult};
+use cfhost::call::Call;
 use cfhost::executor::{CallReport, EndReason};
 use cfhost::policy::{FailureKind, FailureMode, Limits, ModuleCounters};
+use cfhost::switch::{SimulatedSwitch, SimulatorBehaviour, Switch};
 use cfhost::trace::TraceEvent;
 use cfhost_tests::{Builder, TestHost};
 use serde_json::{Value, json};
@@ -432,4 +436,78 @@ async fn an_account_grant_narrows_what_a_module_may_do() {
         1
     );
     assert_eq!(counters(&host, "hostile").nodes, 0, "not instantiated");
+}
+
+/// The simulator, but a bridge rings for `ring` of real time first: a module waiting in a
+/// host call.
+struct RingingSwitch {
+    simulator: SimulatedSwitch,
+    ring: Duration,
+}
+
+#[async_trait::async_trait]
+impl Switch for RingingSwitch {
+    async fn answer(&self, call: &Call) -> Result<(), String> {
+        self.simulator.answer(call).await
+    }
+    async fn bridge(&self, call: &Call, request: &BridgeRequest) -> BridgeResult {
+        tokio::time::sleep(self.ring).await;
+        self.simulator.bridge(call, request).await
+    }
+    async fn record_voicemail(&self, call: &Call, box_id: &str, max_secs: u32) -> RecordResult {
+        self.simulator.record_voicemail(call, box_id, max_secs).await
+    }
+    async fn hangup(&self, call: &Call, cause: &str) {
+        self.simulator.hangup(call, cause).await
+    }
+    fn now(&self) -> SystemTime {
+        self.simulator.now()
+    }
+}
+
+/// A `user` node ringing for 400 ms on a host whose deadline is 100 ms.
+async fn ring_user(host_call_timeout: Duration) -> (TestHost, CallReport) {
+    let host = Builder::new()
+        .policy(|policy| {
+            policy.set_limits(Limits {
+                handle_deadline: Duration::from_millis(100),
+                host_call_timeout,
+                ..Limits::default()
+            })
+        })
+        .user(ACCOUNT, "u1", json!({"email": "u1@example.com"}))
+        .callflow(ACCOUNT, "ring", json!({"numbers": ["100"], "flow": {
+            "module": "user", "data": {"id": "u1"}, "children": {"_": marker("after", json!({}))}}}))
+        .start()
+        .await;
+    let switch = Arc::new(RingingSwitch {
+        simulator: SimulatedSwitch::new(SimulatorBehaviour::default(), SystemTime::now()),
+        ring: Duration::from_millis(400),
+    });
+    let report = host.run_on(call("100"), switch).await;
+    (host, report)
+}
+
+#[tokio::test]
+async fn waiting_in_a_host_call_does_not_count_against_the_deadline() {
+    let (host, report) = ring_user(Duration::from_secs(5)).await;
+    let results = node_results(&report);
+    assert!(results[0].starts_with("continue to NO_ANSWER"), "{results:?}");
+    assert_eq!(counters(&host, "user").total_failures(), 0);
+}
+
+#[tokio::test]
+async fn a_host_call_that_waits_too_long_times_out() {
+    let (host, report) = ring_user(Duration::from_millis(150)).await;
+    let results = node_results(&report);
+    assert_eq!(
+        results[0],
+        "FAILED: handle: host call `bridge` of module `user` waited more than 150ms \
+         (host_call_timeout); continuing"
+    );
+    assert_eq!(host.template_ids(), ["after"]);
+    assert_eq!(
+        counters(&host, "user").failures[&FailureKind::HostCallTimeout],
+        1
+    );
 }
