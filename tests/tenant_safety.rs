@@ -455,7 +455,9 @@ impl Switch for RingingSwitch {
         self.simulator.bridge(call, request).await
     }
     async fn record_voicemail(&self, call: &Call, box_id: &str, max_secs: u32) -> RecordResult {
-        self.simulator.record_voicemail(call, box_id, max_secs).await
+        self.simulator
+            .record_voicemail(call, box_id, max_secs)
+            .await
     }
     async fn hangup(&self, call: &Call, cause: &str) {
         self.simulator.hangup(call, cause).await
@@ -492,7 +494,10 @@ async fn ring_user(host_call_timeout: Duration) -> (TestHost, CallReport) {
 async fn waiting_in_a_host_call_does_not_count_against_the_deadline() {
     let (host, report) = ring_user(Duration::from_secs(5)).await;
     let results = node_results(&report);
-    assert!(results[0].starts_with("continue to NO_ANSWER"), "{results:?}");
+    assert!(
+        results[0].starts_with("continue to NO_ANSWER"),
+        "{results:?}"
+    );
     assert_eq!(counters(&host, "user").total_failures(), 0);
 }
 
