@@ -62,10 +62,10 @@ impl Sandbox {
         CallflowModulePre::new(pre)
     }
 
-    /// A fresh store for one instance running under `limits` for at most `deadline` of
-    /// WebAssembly time. Every epoch tick the instance yields to other tasks; once its time
-    /// (waits in host calls not counted) passes the deadline, it traps with
-    /// [`Refusal::Deadline`].
+    /// A fresh store for one instance running under `limits` for at most `deadline` of run
+    /// time (its [`RunClock`](crate::imports::RunClock): waits are not counted). Every epoch
+    /// tick the instance yields to other tasks; once its run time passes the deadline, it
+    /// traps with [`Refusal::Deadline`].
     pub fn store(
         &self,
         limits: &Limits,
@@ -82,7 +82,7 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |context| {
             let state = context.data();
-            if state.wasm_time() >= deadline {
+            if state.clock().elapsed() >= deadline {
                 return Err(wasmtime::Error::new(Refusal::Deadline {
                     module: state.module_name().to_string(),
                     deadline,

@@ -122,11 +122,15 @@ impl Executor<'_> {
             Arc::clone(module.capabilities()),
             Arc::clone(&self.limits),
         );
+        let clock = Arc::clone(state.clock());
         let mut store = self.sandbox.store(&self.limits, deadline, state);
-        let result = match module.pre().instantiate_async(&mut store).await {
-            Ok(instance) => call(&mut store, instance).await,
-            Err(e) => Err(Failure::from_wasmtime(&e, "instantiate")),
+        let run = async {
+            match module.pre().instantiate_async(&mut store).await {
+                Ok(instance) => call(&mut store, instance).await,
+                Err(e) => Err(Failure::from_wasmtime(&e, "instantiate")),
+            }
         };
+        let result = clock.time(run).await;
         let refused = store.data().refused;
         if refused != Default::default() {
             self.health.count(name, |c| {

@@ -4,12 +4,13 @@
 //! it runs and what it declared, its limits, how long it has run, and the inert WASI context a
 //! `wasm32-wasip2` guest links against. Every import checks that the module asked for the
 //! capability it belongs to; a refused call traps with a [`Refusal`] naming the module and the
-//! capability. Host calls that wait on the switch have their own timeout, and their waiting is
-//! not counted against the module's deadline.
+//! capability. Host calls that wait on the switch have their own timeout; the deadline counts
+//! only the instance's running time ([`RunClock`]).
 
 mod call;
 mod call_control;
 mod callbacks;
+mod clock;
 mod directory;
 mod limiter;
 mod log;
@@ -17,7 +18,7 @@ mod notify;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -26,6 +27,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 use crate::bindings::{CallflowModule, Capability};
 use crate::executor::CallEnv;
 use crate::policy::{Limits, Refusal, capability_name};
+pub use clock::RunClock;
 use limiter::InstanceLimiter;
 
 /// What a module instance can reach, kept in its wasmtime `Store`.
@@ -35,9 +37,7 @@ pub struct InstanceState {
     capabilities: Arc<[Capability]>,
     limits: Arc<Limits>,
     limiter: InstanceLimiter,
-    created: Instant,
-    /// Time spent waiting in host calls, not counted against the deadline.
-    in_host: Duration,
+    clock: Arc<RunClock>,
     logged_bytes: usize,
     /// What the limits refused, for the host's counters.
     pub refused: Refused,
@@ -83,8 +83,7 @@ impl InstanceState {
             module_name,
             capabilities,
             limits,
-            created: Instant::now(),
-            in_host: Duration::ZERO,
+            clock: Arc::new(RunClock::default()),
             logged_bytes: 0,
             refused: Refused::default(),
             wasi: wasi.build(),
@@ -102,10 +101,10 @@ impl InstanceState {
         &self.module_name
     }
 
-    /// How long this instance has run WebAssembly (or the host on its behalf), not counting
-    /// waits in host calls.
-    pub fn wasm_time(&self) -> Duration {
-        self.created.elapsed().saturating_sub(self.in_host)
+    /// The clock of this instance's running time: drive every call into the instance with
+    /// [`RunClock::time`], or the deadline never passes.
+    pub fn clock(&self) -> &Arc<RunClock> {
+        &self.clock
     }
 
     /// The call this instance runs for, or a trap when it runs for none (during `describe`).
@@ -129,17 +128,15 @@ impl InstanceState {
         self.env().cloned()
     }
 
-    /// Waits for a host call at most the host-call timeout; the wait does not count against
-    /// the module's deadline. A timeout traps with [`Refusal::HostCallTimeout`].
+    /// Waits for a host call at most the host-call timeout (the wait itself is not run time).
+    /// A timeout traps with [`Refusal::HostCallTimeout`].
     async fn wait_for<T>(
         &mut self,
         call: &'static str,
         host_call: impl Future<Output = T>,
     ) -> wasmtime::Result<T> {
-        let started = Instant::now();
         let timeout = self.limits.host_call_timeout;
         let result = tokio::time::timeout(timeout, host_call).await;
-        self.in_host += started.elapsed();
         result.map_err(|_| {
             wasmtime::Error::new(Refusal::HostCallTimeout {
                 module: self.module_name.to_string(),

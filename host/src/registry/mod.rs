@@ -271,15 +271,13 @@ async fn load_one(
         Arc::from([]),
         Arc::clone(&limits),
     );
+    let clock = Arc::clone(state.clock());
     let mut store = sandbox.store(&limits, DESCRIBE_DEADLINE, state);
-    let instance = pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(describe_error)?;
-    let description = instance
-        .call_describe(&mut store)
-        .await
-        .map_err(describe_error)?;
+    let describe = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        instance.call_describe(&mut store).await
+    };
+    let description = clock.time(describe).await.map_err(describe_error)?;
     if let Some(missing) = policy.grants.missing_for_module(
         &description.name,
         &description.capabilities,
