@@ -7,6 +7,22 @@
 //! outbox_dir = "/var/lib/cfhost/outbox"   # default: <data dir>/outbox
 //! outbox_capacity = 100000                 # undelivered notifications kept at most
 //! flush_timeout_secs = 30                  # how long `simulate` waits for confirms at exit
+//!
+//! [limits]                                 # for every account; see `policy::Limits`
+//! handle_deadline_ms = 2000
+//! [loading]
+//! max_wasm_kib = 2048
+//! [failure]
+//! mode = "fail-open"                       # or "fail-closed"
+//! hangup_cause = "NORMAL_TEMPORARY_FAILURE"
+//! quarantine = { after_failures = 5, window_secs = 60, for_secs = 300 }
+//! [modules.hello]
+//! capabilities = ["log", "notify"]         # what a dropped-in module is granted
+//! failure = "fail-closed"
+//! [accounts.acme.limits]
+//! memory_mib = 4
+//! [accounts.acme.modules.hello]
+//! capabilities = ["log"]                   # replaces the module's grant for this account
 //! ```
 
 use std::collections::BTreeMap;
@@ -179,5 +195,20 @@ mod tests {
             err.to_string().contains("unknown field `target_url`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_readme_examples_are_valid_configurations() {
+        let readme = include_str!("../../README.md");
+        let examples: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|block| block.split("```").next().unwrap())
+            .collect();
+        assert!(examples.len() >= 2, "the README shows its configuration");
+        for example in examples {
+            let config: Config = toml::from_str(example).unwrap_or_else(|e| panic!("{e}"));
+            crate::policy::Policy::from_config(&config).unwrap();
+        }
     }
 }

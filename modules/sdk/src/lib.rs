@@ -4,13 +4,14 @@
 //! exports it with [`export_module!`]:
 //!
 //! ```ignore
-//! use cfhost_sdk::{CallInfo, CallflowModule, Description, Outcome};
+//! use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome};
 //!
 //! struct Hello;
 //!
 //! impl CallflowModule for Hello {
 //!     fn describe() -> Description {
-//!         cfhost_sdk::description("hello", env!("CARGO_PKG_VERSION"), "Says hello", "{}", vec![])
+//!         let needs = vec![Capability::Log];
+//!         cfhost_sdk::description("hello", env!("CARGO_PKG_VERSION"), "Says hello", "{}", needs)
 //!     }
 //!     fn handle(call: CallInfo, _data: &str) -> Result<Outcome, String> {
 //!         cfhost_sdk::log::info(&format!("hello, {}", call.call_id));

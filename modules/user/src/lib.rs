@@ -38,7 +38,11 @@ impl CallflowModule for User {
             env!("CARGO_PKG_VERSION"),
             "Rings a user's endpoints",
             include_str!("schema.json"),
-            vec![Capability::CallControl, Capability::Directory, Capability::Log],
+            vec![
+                Capability::CallControl,
+                Capability::Directory,
+                Capability::Log,
+            ],
         )
     }
 
