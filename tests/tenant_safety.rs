@@ -516,3 +516,22 @@ async fn a_host_call_that_waits_too_long_times_out() {
         1
     );
 }
+
+#[tokio::test]
+async fn files_environment_and_clock_are_closed_unless_the_clock_is_granted() {
+    let host = Builder::new()
+        .callflow(ACCOUNT, "probe", json!({"numbers": ["100"], "flow": {
+            "module": "hostile", "data": {"attack": "probe_sandbox"},
+            "children": {"sealed": marker("sealed", json!({})), "_": marker("leaked", json!({}))}}}))
+        .callflow(ACCOUNT, "clock", json!({"numbers": ["101"], "flow": {
+            "module": "test_fixture", "data": {"clock": true},
+            "children": {"clock-running": marker("running", json!({})),
+                         "clock-stopped": marker("stopped", json!({}))}}}))
+        .start()
+        .await;
+    let report = host.run(call("100")).await;
+    assert_eq!(node_results(&report)[0], "continue to sealed");
+    // `test_fixture` declares `clock`, and as a shipped-like module it is granted it.
+    host.run(call("101")).await;
+    assert_eq!(host.template_ids(), ["sealed", "running"]);
+}

@@ -170,7 +170,7 @@ fn dropped_in_modules_need_grants_and_a_corrupt_one_is_reported() {
     };
 
     // Deny by default: without `callbacks` granted, the module does not load.
-    let out = run(r#""notify", "log", "call-control", "directory""#);
+    let out = run(r#""notify", "log", "call-control", "directory", "clock""#);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -183,7 +183,7 @@ fn dropped_in_modules_need_grants_and_a_corrupt_one_is_reported() {
     assert!(stderr.contains("unknown module `test_fixture`"), "{stderr}");
     assert!(json_lines(&String::from_utf8_lossy(&out.stdout)).is_empty());
 
-    let out = run(r#""notify", "log", "call-control", "directory", "callbacks""#);
+    let out = run(r#""notify", "log", "call-control", "directory", "callbacks", "clock""#);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

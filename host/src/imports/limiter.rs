@@ -65,3 +65,28 @@ impl ResourceLimiter for InstanceLimiter {
         MAX_MEMORIES
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::FailureKind;
+
+    #[test]
+    fn growth_past_the_caps_is_refused_as_a_memory_failure() {
+        let mut limiter = InstanceLimiter {
+            module: Arc::from("m"),
+            memory_bytes: 1 << 20,
+            table_elements: 100,
+        };
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(limiter.table_growing(0, 100, None).unwrap());
+        let memory = limiter.memory_growing(0, (1 << 20) + 1, None).unwrap_err();
+        let table = limiter.table_growing(0, 101, None).unwrap_err();
+        assert_eq!(FailureKind::of(&memory), FailureKind::Memory);
+        assert_eq!(FailureKind::of(&table), FailureKind::Memory);
+        assert_eq!(
+            table.to_string(),
+            "module `m` tried to grow a table to 101 elements; the limit is 100"
+        );
+    }
+}
