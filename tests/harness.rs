@@ -7,14 +7,17 @@ pub mod kazoo;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use cfhost::bindings::cfhost::callflow::call_control::{BridgeRequest, BridgeResult, RecordResult};
+use cfhost::call::Call;
 use cfhost::executor::CallReport;
 use cfhost::notify::{MemorySink, OutboundNotification, Sink};
 use cfhost::policy::Policy;
 use cfhost::registry::{BUILT_MODULES_DIR, ModuleSource};
 use cfhost::runtime::{CallError, HostOptions, Runtime, StartReport};
 use cfhost::scenario::ScenarioCall;
-use cfhost::switch::{SimulatedSwitch, Switch};
+use cfhost::switch::{SimulatedSwitch, SimulatorBehaviour, Switch};
 use serde_json::Value;
 
 /// Writes a data directory, then starts a host on it.
@@ -143,8 +146,7 @@ impl TestHost {
     pub async fn call(&self, call: Value) -> Result<CallReport, CallError> {
         let call: ScenarioCall = serde_json::from_value(call).expect("a valid scenario call");
         let details = self.runtime.complete_details(call.details(0));
-        let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        let switch = Arc::new(SimulatedSwitch::new(call.behaviour, start));
+        let switch = Arc::new(SimulatedSwitch::new(call.behaviour, simulated_start()));
         self.runtime.run_call(details, switch).await
     }
 
@@ -262,4 +264,51 @@ pub fn assert_seed_missed_call(payload: &Value, account_id: &str, call_id: &str)
         payload["Notify"],
         serde_json::json!({"Hangup-Cause": "NORMAL_CLEARING", "Hangup-Code": "sip:200"})
     );
+}
+
+/// A hook a [`HookedSwitch`] awaits before every bridge.
+pub type BridgeHook = Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// The simulator, except that every bridge first awaits a hook: real ringing time, or a gate
+/// that holds calls until many ring at once.
+pub struct HookedSwitch {
+    simulator: SimulatedSwitch,
+    before_bridge: BridgeHook,
+}
+
+impl HookedSwitch {
+    /// A simulated call with `behaviour` whose bridges await `before_bridge` first.
+    pub fn new(behaviour: SimulatorBehaviour, before_bridge: BridgeHook) -> Self {
+        HookedSwitch {
+            simulator: SimulatedSwitch::new(behaviour, simulated_start()),
+            before_bridge,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Switch for HookedSwitch {
+    async fn answer(&self, call: &Call) -> Result<(), String> {
+        self.simulator.answer(call).await
+    }
+    async fn bridge(&self, call: &Call, request: &BridgeRequest) -> BridgeResult {
+        (self.before_bridge)().await;
+        self.simulator.bridge(call, request).await
+    }
+    async fn record_voicemail(&self, call: &Call, box_id: &str, max_secs: u32) -> RecordResult {
+        self.simulator
+            .record_voicemail(call, box_id, max_secs)
+            .await
+    }
+    async fn hangup(&self, call: &Call, cause: &str) {
+        self.simulator.hangup(call, cause).await
+    }
+    fn now(&self) -> SystemTime {
+        self.simulator.now()
+    }
+}
+
+/// When simulated calls start.
+fn simulated_start() -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
 }

@@ -6,14 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use cfhost::bindings::cfhost::callflow::call_control::{BridgeRequest, BridgeResult, RecordResult};
-use cfhost::call::Call;
 use cfhost::policy::Limits;
 use cfhost::scenario::ScenarioCall;
-use cfhost::switch::{SimulatedSwitch, Switch};
-use cfhost_tests::{Builder, TestHost, seed_missed_call_alert, with_seed_users};
+use cfhost_tests::{Builder, HookedSwitch, TestHost, seed_missed_call_alert, with_seed_users};
 use serde_json::{Value, json};
 
 const CALLS: usize = 10_000;
@@ -50,34 +47,6 @@ impl Gate {
             .await
             .expect("every call reaches the bridge")
             .unwrap();
-    }
-}
-
-/// The simulator, but every bridge waits at the gate first.
-struct GatedSwitch {
-    simulator: SimulatedSwitch,
-    gate: Arc<Gate>,
-}
-
-#[async_trait::async_trait]
-impl Switch for GatedSwitch {
-    async fn answer(&self, call: &Call) -> Result<(), String> {
-        self.simulator.answer(call).await
-    }
-    async fn bridge(&self, call: &Call, request: &BridgeRequest) -> BridgeResult {
-        self.gate.ring().await;
-        self.simulator.bridge(call, request).await
-    }
-    async fn record_voicemail(&self, call: &Call, box_id: &str, max_secs: u32) -> RecordResult {
-        self.simulator
-            .record_voicemail(call, box_id, max_secs)
-            .await
-    }
-    async fn hangup(&self, call: &Call, cause: &str) {
-        self.simulator.hangup(call, cause).await
-    }
-    fn now(&self) -> SystemTime {
-        self.simulator.now()
     }
 }
 
@@ -159,13 +128,14 @@ async fn ten_thousand_concurrent_calls_with_ten_percent_hostile() {
                 "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}}))
             .unwrap();
             let host = Arc::clone(&host);
-            let switch = Arc::new(GatedSwitch {
-                simulator: SimulatedSwitch::new(
-                    call.behaviour,
-                    std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-                ),
-                gate: Arc::clone(&gate),
-            });
+            let gate = Arc::clone(&gate);
+            let switch = Arc::new(HookedSwitch::new(
+                call.behaviour,
+                Box::new(move || {
+                    let gate = Arc::clone(&gate);
+                    Box::pin(async move { gate.ring().await })
+                }),
+            ));
             tokio::spawn(async move {
                 let details = host.runtime().complete_details(call.details(n));
                 host.runtime().run_call(details, switch).await.unwrap()
@@ -203,11 +173,6 @@ async fn ten_thousand_concurrent_calls_with_ten_percent_hostile() {
     for module in ["missed_call_alert", "user", "voicemail"] {
         assert_eq!(counters[module].total_failures(), 0, "{module}");
     }
-    let failures: Vec<String> = hostile
-        .failures
-        .iter()
-        .map(|(kind, n)| format!("{kind} {n}"))
-        .collect();
     eprintln!(
         "{CALLS} concurrent calls ({} hostile) in {:.1} s; peak RSS {} MiB; hostile: {} nodes \
          run, failures [{}], {} quarantines, {} nodes skipped in quarantine, {} log lines \
@@ -216,7 +181,7 @@ async fn ten_thousand_concurrent_calls_with_ten_percent_hostile() {
         elapsed.as_secs_f64(),
         peak_rss_mib(),
         hostile.nodes,
-        failures.join(", "),
+        hostile.failures_summary(),
         hostile.quarantines,
         hostile.skipped_in_quarantine,
         hostile.log_lines_dropped,

@@ -3,15 +3,13 @@
 //! unaffected, other modules' termination callbacks still run, and the counters record it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use cfhost::bindings::cfhost::callflow::call_control::{BridgeRequest, BridgeResult, RecordResult};
-use cfhost::call::Call;
 use cfhost::executor::{CallReport, EndReason};
 use cfhost::policy::{FailureKind, FailureMode, Limits, ModuleCounters};
-use cfhost::switch::{SimulatedSwitch, SimulatorBehaviour, Switch};
+use cfhost::switch::SimulatorBehaviour;
 use cfhost::trace::TraceEvent;
-use cfhost_tests::{Builder, TestHost};
+use cfhost_tests::{Builder, HookedSwitch, TestHost};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "acme";
@@ -438,35 +436,6 @@ async fn an_account_grant_narrows_what_a_module_may_do() {
     assert_eq!(counters(&host, "hostile").nodes, 0, "not instantiated");
 }
 
-/// The simulator, but a bridge rings for `ring` of real time first: a module waiting in a
-/// host call.
-struct RingingSwitch {
-    simulator: SimulatedSwitch,
-    ring: Duration,
-}
-
-#[async_trait::async_trait]
-impl Switch for RingingSwitch {
-    async fn answer(&self, call: &Call) -> Result<(), String> {
-        self.simulator.answer(call).await
-    }
-    async fn bridge(&self, call: &Call, request: &BridgeRequest) -> BridgeResult {
-        tokio::time::sleep(self.ring).await;
-        self.simulator.bridge(call, request).await
-    }
-    async fn record_voicemail(&self, call: &Call, box_id: &str, max_secs: u32) -> RecordResult {
-        self.simulator
-            .record_voicemail(call, box_id, max_secs)
-            .await
-    }
-    async fn hangup(&self, call: &Call, cause: &str) {
-        self.simulator.hangup(call, cause).await
-    }
-    fn now(&self) -> SystemTime {
-        self.simulator.now()
-    }
-}
-
 /// A `user` node ringing for 400 ms on a host whose deadline is 100 ms.
 async fn ring_user(host_call_timeout: Duration) -> (TestHost, CallReport) {
     let host = Builder::new()
@@ -482,10 +451,13 @@ async fn ring_user(host_call_timeout: Duration) -> (TestHost, CallReport) {
             "module": "user", "data": {"id": "u1"}, "children": {"_": marker("after", json!({}))}}}))
         .start()
         .await;
-    let switch = Arc::new(RingingSwitch {
-        simulator: SimulatedSwitch::new(SimulatorBehaviour::default(), SystemTime::now()),
-        ring: Duration::from_millis(400),
-    });
+    let ring = || -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(Duration::from_millis(400)))
+    };
+    let switch = Arc::new(HookedSwitch::new(
+        SimulatorBehaviour::default(),
+        Box::new(ring),
+    ));
     let report = host.run_on(call("100"), switch).await;
     (host, report)
 }

@@ -162,21 +162,12 @@ fn report_module_trouble(runtime: &Runtime) {
         if trouble == 0 {
             continue;
         }
-        let failures: Vec<String> = counters
-            .failures
-            .iter()
-            .map(|(kind, n)| format!("{kind} {n}"))
-            .collect();
         eprintln!(
             "module {module}: {} nodes, {} callbacks; failures: {}; quarantined {} times, {} runs \
              skipped in quarantine; {} log lines dropped, {} outputs refused",
             counters.nodes,
             counters.callbacks,
-            if failures.is_empty() {
-                "none".to_string()
-            } else {
-                failures.join(", ")
-            },
+            counters.failures_summary(),
             counters.quarantines,
             counters.skipped_in_quarantine,
             counters.log_lines_dropped,

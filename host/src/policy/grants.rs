@@ -40,8 +40,8 @@ pub fn capability_from_name(name: &str) -> Option<Capability> {
 pub struct Grants {
     /// Module name → what it is granted for every account.
     modules: HashMap<String, Vec<Capability>>,
-    /// (account, module) → what the module is granted for that account, replacing the above.
-    accounts: HashMap<(String, String), Vec<Capability>>,
+    /// Account → module → what the module is granted for that account, replacing the above.
+    accounts: HashMap<String, HashMap<String, Vec<Capability>>>,
 }
 
 impl Grants {
@@ -53,7 +53,9 @@ impl Grants {
     /// Grants `capabilities` to `module` for `account` only, replacing its module-wide grant.
     pub fn grant_account(&mut self, account: &str, module: &str, capabilities: Vec<Capability>) {
         self.accounts
-            .insert((account.to_string(), module.to_string()), capabilities);
+            .entry(account.to_string())
+            .or_default()
+            .insert(module.to_string(), capabilities);
     }
 
     /// The first of `declared` that the module-wide grant lacks. A module without a grant of
@@ -80,9 +82,7 @@ impl Grants {
         module: &str,
         declared: &[Capability],
     ) -> Option<Capability> {
-        let granted = self
-            .accounts
-            .get(&(account.to_string(), module.to_string()))?;
+        let granted = self.accounts.get(account)?.get(module)?;
         declared.iter().copied().find(|c| !granted.contains(c))
     }
 }

@@ -58,6 +58,19 @@ impl ModuleCounters {
     pub fn total_failures(&self) -> u64 {
         self.failures.values().sum()
     }
+
+    /// The failures by kind, as `deadline 3, trap 1` (`none` when there were none).
+    pub fn failures_summary(&self) -> String {
+        if self.failures.is_empty() {
+            return "none".to_string();
+        }
+        let kinds: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        kinds.join(", ")
+    }
 }
 
 #[derive(Default)]
@@ -71,7 +84,8 @@ struct Record {
 pub struct Health {
     rule: QuarantineRule,
     counters: Mutex<HashMap<String, ModuleCounters>>,
-    records: Mutex<HashMap<(String, String), Record>>,
+    /// Account → module → its recent failures and quarantine.
+    records: Mutex<HashMap<String, HashMap<String, Record>>>,
 }
 
 impl Health {
@@ -107,7 +121,8 @@ impl Health {
         let quarantined = {
             let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
             records
-                .get(&(account.to_string(), module.to_string()))
+                .get(account)
+                .and_then(|modules| modules.get(module))
                 .and_then(|r| r.quarantined_until)
                 .is_some_and(|until| now < until)
         };
@@ -129,7 +144,9 @@ impl Health {
         let quarantine_starts = {
             let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
             let record = records
-                .entry((account.to_string(), module.to_string()))
+                .entry(account.to_string())
+                .or_default()
+                .entry(module.to_string())
                 .or_default();
             record.recent_failures.push_back(now);
             while record
@@ -187,6 +204,7 @@ mod tests {
         assert_eq!(counters.total_failures(), 3);
         assert_eq!(counters.failures[&FailureKind::Trap], 2);
         assert_eq!(counters.quarantines, 1);
+        assert_eq!(counters.failures_summary(), "deadline 1, trap 2");
         assert_eq!(counters.skipped_in_quarantine, 1);
     }
 
