@@ -9,12 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
+use cfhost::notify::amqp::declare_exchange;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
@@ -211,21 +209,6 @@ impl Drop for Consumer {
     }
 }
 
-/// Declares the `notifications` topic exchange as cfhost does (durable).
-pub async fn declare_notifications_exchange(channel: &lapin::Channel) -> Result<(), lapin::Error> {
-    channel
-        .exchange_declare(
-            "notifications".into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-}
-
 async fn consume(
     url: &str,
     store: &Arc<Mutex<Vec<Received>>>,
@@ -234,7 +217,7 @@ async fn consume(
     use futures::StreamExt;
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    declare_notifications_exchange(&channel).await?;
+    declare_exchange(&channel).await?;
     channel
         .queue_declare(
             "cfhost-test".into(),

@@ -11,8 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cfhost::notify::amqp::declare_exchange;
 use cfhost::notify::{AmqpSink, OutboundNotification, Outbox, Sink};
-use cfhost_tests::broker::{Broker, declare_notifications_exchange};
+use cfhost_tests::broker::Broker;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
@@ -47,7 +48,7 @@ async fn bare_lapin(url: &str, messages: &[OutboundNotification]) -> Duration {
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    declare_notifications_exchange(&channel).await.unwrap();
+    declare_exchange(&channel).await.unwrap();
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await

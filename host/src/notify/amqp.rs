@@ -113,6 +113,21 @@ impl Sink for AmqpSink {
     }
 }
 
+/// Declares KAZOO's `notifications` topic exchange, durable, if it is missing.
+pub async fn declare_exchange(channel: &Channel) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            EXCHANGE.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// Delivers the outbox forever, reconnecting with backoff.
 async fn deliver(url: String, outbox: Arc<Outbox>, counters: Arc<AmqpCounters>) {
     let mut retry = FIRST_RETRY;
@@ -152,17 +167,7 @@ async fn deliver_connected(
 ) -> Result<(), DeliveryError> {
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    channel
-        .exchange_declare(
-            EXCHANGE.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    declare_exchange(&channel).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
