@@ -9,14 +9,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cfhost::bindings::cfhost::callflow::call_control::{BridgeRequest, BridgeResult, RecordResult};
-use cfhost::call::Call;
+use cfhost::bindings::Outcome;
+use cfhost::engine::EngineSettings;
 use cfhost::executor::CallReport;
 use cfhost::notify::{MemorySink, OutboundNotification, Sink};
 use cfhost::policy::Policy;
 use cfhost::registry::{BUILT_MODULES_DIR, ModuleSource};
 use cfhost::runtime::{CallError, HostOptions, Runtime, StartReport};
 use cfhost::scenario::ScenarioCall;
+pub use cfhost::switch::{BridgeHook, HookedSwitch};
 use cfhost::switch::{SimulatedSwitch, SimulatorBehaviour, Switch};
 use serde_json::Value;
 
@@ -24,6 +25,7 @@ use serde_json::Value;
 pub struct Builder {
     dir: tempfile::TempDir,
     policy: Policy,
+    engine: EngineSettings,
     modules: Vec<ModuleSource>,
 }
 
@@ -43,6 +45,7 @@ impl Builder {
         Builder {
             dir: tempfile::tempdir().expect("temp dir"),
             policy: Policy::default(),
+            engine: EngineSettings::default(),
             modules: ["test_fixture", "no_capabilities", "hostile"]
                 .into_iter()
                 .map(fixture_module)
@@ -53,6 +56,12 @@ impl Builder {
     /// Changes the host's policy (limits, failure modes, grants).
     pub fn policy(mut self, change: impl FnOnce(&mut Policy)) -> Self {
         change(&mut self.policy);
+        self
+    }
+
+    /// Changes the engine settings (pool, compiled-component cache).
+    pub fn engine(mut self, change: impl FnOnce(&mut EngineSettings)) -> Self {
+        change(&mut self.engine);
         self
     }
 
@@ -101,6 +110,7 @@ impl Builder {
         options.node = "cfhost@test".to_string();
         options.modules.extend(self.modules);
         options.policy = self.policy;
+        options.engine = self.engine;
         let (runtime, report) = Runtime::start(options).await.expect("host starts");
         TestHost {
             _dir: self.dir,
@@ -158,6 +168,22 @@ impl TestHost {
             .run_call(details, switch)
             .await
             .expect("the call runs")
+    }
+
+    /// Runs one node of `module` with `data` for a call of `account`, outside of any flow.
+    pub async fn run_node(
+        &self,
+        account: &str,
+        module: &str,
+        data: Value,
+    ) -> Result<Outcome, CallError> {
+        let call = serde_json::json!({"account_id": account, "to": "node"});
+        let call: ScenarioCall = serde_json::from_value(call).expect("a valid scenario call");
+        let details = self.runtime.complete_details(call.details(0));
+        let switch = Arc::new(SimulatedSwitch::new(call.behaviour, simulated_start()));
+        self.runtime
+            .run_node(details, switch, module, &data.to_string())
+            .await
     }
 
     /// Runs a call that must find its callflow.
@@ -266,46 +292,12 @@ pub fn assert_seed_missed_call(payload: &Value, account_id: &str, call_id: &str)
     );
 }
 
-/// A hook a [`HookedSwitch`] awaits before every bridge.
-pub type BridgeHook = Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
-
-/// The simulator, except that every bridge first awaits a hook: real ringing time, or a gate
-/// that holds calls until many ring at once.
-pub struct HookedSwitch {
-    simulator: SimulatedSwitch,
-    before_bridge: BridgeHook,
-}
-
-impl HookedSwitch {
-    /// A simulated call with `behaviour` whose bridges await `before_bridge` first.
-    pub fn new(behaviour: SimulatorBehaviour, before_bridge: BridgeHook) -> Self {
-        HookedSwitch {
-            simulator: SimulatedSwitch::new(behaviour, simulated_start()),
-            before_bridge,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Switch for HookedSwitch {
-    async fn answer(&self, call: &Call) -> Result<(), String> {
-        self.simulator.answer(call).await
-    }
-    async fn bridge(&self, call: &Call, request: &BridgeRequest) -> BridgeResult {
-        (self.before_bridge)().await;
-        self.simulator.bridge(call, request).await
-    }
-    async fn record_voicemail(&self, call: &Call, box_id: &str, max_secs: u32) -> RecordResult {
-        self.simulator
-            .record_voicemail(call, box_id, max_secs)
-            .await
-    }
-    async fn hangup(&self, call: &Call, cause: &str) {
-        self.simulator.hangup(call, cause).await
-    }
-    fn now(&self) -> SystemTime {
-        self.simulator.now()
-    }
+/// A simulated call with `behaviour` whose bridges await `before_bridge` first.
+pub fn hooked_switch(behaviour: SimulatorBehaviour, before_bridge: BridgeHook) -> HookedSwitch {
+    HookedSwitch::new(
+        SimulatedSwitch::new(behaviour, simulated_start()),
+        before_bridge,
+    )
 }
 
 /// When simulated calls start.

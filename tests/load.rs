@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cfhost::policy::Limits;
 use cfhost::scenario::ScenarioCall;
-use cfhost_tests::{Builder, HookedSwitch, TestHost, seed_missed_call_alert, with_seed_users};
+use cfhost_tests::{Builder, TestHost, hooked_switch, seed_missed_call_alert, with_seed_users};
 use serde_json::{Value, json};
 
 const CALLS: usize = 10_000;
@@ -129,7 +129,7 @@ async fn ten_thousand_concurrent_calls_with_ten_percent_hostile() {
             .unwrap();
             let host = Arc::clone(&host);
             let gate = Arc::clone(&gate);
-            let switch = Arc::new(HookedSwitch::new(
+            let switch = Arc::new(hooked_switch(
                 call.behaviour,
                 Box::new(move || {
                     let gate = Arc::clone(&gate);

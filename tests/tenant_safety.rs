@@ -9,7 +9,7 @@ use cfhost::executor::{CallReport, EndReason};
 use cfhost::policy::{FailureKind, FailureMode, Limits, ModuleCounters};
 use cfhost::switch::SimulatorBehaviour;
 use cfhost::trace::TraceEvent;
-use cfhost_tests::{Builder, HookedSwitch, TestHost};
+use cfhost_tests::{Builder, TestHost, hooked_switch};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "acme";
@@ -454,10 +454,7 @@ async fn ring_user(host_call_timeout: Duration) -> (TestHost, CallReport) {
     let ring = || -> futures::future::BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(Duration::from_millis(400)))
     };
-    let switch = Arc::new(HookedSwitch::new(
-        SimulatorBehaviour::default(),
-        Box::new(ring),
-    ));
+    let switch = Arc::new(hooked_switch(SimulatorBehaviour::default(), Box::new(ring)));
     let report = host.run_on(call("100"), switch).await;
     (host, report)
 }

@@ -16,9 +16,14 @@
 //! mode = "fail-open"                       # or "fail-closed"
 //! hangup_cause = "NORMAL_TEMPORARY_FAILURE"
 //! quarantine = { after_failures = 5, window_secs = 60, for_secs = 300 }
+//! [engine]
+//! pool_instances = 16384                   # instances alive at once; 0 allocates on demand
+//! cache_dir = "/var/cache/cfhost"          # compiled components; default ~/.cache/cfhost/components
 //! [modules.hello]
 //! capabilities = ["log", "notify"]         # what a dropped-in module is granted
 //! failure = "fail-closed"
+//! lifecycle = "pooled"                     # or "per-node" (default); see `policy::lifecycle`
+//! max_uses = 1000
 //! [accounts.acme.limits]
 //! memory_mib = 4
 //! [accounts.acme.modules.hello]
@@ -30,8 +35,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::engine::EngineSettings;
+use crate::engine::settings::DEFAULT_POOL_INSTANCES;
 use crate::policy::{
-    DEFAULT_HANGUP_CAUSE, DEFAULT_MAX_WASM_BYTES, FailureMode, LimitOverrides, QuarantineRule,
+    DEFAULT_HANGUP_CAUSE, DEFAULT_MAX_WASM_BYTES, FailureMode, LifecycleName, LimitOverrides,
+    QuarantineRule,
 };
 
 /// The whole configuration file.
@@ -42,6 +50,7 @@ pub struct Config {
     /// Limits for every account (see [`Limits`](crate::policy::Limits) for the defaults).
     pub limits: LimitOverrides,
     pub loading: LoadingConfig,
+    pub engine: EngineConfig,
     pub failure: FailureConfig,
     /// Per module: its grant and failure mode.
     pub modules: BTreeMap<String, ModuleConfig>,
@@ -85,6 +94,28 @@ impl Default for LoadingConfig {
     }
 }
 
+/// `[engine]`: instance allocation and the compiled-component cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub pool_instances: u32,
+    /// Where compiled components are cached (default: `$CFHOST_CACHE_DIR`, else
+    /// `~/.cache/cfhost/components`).
+    pub cache_dir: Option<PathBuf>,
+    /// `false` compiles every module at every start.
+    pub cache: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            pool_instances: DEFAULT_POOL_INSTANCES,
+            cache_dir: None,
+            cache: true,
+        }
+    }
+}
+
 /// `[failure]`: the default failure mode, the fail-closed hangup cause, quarantine.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -104,12 +135,14 @@ impl Default for FailureConfig {
     }
 }
 
-/// `[modules.<name>]`: a module's grant and failure mode.
+/// `[modules.<name>]`: a module's grant, failure mode and lifecycle.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleConfig {
     pub capabilities: Option<Vec<String>>,
     pub failure: Option<FailureMode>,
+    pub lifecycle: Option<LifecycleName>,
+    pub max_uses: Option<u32>,
 }
 
 /// `[accounts.<id>]`: an account's limits and its own grants.
@@ -125,6 +158,24 @@ pub struct AccountConfig {
 #[serde(deny_unknown_fields)]
 pub struct AccountModuleConfig {
     pub capabilities: Vec<String>,
+}
+
+impl Config {
+    /// The engine settings of `[engine]`.
+    pub fn engine_settings(&self) -> EngineSettings {
+        let cache_dir = if self.engine.cache {
+            self.engine
+                .cache_dir
+                .clone()
+                .or_else(crate::engine::cache::default_cache_root)
+        } else {
+            None
+        };
+        EngineSettings {
+            pool_instances: self.engine.pool_instances,
+            cache_dir,
+        }
+    }
 }
 
 /// Where notifications go.

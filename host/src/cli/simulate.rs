@@ -42,6 +42,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
                 .display()
         )
     })?;
+    let engine = config.engine_settings();
     let notifications = config.notifications;
     let target = options
         .notifications
@@ -69,6 +70,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     };
     let mut host = HostOptions::new(&options.data, sink);
     host.policy = policy;
+    host.engine = engine;
     if let Some(dir) = &options.modules {
         host.modules = embedded_modules();
         host.modules.extend(

@@ -1,15 +1,19 @@
 //! Running one module instance for a call under the tenant-safety policy: the account's grant,
-//! quarantine, limits and deadline, with every failure classified and counted.
+//! quarantine, limits and deadline, with every failure classified and counted. The instance is
+//! fresh, or a warm one of the same account for a pooled module ([`Lifecycle`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::bindings::{HangupInfo, Outcome};
-use crate::imports::InstanceState;
-use crate::policy::{Failure, FailureKind, capability_name};
+use wasmtime::Store;
+
+use crate::bindings::{CallflowModule, HangupInfo, Outcome};
+use crate::imports::{InstanceState, Refused};
+use crate::policy::{Failure, FailureKind, Lifecycle, capability_name};
 use crate::registry::LoadedModule;
 use crate::trace::TraceEvent;
 
+use super::warm::Warm;
 use super::{CallEnv, Executor};
 
 /// How running a module went.
@@ -90,10 +94,7 @@ impl Executor<'_> {
         module: &LoadedModule,
         deadline: Duration,
         count_run: impl FnOnce(&mut crate::policy::ModuleCounters),
-        call: impl AsyncFnOnce(
-            &mut wasmtime::Store<InstanceState>,
-            crate::bindings::CallflowModule,
-        ) -> Result<T, Failure>,
+        call: impl AsyncFnOnce(&mut Store<InstanceState>, &CallflowModule) -> Result<T, Failure>,
     ) -> Run<T> {
         let account = &env.call.details().account_id;
         let name = module.name();
@@ -116,22 +117,7 @@ impl Executor<'_> {
             return Run::Quarantined;
         }
         self.health.count(name, count_run);
-        let state = InstanceState::new(
-            Some(Arc::clone(env)),
-            Arc::clone(name),
-            Arc::clone(module.capabilities()),
-            Arc::clone(&self.limits),
-        );
-        let clock = Arc::clone(state.clock());
-        let mut store = self.sandbox.store(&self.limits, deadline, state);
-        let run = async {
-            match module.pre().instantiate_async(&mut store).await {
-                Ok(instance) => call(&mut store, instance).await,
-                Err(e) => Err(Failure::from_wasmtime(&e, "instantiate")),
-            }
-        };
-        let result = clock.time(run).await;
-        let refused = store.data().refused;
+        let (result, refused) = self.run_instance(env, module, deadline, call).await;
         if refused != Default::default() {
             self.health.count(name, |c| {
                 c.log_lines_dropped += refused.log_lines;
@@ -152,6 +138,70 @@ impl Executor<'_> {
                 }
                 Run::Failed(failure)
             }
+        }
+    }
+
+    /// Runs `call` in an instance of `module`: a fresh one, or for a pooled module a warm one
+    /// of the account, given back after a success and dropped after any failure.
+    async fn run_instance<T>(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+        deadline: Duration,
+        call: impl AsyncFnOnce(&mut Store<InstanceState>, &CallflowModule) -> Result<T, Failure>,
+    ) -> (Result<T, Failure>, Refused) {
+        let account = &env.call.details().account_id;
+        let lifecycle = self.policy.lifecycle(module.name());
+        let warm = match lifecycle {
+            Lifecycle::Pooled { .. } => self.warm.take(account, module.name()),
+            Lifecycle::PerNode => None,
+        };
+        let (mut store, instance, uses) = match warm {
+            Some(mut warm) => {
+                warm.store.data_mut().begin_use(Arc::clone(env), deadline);
+                self.sandbox.rearm(&mut warm.store, &self.limits);
+                (warm.store, Some(warm.instance), warm.uses)
+            }
+            None => {
+                let state = InstanceState::new(
+                    Some(Arc::clone(env)),
+                    Arc::clone(module.name()),
+                    Arc::clone(module.capabilities()),
+                    Arc::clone(&self.limits),
+                    deadline,
+                );
+                (self.sandbox.store(&self.limits, state), None, 0)
+            }
+        };
+        let clock = Arc::clone(store.data().clock());
+        let run = async {
+            let instance = match instance {
+                Some(instance) => instance,
+                None => module
+                    .pre()
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| Failure::from_wasmtime(&e, "instantiate"))?,
+            };
+            let value = call(&mut store, &instance).await?;
+            Ok((value, instance))
+        };
+        let result = clock.time(run).await;
+        let refused = store.data().refused;
+        match (result, lifecycle) {
+            (Ok((value, instance)), Lifecycle::Pooled { max_uses }) => {
+                if uses + 1 < max_uses {
+                    store.data_mut().end_use();
+                    let warm = Warm {
+                        store,
+                        instance,
+                        uses: uses + 1,
+                    };
+                    self.warm.give_back(account, module.name(), warm);
+                }
+                (Ok(value), refused)
+            }
+            (result, _) => (result.map(|(value, _)| value), refused),
         }
     }
 

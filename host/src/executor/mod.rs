@@ -22,6 +22,7 @@
 //! runs with the account's limits and the module's grant ([`instance`]).
 
 mod instance;
+mod warm;
 
 use std::sync::{Arc, Mutex};
 
@@ -32,10 +33,11 @@ use crate::directory::Directory;
 use crate::engine::Sandbox;
 use crate::notify::Notifier;
 use crate::policy::{FailureMode, Health, Limits, Policy};
-use crate::registry::Registry;
+use crate::registry::{LoadedModule, Registry};
 use crate::switch::Switch;
 use crate::trace::{Trace, TraceEvent};
 use instance::Run;
+pub use warm::{MAX_IDLE_INSTANCES, WarmInstances};
 
 /// How many branches a call may take, as KAZOO's `callflow.max_branch_count`.
 pub const DEFAULT_MAX_BRANCHES: u32 = 50;
@@ -185,6 +187,8 @@ pub struct Executor<'a> {
     pub max_branches: u32,
     pub policy: &'a Policy,
     pub health: &'a Health,
+    /// Idle instances of pooled modules.
+    pub warm: &'a WarmInstances,
     /// The account's limits.
     pub limits: Arc<Limits>,
 }
@@ -200,6 +204,22 @@ enum Step {
 
 impl Executor<'_> {
     /// Runs `callflow` for the call in `env`, then its termination callbacks.
+    /// Runs one node of `module` with `data` (already valid for its schema) outside of any
+    /// flow: for benchmarks and for trying a module out.
+    pub async fn run_node(
+        &self,
+        env: &Arc<CallEnv>,
+        module: &LoadedModule,
+        data: &str,
+    ) -> Result<Outcome, String> {
+        match self.run_handle(env, module, data).await {
+            Run::Done(outcome) => Ok(outcome),
+            Run::Failed(failure) => Err(failure.to_string()),
+            Run::Quarantined => Err("not run: the module is quarantined".to_string()),
+        }
+    }
+
+    /// Walks `callflow` for the call of `env`, then runs its termination callbacks.
     pub async fn run(&self, env: Arc<CallEnv>, callflow: &Callflow) -> CallReport {
         let end = self.walk(&env, callflow).await;
         // Taken before the host's own hangup: callbacks of a call the host ended get none.

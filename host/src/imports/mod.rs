@@ -38,6 +38,7 @@ pub struct InstanceState {
     limits: Arc<Limits>,
     limiter: InstanceLimiter,
     clock: Arc<RunClock>,
+    deadline: Duration,
     logged_bytes: usize,
     /// What the limits refused, for the host's counters.
     pub refused: Refused,
@@ -56,13 +57,14 @@ pub struct Refused {
 
 impl InstanceState {
     /// State for an instance of `module_name` (which declared `capabilities`) running under
-    /// `limits`; `env` is `None` only while a module is being described at load time, when
-    /// every call-related import traps.
+    /// `limits` for at most `deadline` of run time; `env` is `None` only while a module is
+    /// being described at load time, when every call-related import traps.
     pub fn new(
         env: Option<Arc<CallEnv>>,
         module_name: Arc<str>,
         capabilities: Arc<[Capability]>,
         limits: Arc<Limits>,
+        deadline: Duration,
     ) -> Self {
         let mut wasi = WasiCtx::builder();
         // No preopened files, environment, arguments, sockets or name lookups; output is
@@ -84,6 +86,7 @@ impl InstanceState {
             capabilities,
             limits,
             clock: Arc::new(RunClock::default()),
+            deadline,
             logged_bytes: 0,
             refused: Refused::default(),
             wasi: wasi.build(),
@@ -105,6 +108,26 @@ impl InstanceState {
     /// [`RunClock::time`], or the deadline never passes.
     pub fn clock(&self) -> &Arc<RunClock> {
         &self.clock
+    }
+
+    /// How long this instance may run.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Readies a warm instance for its next use, for `env` with `deadline`: a new run clock,
+    /// and nothing counted against the log or output limits yet.
+    pub fn begin_use(&mut self, env: Arc<CallEnv>, deadline: Duration) {
+        self.env = Some(env);
+        self.deadline = deadline;
+        self.clock = Arc::new(RunClock::default());
+        self.logged_bytes = 0;
+        self.refused = Refused::default();
+    }
+
+    /// Lets go of the call after a use, so an idle warm instance keeps no call alive.
+    pub fn end_use(&mut self) {
+        self.env = None;
     }
 
     /// The call this instance runs for, or a trap when it runs for none (during `describe`).

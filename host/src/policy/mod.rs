@@ -1,12 +1,14 @@
 //! Tenant safety: the limits each module instance runs under ([`limits`]), what the host does
-//! when a module fails ([`failure`]), which capabilities the operator granted ([`grants`]), and
-//! what the host learns while calls run: counters and quarantine ([`health`]).
+//! when a module fails ([`failure`]), which capabilities the operator granted ([`grants`]), how
+//! long instances live ([`lifecycle`]), and what the host learns while calls run: counters and
+//! quarantine ([`health`]).
 //!
 //! [`Policy`] is read from the configuration once; [`Health`] changes as calls run.
 
 pub mod failure;
 pub mod grants;
 pub mod health;
+pub mod lifecycle;
 pub mod limits;
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 pub use failure::{Failure, FailureKind, FailureMode, Refusal};
 pub use grants::{Grants, capability_from_name, capability_name};
 pub use health::{Health, ModuleCounters, QuarantineRule};
+pub use lifecycle::{Lifecycle, LifecycleName};
 pub use limits::{LimitOverrides, Limits};
 
 use crate::bindings::Capability;
@@ -33,6 +36,7 @@ pub struct Policy {
     /// The failure mode of modules without one of their own.
     pub failure_mode: FailureMode,
     module_failure_modes: HashMap<String, FailureMode>,
+    module_lifecycles: HashMap<String, Lifecycle>,
     /// The cause a fail-closed module's call is hung up with.
     pub hangup_cause: String,
     /// When a failing module is quarantined.
@@ -50,6 +54,7 @@ impl Default for Policy {
             account_limits: HashMap::new(),
             failure_mode: FailureMode::FailOpen,
             module_failure_modes: HashMap::new(),
+            module_lifecycles: HashMap::new(),
             hangup_cause: DEFAULT_HANGUP_CAUSE.to_string(),
             quarantine: QuarantineRule::default(),
             grants: Grants::default(),
@@ -78,6 +83,31 @@ impl Policy {
     /// Whether any limit sets an instruction budget (the engine then counts fuel).
     pub fn uses_fuel(&self) -> bool {
         self.limits.fuel.is_some() || self.account_limits.values().any(|l| l.fuel.is_some())
+    }
+
+    /// The largest linear memory (bytes) and table (elements) any account may use: what the
+    /// engine reserves per instance.
+    pub fn largest_instance(&self) -> (usize, usize) {
+        let all = std::iter::once(&self.limits).chain(self.account_limits.values());
+        all.fold((0, 0), |(memory, table), limits| {
+            (
+                memory.max(limits.memory_bytes),
+                table.max(limits.table_elements),
+            )
+        })
+    }
+
+    /// How `module`'s instances live.
+    pub fn lifecycle(&self, module: &str) -> Lifecycle {
+        self.module_lifecycles
+            .get(module)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Sets how `module`'s instances live.
+    pub fn set_module_lifecycle(&mut self, module: &str, lifecycle: Lifecycle) {
+        self.module_lifecycles.insert(module.to_string(), lifecycle);
     }
 
     /// What the host does when `module` fails.
@@ -113,6 +143,8 @@ impl Policy {
             if let Some(mode) = settings.failure {
                 policy.set_module_failure_mode(module, mode);
             }
+            let lifecycle = Lifecycle::from_config(module, settings.lifecycle, settings.max_uses)?;
+            policy.set_module_lifecycle(module, lifecycle);
         }
         for (account, settings) in &config.accounts {
             let limits = policy.limits.with(&settings.limits);
@@ -164,6 +196,8 @@ mod tests {
             [modules.hello]
             capabilities = ["log", "notify"]
             failure = "fail-open"
+            lifecycle = "pooled"
+            max_uses = 50
             [accounts.acme.limits]
             memory_mib = 2
             [accounts.acme.modules.hello]
@@ -190,6 +224,12 @@ mod tests {
             Some(Capability::Notify)
         );
         assert!(!policy.uses_fuel());
+        assert_eq!(
+            policy.lifecycle("hello"),
+            Lifecycle::Pooled { max_uses: 50 }
+        );
+        assert_eq!(policy.lifecycle("other"), Lifecycle::PerNode);
+        assert_eq!(policy.largest_instance(), (16 << 20, 10_000));
     }
 
     #[test]

@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use wasmtime::component::Component;
 
 use crate::bindings::{CallflowModulePre, Capability, Description};
-use crate::engine::Sandbox;
+use crate::engine::{Provenance, Sandbox};
 use crate::imports::InstanceState;
 use crate::policy::{Limits, Policy, capability_name};
 
@@ -131,6 +130,7 @@ pub struct LoadedModule {
     capabilities: Arc<[Capability]>,
     pre: CallflowModulePre<InstanceState>,
     validator: jsonschema::Validator,
+    provenance: Provenance,
 }
 
 impl LoadedModule {
@@ -147,6 +147,11 @@ impl LoadedModule {
     /// What the module asked for.
     pub fn capabilities(&self) -> &Arc<[Capability]> {
         &self.capabilities
+    }
+
+    /// Whether it was compiled at load or mapped from the compiled-component cache.
+    pub fn provenance(&self) -> Provenance {
+        self.provenance
     }
 
     /// The pre-instantiated component.
@@ -222,6 +227,11 @@ impl Registry {
         (registry, errors)
     }
 
+    /// The loaded modules, by name.
+    pub fn modules(&self) -> impl Iterator<Item = &Arc<LoadedModule>> {
+        self.modules.values()
+    }
+
     /// The module with this callflow name.
     pub fn get(&self, name: &str) -> Option<&Arc<LoadedModule>> {
         self.modules.get(name)
@@ -244,12 +254,13 @@ async fn load_one(
             limit: policy.max_wasm_bytes,
         });
     }
-    let component = Component::new(sandbox.engine(), &source.bytes).map_err(|e| {
-        ModuleError::NotAComponent {
-            origin: origin.clone(),
-            reason: format!("{e:#}"),
-        }
-    })?;
+    let (component, provenance) =
+        sandbox
+            .compile(&source.bytes)
+            .map_err(|e| ModuleError::NotAComponent {
+                origin: origin.clone(),
+                reason: format!("{e:#}"),
+            })?;
     contract::check(sandbox.engine(), &component).map_err(|source| ModuleError::Contract {
         origin: origin.clone(),
         source,
@@ -270,9 +281,10 @@ async fn load_one(
         Arc::from("(loading)"),
         Arc::from([]),
         Arc::clone(&limits),
+        DESCRIBE_DEADLINE,
     );
     let clock = Arc::clone(state.clock());
-    let mut store = sandbox.store(&limits, DESCRIBE_DEADLINE, state);
+    let mut store = sandbox.store(&limits, state);
     let describe = async {
         let instance = pre.instantiate_async(&mut store).await?;
         instance.call_describe(&mut store).await
@@ -304,5 +316,6 @@ async fn load_one(
         origin,
         pre,
         validator,
+        provenance,
     })
 }

@@ -2,6 +2,7 @@
 //! up) and reports channel events on the [`Call`], which applies KAZOO's rules to them.
 //! The simulator ([`simulator`]) is the embedded backend.
 
+pub mod hooked;
 pub mod simulator;
 
 use std::time::SystemTime;
@@ -9,6 +10,7 @@ use std::time::SystemTime;
 use crate::bindings::cfhost::callflow::call_control::{BridgeRequest, BridgeResult, RecordResult};
 use crate::call::Call;
 
+pub use hooked::{BridgeHook, HookedSwitch};
 pub use simulator::{BridgeBehaviour, SimulatedSwitch, SimulatorBehaviour, VoicemailBehaviour};
 
 /// A call-control backend for one or more calls.

@@ -1,0 +1,112 @@
+//! The engine: the compiled-component cache across starts, and both instance allocators
+//! running the seed call.
+
+use std::path::Path;
+
+use cfhost::engine::{Allocation, Provenance};
+use cfhost_tests::{Builder, TestHost, seed_missed_call_alert, with_seed_users};
+use serde_json::json;
+
+async fn host_with_cache(cache: &Path) -> TestHost {
+    with_seed_users(Builder::new(), "acme")
+        .callflow("acme", "seed", seed_missed_call_alert())
+        .engine(|engine| engine.cache_dir = Some(cache.to_path_buf()))
+        .start()
+        .await
+}
+
+fn provenances(host: &TestHost) -> Vec<Provenance> {
+    host.runtime()
+        .registry()
+        .modules()
+        .map(|module| module.provenance())
+        .collect()
+}
+
+/// Runs the seed missed call; it must publish its alert.
+async fn seed_call_alerts(host: &TestHost) {
+    let before = host.notifications().len();
+    host.run(
+        json!({"account_id": "acme", "to": "+15554441111", "caller_id_number": "+15550001234",
+        "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}}),
+    )
+    .await;
+    let after = host.notifications();
+    assert_eq!(after.len(), before + 1);
+    assert_eq!(
+        after.last().unwrap().routing_key,
+        "notifications.sip.missed_call"
+    );
+}
+
+#[tokio::test]
+async fn modules_are_compiled_once_then_mapped_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = host_with_cache(cache.path()).await;
+    assert!(!provenances(&first).is_empty());
+    assert!(
+        provenances(&first)
+            .iter()
+            .all(|p| *p == Provenance::Compiled)
+    );
+    seed_call_alerts(&first).await;
+
+    let second = host_with_cache(cache.path()).await;
+    assert!(
+        provenances(&second)
+            .iter()
+            .all(|p| *p == Provenance::Cached)
+    );
+    seed_call_alerts(&second).await;
+}
+
+#[tokio::test]
+async fn a_corrupt_cache_file_is_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    drop(host_with_cache(cache.path()).await);
+    let engine_dir = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let files: Vec<_> = std::fs::read_dir(&engine_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    for file in &files {
+        std::fs::write(file, b"\x7fELF truncated").unwrap();
+    }
+    let host = host_with_cache(cache.path()).await;
+    assert!(host.report.module_errors.is_empty());
+    assert!(
+        provenances(&host)
+            .iter()
+            .all(|p| *p == Provenance::Compiled)
+    );
+    seed_call_alerts(&host).await;
+}
+
+#[tokio::test]
+async fn both_allocators_run_the_seed_call() {
+    let pooled = with_seed_users(Builder::new(), "acme")
+        .callflow("acme", "seed", seed_missed_call_alert())
+        .start()
+        .await;
+    assert!(matches!(
+        pooled.runtime().sandbox().allocation(),
+        Allocation::Pooling { .. }
+    ));
+    seed_call_alerts(&pooled).await;
+
+    let on_demand = with_seed_users(Builder::new(), "acme")
+        .callflow("acme", "seed", seed_missed_call_alert())
+        .engine(|engine| engine.pool_instances = 0)
+        .start()
+        .await;
+    assert_eq!(
+        on_demand.runtime().sandbox().allocation(),
+        Allocation::OnDemand
+    );
+    seed_call_alerts(&on_demand).await;
+}
