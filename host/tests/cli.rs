@@ -194,3 +194,48 @@ fn dropped_in_modules_need_grants_and_a_corrupt_one_is_reported() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert_eq!(lines[0]["payload"]["Template-ID"], "from-dropped-module");
 }
+
+/// The fields `cfhost bench --json` promises (issue 5), each a number.
+const BENCH_FIELDS: [&str; 13] = [
+    "floor_wat_us",
+    "floor_us",
+    "call_us",
+    "call_pooled_us",
+    "calls_per_sec_1core",
+    "calls_per_sec",
+    "calls_per_sec_pooled",
+    "p99_call_us_at_half_load",
+    "rss_10k_mb",
+    "cold_start_cached_ms",
+    "cold_start_uncached_ms",
+    "floor_ratio",
+    "instances_per_call",
+];
+
+#[test]
+fn a_quick_bench_reports_every_figure_as_json() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .args(["bench", "--quick", "--json"])
+        .env("CFHOST_CACHE_DIR", cache.path())
+        .output()
+        .expect("cfhost runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for field in BENCH_FIELDS {
+        let value = report[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field}: {report}"));
+        assert!(value > 0.0, "{field} = {value}");
+    }
+    let nodes = report["node_us"].as_object().unwrap();
+    let modules: Vec<&str> = nodes.keys().map(String::as_str).collect();
+    assert_eq!(
+        modules,
+        ["missed_call_alert", "notification", "user", "voicemail"]
+    );
+    assert!(nodes.values().all(|us| us.as_f64().unwrap() > 0.0));
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), modules.len() + 5, "{targets:?}");
+}

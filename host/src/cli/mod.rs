@@ -1,5 +1,6 @@
 //! The `cfhost` command line.
 
+mod bench;
 mod simulate;
 
 use std::path::PathBuf;
@@ -45,6 +46,25 @@ enum Command {
         #[arg(long)]
         modules: Option<PathBuf>,
     },
+    /// Measure the cost of running modules on this machine, in one run, and check the targets
+    /// of BENCHMARKS.md.
+    ///
+    /// Prints a table, or with --json one JSON object. Takes about half a minute (a few
+    /// seconds with --quick).
+    Bench {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// A short run with fewer samples, to check that everything works.
+        #[arg(long)]
+        quick: bool,
+        /// Configuration file (TOML): its [engine] section sets up the engine measured.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Internal: run the 10,000-call memory workload and print its peak RSS in MiB.
+        #[arg(long, hide = true)]
+        rss_child: bool,
+    },
 }
 
 /// Runs the command line; the exit code says whether everything went through.
@@ -57,6 +77,20 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .init();
+    if let Command::Bench {
+        json,
+        quick,
+        config,
+        rss_child,
+    } = cli.command
+    {
+        return bench::run(bench::Options {
+            json,
+            quick,
+            config,
+            rss_child,
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -76,5 +110,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
             config,
             modules,
         })),
+        Command::Bench { .. } => unreachable!("handled above: it builds its own runtimes"),
     }
 }

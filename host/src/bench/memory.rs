@@ -1,0 +1,104 @@
+//! Peak memory with many calls at once: 10,000 seed calls held inside a ringing bridge until
+//! all of them ring, then let go. Runs in a child process (`cfhost bench --rss-child`) so the
+//! peak is this workload's alone.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::seed::SeedHost;
+use crate::engine::EngineSettings;
+use crate::switch::HookedSwitch;
+
+/// Calls held at once.
+pub const CONCURRENT_CALLS: usize = 10_000;
+
+/// Holds every bridge until `expected` calls ring, then lets them all go.
+struct Gate {
+    expected: usize,
+    ringing: AtomicUsize,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    async fn ring(&self) {
+        let mut opened = self.open.subscribe();
+        if self.ringing.fetch_add(1, Ordering::SeqCst) + 1 == self.expected {
+            self.open.send_replace(true);
+        }
+        let _ = opened.wait_for(|open| *open).await;
+    }
+}
+
+/// Runs the workload in this process and returns its peak RSS in MiB. Fails if the calls did
+/// not all ring at once or did not all publish their alert.
+pub async fn held_calls_peak_rss_mib(engine: EngineSettings) -> anyhow::Result<u64> {
+    let host = Arc::new(SeedHost::start(engine, false).await?);
+    let gate = Arc::new(Gate {
+        expected: CONCURRENT_CALLS,
+        ringing: AtomicUsize::new(0),
+        open: tokio::sync::watch::channel(false).0,
+    });
+    let calls: Vec<_> = (0..CONCURRENT_CALLS as u64)
+        .map(|n| {
+            let host = Arc::clone(&host);
+            let gate = Arc::clone(&gate);
+            let switch = HookedSwitch::new(
+                host.switch(),
+                Box::new(move || {
+                    let gate = Arc::clone(&gate);
+                    Box::pin(async move { gate.ring().await })
+                }),
+            );
+            tokio::spawn(async move {
+                let details = host.details(n);
+                host.runtime.run_call(details, Arc::new(switch)).await
+            })
+        })
+        .collect();
+    let all = futures::future::try_join_all(calls);
+    let reports = tokio::time::timeout(Duration::from_secs(300), all).await??;
+    let ringing = gate.ringing.load(Ordering::SeqCst);
+    anyhow::ensure!(ringing == CONCURRENT_CALLS, "only {ringing} calls rang");
+    for report in reports {
+        report?;
+    }
+    let alerts = host.sink.published();
+    anyhow::ensure!(
+        alerts == CONCURRENT_CALLS as u64,
+        "{alerts} alerts for {CONCURRENT_CALLS} calls"
+    );
+    peak_rss_mib()
+}
+
+/// This process's peak resident set (`VmHWM`), in MiB.
+pub fn peak_rss_mib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/self/status"))?;
+    Ok(kib / 1024)
+}
+
+/// Runs the workload in a child process of this binary (with the configuration file
+/// `config`, if any) and returns the child's peak RSS.
+pub fn peak_rss_in_child_mib(config: Option<&Path>) -> anyhow::Result<u64> {
+    let mut child = std::process::Command::new(std::env::current_exe()?);
+    child.args(["bench", "--rss-child"]);
+    if let Some(config) = config {
+        child.arg("--config").arg(config);
+    }
+    let output = child.stderr(std::process::Stdio::inherit()).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the memory workload failed ({})",
+        output.status
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("the memory workload printed {text:?}, not a number"))
+}
