@@ -19,7 +19,9 @@ fn main() {
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
+    // From the guests' directory, so that their `.cargo/config.toml` applies.
     build
+        .current_dir(&modules)
         .arg("build")
         .arg("--release")
         .arg("--target")

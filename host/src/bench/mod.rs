@@ -195,6 +195,23 @@ pub fn run(options: BenchOptions, engine: EngineSettings) -> anyhow::Result<Benc
     Ok(report)
 }
 
+/// Runs `calls` seed calls one after another on one thread (the shipped modules pooled or
+/// not) and returns how many alerts they published: a fixed workload for profilers and
+/// instruction counts. Start-up is part of it; run it twice with different counts and
+/// subtract to see the calls alone.
+pub fn workload(engine: EngineSettings, calls: u64, pooled: bool) -> anyhow::Result<u64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let host = SeedHost::start(engine, pooled).await?;
+        for n in 0..calls {
+            host.run_call(n).await?;
+        }
+        Ok(host.sink.published())
+    })
+}
+
 /// The targets of issue 5, as recorded in `BENCHMARKS.md`.
 fn targets(report: &BenchReport) -> Vec<Target> {
     let mut targets: Vec<Target> = report

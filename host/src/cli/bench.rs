@@ -11,6 +11,8 @@ pub struct Options {
     pub quick: bool,
     pub config: Option<PathBuf>,
     pub rss_child: bool,
+    pub workload: Option<u64>,
+    pub pooled: bool,
 }
 
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
@@ -24,6 +26,13 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?;
         println!("{}", runtime.block_on(held_calls_peak_rss_mib(engine))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(calls) = options.workload {
+        println!(
+            "{}",
+            cfhost::bench::workload(engine, calls, options.pooled)?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let report = cfhost::bench::run(

@@ -64,6 +64,14 @@ enum Command {
         /// Internal: run the 10,000-call memory workload and print its peak RSS in MiB.
         #[arg(long, hide = true)]
         rss_child: bool,
+        /// Only run this many seed calls one after another on one thread, with nothing timed
+        /// (a fixed workload for profilers and instruction counts), and print how many alerts
+        /// they published.
+        #[arg(long, value_name = "CALLS")]
+        workload: Option<u64>,
+        /// With --workload: the shipped modules' instances are pooled.
+        #[arg(long, requires = "workload")]
+        pooled: bool,
     },
 }
 
@@ -82,6 +90,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         quick,
         config,
         rss_child,
+        workload,
+        pooled,
     } = cli.command
     {
         return bench::run(bench::Options {
@@ -89,6 +99,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             quick,
             config,
             rss_child,
+            workload,
+            pooled,
         });
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

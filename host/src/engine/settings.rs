@@ -15,7 +15,7 @@ use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationCon
 use crate::policy::Policy;
 
 /// Linear-memory bytes kept resident in a free slot and reset in place.
-pub const MEMORY_KEEP_RESIDENT: usize = 2 << 20;
+pub const MEMORY_KEEP_RESIDENT: usize = 1 << 20;
 /// Table bytes kept resident in a free slot.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 /// Core instances, memories and tables reserved per component instance: a Rust guest built

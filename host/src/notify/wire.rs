@@ -182,8 +182,14 @@ pub fn gregorian_seconds(time: SystemTime) -> u64 {
 
 /// 16 random bytes as 32 lowercase hex characters.
 pub fn new_msg_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut id = String::with_capacity(32);
+    for byte in bytes {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    id
 }
 
 /// Drops `null` and `""` values from an object and the objects nested in it.
@@ -202,6 +208,17 @@ fn remove_empty(object: &mut Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_are_32_lowercase_hex_digits_and_differ() {
+        let (a, b) = (new_msg_id(), new_msg_id());
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        );
+        assert_ne!(a, b);
+    }
     use crate::call::{CallDetails, ChannelEvent};
     use std::time::Duration;
 

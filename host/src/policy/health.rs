@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -86,6 +87,9 @@ pub struct Health {
     counters: Mutex<HashMap<String, ModuleCounters>>,
     /// Account → module → its recent failures and quarantine.
     records: Mutex<HashMap<String, HashMap<String, Record>>>,
+    /// Whether any failure was ever recorded: until then no module can be quarantined, and
+    /// the check costs one load instead of a lock.
+    any_failure: AtomicBool,
 }
 
 impl Health {
@@ -117,6 +121,9 @@ impl Health {
 
     /// Whether `module` is quarantined for `account` now; counts a skip when it is.
     pub fn quarantined(&self, account: &str, module: &str) -> bool {
+        if !self.any_failure.load(Ordering::Acquire) {
+            return false;
+        }
         let now = Instant::now();
         let quarantined = {
             let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,6 +150,7 @@ impl Health {
         let window = Duration::from_secs(self.rule.window_secs);
         let quarantine_starts = {
             let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            self.any_failure.store(true, Ordering::Release);
             let record = records
                 .entry(account.to_string())
                 .or_default()
