@@ -1,10 +1,13 @@
-//! The engine: the compiled-component cache across starts, and both instance allocators
-//! running the seed call.
+//! The engine: the compiled-component cache across starts, both instance allocators running
+//! the seed call, and a pool with no free slot.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use cfhost::engine::{Allocation, Provenance};
-use cfhost_tests::{Builder, TestHost, seed_missed_call_alert, with_seed_users};
+use cfhost::switch::SimulatorBehaviour;
+use cfhost::trace::TraceEvent;
+use cfhost_tests::{Builder, TestHost, hooked_switch, seed_missed_call_alert, with_seed_users};
 use serde_json::json;
 
 async fn host_with_cache(cache: &Path) -> TestHost {
@@ -109,4 +112,83 @@ async fn both_allocators_run_the_seed_call() {
         Allocation::OnDemand
     );
     seed_call_alerts(&on_demand).await;
+}
+
+#[tokio::test]
+async fn a_full_pool_fails_the_node_clearly_and_the_calls_holding_it_finish() {
+    const SLOTS: u32 = 3;
+    let host = Arc::new(
+        with_seed_users(Builder::new(), "acme")
+            .callflow("acme", "seed", seed_missed_call_alert())
+            .engine(|engine| engine.pool_instances = SLOTS)
+            .start()
+            .await,
+    );
+    assert_eq!(
+        host.runtime().sandbox().allocation(),
+        Allocation::Pooling { instances: SLOTS }
+    );
+    // Hold SLOTS calls in their ringing bridge: each keeps its `user` instance alive.
+    let (ringing_tx, mut ringing_rx) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held: Vec<_> = (0..SLOTS)
+        .map(|_| {
+            let (ringing_tx, release) = (ringing_tx.clone(), Arc::clone(&release));
+            let switch = Arc::new(hooked_switch(
+                SimulatorBehaviour::default(),
+                Box::new(move || {
+                    let (ringing_tx, release) = (ringing_tx.clone(), Arc::clone(&release));
+                    Box::pin(async move {
+                        let released = release.notified();
+                        ringing_tx.send(()).unwrap();
+                        released.await;
+                    })
+                }),
+            ));
+            let host = Arc::clone(&host);
+            tokio::spawn(async move { host.run_on(seed_call(), switch).await })
+        })
+        .collect();
+    for _ in 0..SLOTS {
+        ringing_rx.recv().await.unwrap();
+    }
+
+    let report = host.run(seed_call()).await;
+    let first = report
+        .trace
+        .iter()
+        .find_map(|event| match event {
+            TraceEvent::NodeResult { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        first.starts_with("FAILED: instantiate: ")
+            && first.contains("maximum concurrent limit of 3")
+            && first.ends_with("(capacity); continuing"),
+        "{first}"
+    );
+
+    release.notify_waiters();
+    for call in held {
+        let report = call.await.unwrap();
+        assert_eq!(
+            report.nodes_run(),
+            ["missed_call_alert", "user", "voicemail"]
+        );
+    }
+    let counters = &host.runtime().health().counters()["missed_call_alert"];
+    assert_eq!(counters.failures_summary(), "capacity 1");
+    assert_eq!(counters.quarantines, 0);
+    let alerts = host.notifications();
+    assert_eq!(
+        alerts.len(),
+        SLOTS as usize,
+        "the held calls alert; the failed one cannot"
+    );
+}
+
+fn seed_call() -> serde_json::Value {
+    json!({"account_id": "acme", "to": "+15554441111", "caller_id_number": "+15550001234",
+        "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}})
 }

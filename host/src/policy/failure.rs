@@ -36,6 +36,9 @@ pub enum FailureKind {
     HostCallTimeout,
     /// Returned an error.
     Error,
+    /// Could not be instantiated: every slot of the instance pool was taken. The host's
+    /// capacity, not the module's doing: it never counts towards quarantine.
+    Capacity,
 }
 
 impl FailureKind {
@@ -51,6 +54,7 @@ impl FailureKind {
             FailureKind::Output => "output",
             FailureKind::HostCallTimeout => "host_call_timeout",
             FailureKind::Error => "error",
+            FailureKind::Capacity => "capacity",
         }
     }
 
@@ -58,6 +62,9 @@ impl FailureKind {
     pub fn of(error: &wasmtime::Error) -> FailureKind {
         if let Some(refusal) = error.downcast_ref::<Refusal>() {
             return refusal.kind();
+        }
+        if error.is::<wasmtime::PoolConcurrencyLimitError>() {
+            return FailureKind::Capacity;
         }
         match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => FailureKind::Deadline,

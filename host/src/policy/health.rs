@@ -142,8 +142,11 @@ impl Health {
     /// Records a failure; returns true when it puts the module into quarantine for `account`.
     pub fn failed(&self, account: &str, module: &str, kind: FailureKind) -> bool {
         self.count(module, |c| *c.failures.entry(kind).or_default() += 1);
-        // A capability the operator did not grant is a configuration matter, not misbehaviour.
-        if self.rule.after_failures == 0 || kind == FailureKind::Capability {
+        // A capability the operator did not grant, or a full instance pool, is the host's
+        // matter, not the module's misbehaviour.
+        if self.rule.after_failures == 0
+            || matches!(kind, FailureKind::Capability | FailureKind::Capacity)
+        {
             return false;
         }
         let now = Instant::now();
