@@ -70,12 +70,9 @@ impl Trace {
             .push(event);
     }
 
-    /// Everything recorded so far.
-    pub fn events(&self) -> Vec<TraceEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Everything recorded so far, leaving the trace empty (for the report at the call's end).
+    pub fn take(&self) -> Vec<TraceEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub(crate) fn flag_set(&self, module: &str, flag: &str) {

@@ -243,7 +243,7 @@ impl Executor<'_> {
             end,
             hangup,
             flags: env.call.flags(),
-            trace: env.trace.events(),
+            trace: env.trace.take(),
         }
     }
 
