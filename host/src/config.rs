@@ -18,6 +18,7 @@
 //! quarantine = { after_failures = 5, window_secs = 60, for_secs = 300 }
 //! [engine]
 //! pool_instances = 16384                   # instances alive at once; 0 allocates on demand
+//! keep_resident_kib = 1024                 # memory kept resident per free slot
 //! cache_dir = "/var/cache/cfhost"          # compiled components; default ~/.cache/cfhost/components
 //! [modules.hello]
 //! capabilities = ["log", "notify"]         # what a dropped-in module is granted
@@ -36,7 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::engine::EngineSettings;
-use crate::engine::settings::DEFAULT_POOL_INSTANCES;
+use crate::engine::settings::{DEFAULT_KEEP_RESIDENT_BYTES, DEFAULT_POOL_INSTANCES};
 use crate::policy::{
     DEFAULT_HANGUP_CAUSE, DEFAULT_MAX_WASM_BYTES, FailureMode, LifecycleName, LimitOverrides,
     QuarantineRule,
@@ -99,6 +100,7 @@ impl Default for LoadingConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     pub pool_instances: u32,
+    pub keep_resident_kib: usize,
     /// Where compiled components are cached (default: `$CFHOST_CACHE_DIR`, else
     /// `~/.cache/cfhost/components`).
     pub cache_dir: Option<PathBuf>,
@@ -110,6 +112,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             pool_instances: DEFAULT_POOL_INSTANCES,
+            keep_resident_kib: DEFAULT_KEEP_RESIDENT_BYTES >> 10,
             cache_dir: None,
             cache: true,
         }
@@ -173,6 +176,7 @@ impl Config {
         };
         EngineSettings {
             pool_instances: self.engine.pool_instances,
+            keep_resident_bytes: self.engine.keep_resident_kib << 10,
             cache_dir,
         }
     }

@@ -5,7 +5,7 @@
 //! the largest size any account may use, tables, and a fiber stack. Reservation is virtual
 //! address space; only pages an instance touches become resident. A fresh instance in a warm
 //! slot starts from the module's copy-on-write memory image, and when it is dropped the pages
-//! it dirtied are reset with `memset` (up to [`MEMORY_KEEP_RESIDENT`], found with Linux's
+//! it dirtied are reset with `memset` (up to [`EngineSettings::keep_resident_bytes`], found with Linux's
 //! `PAGEMAP_SCAN`) instead of being unmapped, so the next instance takes no page faults.
 
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationCon
 
 use crate::policy::Policy;
 
-/// Linear-memory bytes kept resident in a free slot and reset in place.
-pub const MEMORY_KEEP_RESIDENT: usize = 1 << 20;
+/// The default linear-memory bytes kept resident in a free slot and reset in place.
+pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 1 << 20;
 /// Table bytes kept resident in a free slot.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 /// Core instances, memories and tables reserved per component instance: a Rust guest built
@@ -42,6 +42,10 @@ pub struct EngineSettings {
     /// Slots of the pooling allocator: the most instances alive at once. `0` allocates every
     /// instance on demand (slower; no up-front reservation).
     pub pool_instances: u32,
+    /// The low bytes of a slot's linear memory kept resident when its instance is dropped,
+    /// and reset in place; pages above are returned to the kernel. Cover what a typical
+    /// instance touches: more costs a longer scan, less costs page faults.
+    pub keep_resident_bytes: usize,
     /// Root of the compiled-component cache; `None` compiles every module at start.
     pub cache_dir: Option<PathBuf>,
 }
@@ -50,6 +54,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             pool_instances: DEFAULT_POOL_INSTANCES,
+            keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
             cache_dir: super::cache::default_cache_root(),
         }
     }
@@ -75,7 +80,8 @@ impl EngineSettings {
             config.memory_reservation(memory as u64);
             config.memory_guard_size(0);
             config.memory_reservation_for_growth(0);
-            let pool = pool(slots, memory, table_elements);
+            let mut pool = pool(slots, memory, table_elements);
+            pool.linear_memory_keep_resident(self.keep_resident_bytes);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         config
@@ -112,7 +118,6 @@ fn pool(instances: u32, memory_bytes: usize, table_elements: usize) -> PoolingAl
         .max_memory_size(memory_bytes)
         .table_elements(table_elements)
         .max_unused_warm_slots(WARM_SLOTS.min(instances))
-        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
         .table_keep_resident(TABLE_KEEP_RESIDENT)
         .pagemap_scan(Enabled::Auto);
     pool
