@@ -52,6 +52,7 @@ pub struct Config {
     pub limits: LimitOverrides,
     pub loading: LoadingConfig,
     pub engine: EngineConfig,
+    pub serve: ServeConfig,
     pub failure: FailureConfig,
     /// Per module: its grant and failure mode.
     pub modules: BTreeMap<String, ModuleConfig>,
@@ -91,6 +92,38 @@ impl Default for LoadingConfig {
     fn default() -> Self {
         LoadingConfig {
             max_wasm_kib: DEFAULT_MAX_WASM_BYTES >> 10,
+        }
+    }
+}
+
+/// `[serve]`: the long-running host of `cfhost serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// The data directory: `accounts/<account_id>/{callflows,users}/*.json`.
+    pub data_dir: PathBuf,
+    /// A directory of module components (`*.wasm`) loaded after the shipped ones.
+    pub modules_dir: Option<PathBuf>,
+    /// The token for everything. Without it (and without account tokens) the API is open,
+    /// which `cfhost serve` only allows on a loopback address.
+    pub operator_token: Option<String>,
+    /// Per account: a token that can touch only that account.
+    pub account_tokens: BTreeMap<String, String>,
+    /// How long calls in flight may take to finish after SIGTERM.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            data_dir: PathBuf::from("data"),
+            modules_dir: None,
+            operator_token: None,
+            account_tokens: BTreeMap::new(),
+            shutdown_timeout_secs: 30,
         }
     }
 }

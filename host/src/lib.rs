@@ -7,6 +7,7 @@
 //! call ends, the termination callbacks modules registered run, each in its own instance.
 
 pub mod accounts;
+pub mod api;
 pub mod bench;
 pub mod bindings;
 pub mod call;

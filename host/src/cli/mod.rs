@@ -1,6 +1,7 @@
 //! The `cfhost` command line.
 
 mod bench;
+mod serve;
 mod simulate;
 
 use std::path::PathBuf;
@@ -45,6 +46,34 @@ enum Command {
         /// replaces it.
         #[arg(long)]
         modules: Option<PathBuf>,
+    },
+    /// Run the host as a service with its HTTP API (runs calls, reports health and metrics).
+    ///
+    /// Settings come from --config (its [serve] section and the rest), then from these flags
+    /// or their environment variables. SIGTERM stops new calls, lets calls in flight and their
+    /// termination callbacks finish, flushes the notification outbox, and exits 0.
+    Serve {
+        /// Configuration file (TOML).
+        #[arg(long, env = "CFHOST_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "CFHOST_LISTEN")]
+        listen: Option<String>,
+        /// Data directory (default ./data, created if missing).
+        #[arg(long, env = "CFHOST_DATA_DIR")]
+        data: Option<PathBuf>,
+        /// A directory of extra module components (*.wasm).
+        #[arg(long, env = "CFHOST_MODULES_DIR")]
+        modules: Option<PathBuf>,
+        /// Where notifications go: an amqp:// URL, a file for JSON lines, or - for stdout.
+        #[arg(long, env = "CFHOST_NOTIFICATIONS")]
+        notifications: Option<String>,
+        /// The operator's token (every account, metrics).
+        #[arg(long, env = "CFHOST_OPERATOR_TOKEN", hide_env_values = true)]
+        operator_token: Option<String>,
+        /// Per-account tokens: account=token,account=token.
+        #[arg(long, env = "CFHOST_ACCOUNT_TOKENS", hide_env_values = true)]
+        account_tokens: Option<String>,
     },
     /// Measure the cost of running modules on this machine, in one run, and check the targets
     /// of BENCHMARKS.md.
@@ -121,6 +150,23 @@ pub fn run() -> anyhow::Result<ExitCode> {
             outbox,
             config,
             modules,
+        })),
+        Command::Serve {
+            config,
+            listen,
+            data,
+            modules,
+            notifications,
+            operator_token,
+            account_tokens,
+        } => runtime.block_on(serve::run(serve::Options {
+            config,
+            listen,
+            data,
+            modules,
+            notifications,
+            operator_token,
+            account_tokens,
         })),
         Command::Bench { .. } => unreachable!("handled above: it builds its own runtimes"),
     }

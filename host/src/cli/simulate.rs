@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 
 use cfhost::config::{Config, NotificationTarget, read_config};
-use cfhost::notify::{AmqpSink, JsonLinesSink, Outbox, Sink};
+use cfhost::notify::{OpenSink, open_sink};
 use cfhost::policy::Policy;
 use cfhost::registry::{embedded_modules, modules_in_dir};
 use cfhost::runtime::{HostOptions, Runtime};
@@ -50,24 +50,11 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         .map_or(NotificationTarget::Stdout, |t| {
             NotificationTarget::parse(&t)
         });
-    let mut amqp = None;
-    let sink: Arc<dyn Sink> = match target {
-        NotificationTarget::Stdout => Arc::new(JsonLinesSink::new(Box::new(std::io::stdout()))),
-        NotificationTarget::File(path) => Arc::new(JsonLinesSink::new(Box::new(
-            std::fs::File::create(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ))),
-        NotificationTarget::Amqp(url) => {
-            let dir = options
-                .outbox
-                .or(notifications.outbox_dir)
-                .unwrap_or_else(|| options.data.join("outbox"));
-            let outbox = Outbox::open(&dir, notifications.outbox_capacity)?;
-            let sink = Arc::new(AmqpSink::start(url, outbox));
-            amqp = Some(Arc::clone(&sink));
-            sink
-        }
-    };
+    let outbox_dir = options
+        .outbox
+        .or(notifications.outbox_dir)
+        .unwrap_or_else(|| options.data.join("outbox"));
+    let OpenSink { sink, amqp } = open_sink(target, &outbox_dir, notifications.outbox_capacity)?;
     let mut host = HostOptions::new(&options.data, sink);
     host.policy = policy;
     host.engine = engine;

@@ -131,7 +131,8 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    fn describe(self) -> &'static str {
+    /// What ended the flow, in words.
+    pub fn describe(self) -> &'static str {
         match self {
             EndReason::FlowEnded => "the flow ended; the host hung up",
             EndReason::ChannelDestroyed => "the channel was destroyed",

@@ -5,6 +5,7 @@
 pub mod amqp;
 pub mod outbox;
 pub mod sink;
+pub mod target;
 pub mod wire;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::SystemTime;
 pub use amqp::AmqpSink;
 pub use outbox::{Outbox, OutboxError};
 pub use sink::{JsonLinesSink, MemorySink, Sink, SinkError};
+pub use target::{OpenSink, open_sink};
 pub use wire::{OutboundNotification, WireError};
 
 use crate::bindings::cfhost::callflow::notify::Notification;

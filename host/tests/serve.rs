@@ -1,0 +1,333 @@
+//! `cfhost serve` as a process: its HTTP API, the auth rules and the shutdown guarantee.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const OPERATOR: &str = "operator-secret";
+const ACME: &str = "acme-secret";
+
+/// A running `cfhost serve` on a free port, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The seed accounts, a callflow whose first node spins for a while after registering a
+/// termination callback (`slow`), and the test fixture module, granted what it declares.
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&repo().join("examples/data"), &data);
+    let slow = json!({"numbers": ["slow"], "flow": {"module": "test_fixture",
+        "data": {"outcome": "spin", "register": [{"template_id": "after-shutdown"}]}}});
+    std::fs::write(
+        data.join("accounts/acme-missed/callflows/slow.json"),
+        slow.to_string(),
+    )
+    .unwrap();
+    let modules = dir.path().join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    let built = Path::new(cfhost::registry::BUILT_MODULES_DIR);
+    std::fs::copy(
+        built.join("test_fixture.wasm"),
+        modules.join("test_fixture.wasm"),
+    )
+    .unwrap();
+    let config = dir.path().join("cfhost.toml");
+    std::fs::write(
+        &config,
+        r#"
+        [limits]
+        handle_deadline_ms = 1500
+        [modules.test_fixture]
+        capabilities = ["call-control", "callbacks", "directory", "notify", "log", "clock"]
+        [serve]
+        operator_token = "operator-secret"
+        account_tokens = { acme-missed = "acme-secret" }
+        "#,
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .arg("--modules")
+        .arg(&modules)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--notifications")
+        .arg(dir.path().join("notifications.jsonl"))
+        .env("CFHOST_CACHE_DIR", dir.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cfhost serve starts");
+    let server = Server { child, port, dir };
+    let started = Instant::now();
+    while request(&server, "GET", "/healthz", None, None).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and the body (JSON when it parses, else a string).
+/// Status 0 means the connection failed.
+fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    request_to(server.port, method, path, token, body)
+}
+
+/// [`request`] to a port.
+fn request_to(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, Value::Null);
+    };
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body.as_bytes()).is_err() {
+        return (0, Value::Null);
+    }
+    let mut response = String::new();
+    if stream.read_to_string(&mut response).is_err() {
+        return (0, Value::Null);
+    }
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+    (status, body)
+}
+
+fn missed_call() -> Value {
+    json!({"to": "+15554441111", "caller_id_number": "+15550001234",
+        "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}})
+}
+
+#[test]
+fn a_call_through_the_api_answers_with_its_trace_notifications_and_callbacks() {
+    let server = start();
+    let calls = "/v1/accounts/acme-missed/calls";
+    let (status, body) = request(&server, "POST", calls, Some(OPERATOR), Some(&missed_call()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["callflow_id"], "seed_missed_call_alert");
+    let call_id = body["call_id"].as_str().unwrap();
+    assert!(call_id.starts_with("api-"), "{call_id}");
+    let notifications = body["notifications"].as_array().unwrap();
+    assert_eq!(notifications.len(), 1, "{body}");
+    assert_eq!(
+        notifications[0]["routing_key"],
+        "notifications.sip.missed_call"
+    );
+    assert_eq!(notifications[0]["payload"]["Call-ID"], call_id);
+    assert_eq!(
+        body["callbacks"],
+        json!([{"module": "missed_call_alert", "error": null}])
+    );
+    assert!(body["trace"].as_array().unwrap().len() > 5);
+
+    // The same notification went to the configured sink.
+    let file = std::fs::read_to_string(server.dir.path().join("notifications.jsonl")).unwrap();
+    assert!(file.contains(call_id));
+
+    // An answered call alerts nobody.
+    let mut answered = missed_call();
+    answered["behaviour"] = json!({"bridge": "answer"});
+    let (status, body) = request(&server, "POST", calls, Some(ACME), Some(&answered));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["notifications"], json!([]));
+}
+
+#[test]
+fn bad_calls_are_client_errors_that_say_why() {
+    let server = start();
+    let post =
+        |path: &str, body: &Value| request(&server, "POST", path, Some(OPERATOR), Some(body));
+    let (status, body) = post("/v1/accounts/nobody/calls", &missed_call());
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "account `nobody` does not exist");
+    let (status, body) = post("/v1/accounts/acme-missed/calls", &json!({"to": "999"}));
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no callflow for `999`")
+    );
+    let (status, body) = post(
+        "/v1/accounts/acme-missed/calls",
+        &json!({"to": "1", "colour": 2}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{body}"
+    );
+    let (status, body) = post(
+        "/v1/accounts/acme-missed/calls",
+        &json!({"to": "1", "account_id": "acme-notify"}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("account_id:"),
+        "{body}"
+    );
+}
+
+#[test]
+fn tokens_open_only_what_they_cover() {
+    let server = start();
+    let call = missed_call();
+    let post = |account: &str, token: Option<&str>| {
+        let path = format!("/v1/accounts/{account}/calls");
+        request(&server, "POST", &path, token, Some(&call)).0
+    };
+    assert_eq!(
+        post("acme-missed", Some(ACME)),
+        200,
+        "an account's own token"
+    );
+    assert_eq!(post("acme-notify", Some(ACME)), 403, "another account");
+    assert_eq!(post("acme-notify", Some(OPERATOR)), 200, "the operator");
+    assert_eq!(post("acme-missed", None), 401, "no token");
+    assert_eq!(post("acme-missed", Some("guess")), 401, "a wrong token");
+
+    assert_eq!(request(&server, "GET", "/healthz", None, None).0, 200);
+    assert_eq!(request(&server, "GET", "/readyz", None, None).0, 200);
+    assert_eq!(request(&server, "GET", "/metrics", None, None).0, 401);
+    assert_eq!(request(&server, "GET", "/metrics", Some(ACME), None).0, 403);
+    let (status, metrics) = request(&server, "GET", "/metrics", Some(OPERATOR), None);
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("cfhost_calls_total{result=\"ok\"} 2"),
+        "{metrics}"
+    );
+    // acme-missed's seed call registered one callback; acme-notify's sent its notification
+    // while the flow ran.
+    assert!(metrics.contains("cfhost_module_callbacks_total{module=\"missed_call_alert\"} 1"));
+    assert!(
+        metrics.contains("cfhost_notifications_published_total 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
+    let mut server = start();
+    let port = server.port;
+    let in_flight = std::thread::spawn(move || {
+        let slow = json!({"to": "slow"});
+        request_to(
+            port,
+            "POST",
+            "/v1/accounts/acme-missed/calls",
+            Some(OPERATOR),
+            Some(&slow),
+        )
+    });
+    // The slow call spins in its first node for 1.5 s; stop the host while it does.
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let notifications = body["notifications"].as_array().unwrap();
+    assert_eq!(notifications.len(), 1, "{body}");
+    assert_eq!(notifications[0]["payload"]["Template-ID"], "after-shutdown");
+
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+    let file = std::fs::read_to_string(server.dir.path().join("notifications.jsonl")).unwrap();
+    assert!(
+        file.contains("after-shutdown"),
+        "the callback's notification was written"
+    );
+    let mut stderr = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("cfhost serve: stopped"), "{stderr}");
+    assert!(
+        !stderr.contains(OPERATOR) && !stderr.contains(ACME),
+        "tokens are never logged"
+    );
+    // New connections are refused once it stopped.
+    assert_eq!(request(&server, "GET", "/healthz", None, None).0, 0);
+}
