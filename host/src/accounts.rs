@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -50,9 +51,9 @@ struct AccountDocument {
 }
 
 /// Every account in a data directory.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Accounts {
-    accounts: BTreeMap<String, Account>,
+    accounts: BTreeMap<String, Arc<Account>>,
 }
 
 /// What loading a data directory found wrong, and what it noticed.
@@ -90,15 +91,46 @@ impl Accounts {
                 continue;
             };
             let account = load_account(&account_dir, registry, &mut report);
-            accounts.insert(id, account);
+            accounts.insert(id, Arc::new(account));
         }
         Ok((Accounts { accounts }, report))
     }
 
     /// The account with this id.
     pub fn get(&self, account_id: &str) -> Option<&Account> {
-        self.accounts.get(account_id)
+        self.accounts.get(account_id).map(|account| &**account)
     }
+
+    /// These accounts with `account_id` read again from `data_dir` (or gone, if its directory
+    /// is). The other accounts are shared, not copied.
+    pub fn with_account_reloaded(
+        &self,
+        data_dir: &Path,
+        account_id: &str,
+        registry: &Registry,
+    ) -> (Accounts, LoadReport) {
+        let mut report = LoadReport::default();
+        let mut accounts = self.accounts.clone();
+        let dir = data_dir.join("accounts").join(account_id);
+        if dir.is_dir() {
+            let account = load_account(&dir, registry, &mut report);
+            accounts.insert(account_id.to_string(), Arc::new(account));
+        } else {
+            accounts.remove(account_id);
+        }
+        (Accounts { accounts }, report)
+    }
+}
+
+/// Checks a callflow document `text` meant for `file` as loading would: its shape, then each
+/// node's data against its module's schema. Returns the warnings (unknown modules).
+pub fn check_callflow(
+    file: &Path,
+    text: &str,
+    registry: &Registry,
+) -> Result<Vec<String>, CallflowError> {
+    let callflow = parse_callflow(file, &stem(file).unwrap_or_default(), text)?;
+    validate_callflow(&callflow, registry)
 }
 
 impl Directory for Accounts {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod directory;
 pub mod engine;
 pub mod executor;
+pub mod files;
 pub mod imports;
 pub mod notify;
 pub mod policy;

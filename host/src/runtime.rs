@@ -1,8 +1,8 @@
 //! A loaded host: the sandbox, the modules, the accounts' data and the notification sink,
 //! ready to run calls.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use crate::accounts::{Accounts, LoadReport};
 use crate::bindings::Outcome;
@@ -80,7 +80,10 @@ impl<'a> HostOptions<'a> {
 pub struct Runtime {
     sandbox: Sandbox,
     registry: Registry,
-    accounts: Arc<Accounts>,
+    data_dir: PathBuf,
+    /// Swapped whole when an account's documents change; a call keeps the version it started
+    /// with.
+    accounts: RwLock<Arc<Accounts>>,
     notifier: Arc<Notifier>,
     policy: Policy,
     health: Health,
@@ -104,7 +107,8 @@ impl Runtime {
         let runtime = Runtime {
             sandbox,
             registry,
-            accounts: Arc::new(accounts),
+            data_dir: options.data_dir.to_path_buf(),
+            accounts: RwLock::new(Arc::new(accounts)),
             notifier: Arc::new(Notifier::new(options.sink, options.node)),
             health: Health::new(policy.quarantine.clone()),
             warm: WarmInstances::default(),
@@ -139,16 +143,32 @@ impl Runtime {
         &self.warm
     }
 
-    /// The loaded accounts.
-    pub fn accounts(&self) -> &Accounts {
-        &self.accounts
+    /// The accounts now (a call keeps the version it started with).
+    pub fn accounts(&self) -> Arc<Accounts> {
+        Arc::clone(&self.accounts.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Reads `account_id`'s documents again from the data directory, for the calls that start
+    /// from now on; reports the documents it rejected. Callers that write documents serialise
+    /// their write and this reload.
+    pub fn reload_account(&self, account_id: &str) -> LoadReport {
+        let (accounts, report) =
+            self.accounts()
+                .with_account_reloaded(&self.data_dir, account_id, &self.registry);
+        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(accounts);
+        report
     }
 
     /// Fills in the details a switch would: From/To user and realm from the dialed number, the
     /// caller id and the account's realm, where not given.
     pub fn complete_details(&self, mut details: CallDetails) -> CallDetails {
         let realm = self
-            .accounts
+            .accounts()
             .get(&details.account_id)
             .and_then(|account| account.realm.clone());
         details.from_user = details
@@ -166,8 +186,8 @@ impl Runtime {
         details: CallDetails,
         switch: Arc<dyn Switch>,
     ) -> Result<CallReport, CallError> {
-        let account = self
-            .accounts
+        let accounts = self.accounts();
+        let account = accounts
             .get(&details.account_id)
             .ok_or_else(|| CallError::UnknownAccount(details.account_id.clone()))?;
         let callflow =
@@ -178,9 +198,9 @@ impl Runtime {
                     account_id: details.account_id.clone(),
                     number: details.request.clone(),
                 })?;
-        Ok(self
-            .run_callflow(details, switch, &account.callflows, callflow)
-            .await)
+        let (executor, env) =
+            self.prepare(details, switch, Arc::clone(&accounts), &account.callflows);
+        Ok(executor.run(env, callflow).await)
     }
 
     /// Runs one node of `module` with `data` for a call of `details` on `switch`, as a flow
@@ -203,7 +223,7 @@ impl Runtime {
         };
         loaded.check_data(data).map_err(node_error)?;
         let no_callflows = AccountCallflows::default();
-        let (executor, env) = self.prepare(details, switch, &no_callflows);
+        let (executor, env) = self.prepare(details, switch, self.accounts(), &no_callflows);
         executor
             .run_node(&env, loaded, data)
             .await
@@ -219,7 +239,7 @@ impl Runtime {
         callflows: &AccountCallflows,
         callflow: &Callflow,
     ) -> CallReport {
-        let (executor, env) = self.prepare(details, switch, callflows);
+        let (executor, env) = self.prepare(details, switch, self.accounts(), callflows);
         executor.run(env, callflow).await
     }
 
@@ -228,13 +248,14 @@ impl Runtime {
         &'a self,
         details: CallDetails,
         switch: Arc<dyn Switch>,
+        accounts: Arc<Accounts>,
         callflows: &'a AccountCallflows,
     ) -> (Executor<'a>, Arc<CallEnv>) {
         let limits = Arc::clone(self.policy.limits(&details.account_id));
         let env = Arc::new(CallEnv::new(
             Call::new(details),
             switch,
-            self.accounts.clone(),
+            accounts,
             Arc::clone(&self.notifier),
         ));
         let executor = Executor {

@@ -331,3 +331,84 @@ fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
     // New connections are refused once it stopped.
     assert_eq!(request(&server, "GET", "/healthz", None, None).0, 0);
 }
+
+#[test]
+fn callflows_are_validated_on_write_stored_and_live_for_the_next_call() {
+    let server = start();
+    let path = "/v1/accounts/acme-missed/callflows/reception";
+    let seed: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo().join("examples/data/accounts/acme-missed/callflows/seed_missed_call_alert.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut reception = seed.clone();
+    reception["numbers"] = json!(["+15557770000"]);
+    let call = json!({"to": "+15557770000", "caller_id_number": "+15550001234",
+        "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}});
+    let calls = "/v1/accounts/acme-missed/calls";
+
+    // Not there yet.
+    assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 404);
+    assert_eq!(
+        request(&server, "POST", calls, Some(ACME), Some(&call)).0,
+        404
+    );
+
+    // A document whose node data breaks the module's schema is refused, naming the place.
+    let mut broken = reception.clone();
+    broken["flow"]["data"]["recipients"] = json!(7);
+    let (status, body) = request(&server, "PUT", path, Some(ACME), Some(&broken));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["path"], "flow");
+    assert_eq!(body["module"], "missed_call_alert");
+    assert!(
+        body["error"].as_str().unwrap().contains("data/recipients"),
+        "{body}"
+    );
+    let file = server
+        .dir
+        .path()
+        .join("data/accounts/acme-missed/callflows/reception.json");
+    assert!(!file.exists(), "a refused document is not stored");
+
+    // A good one is stored and serves the next call.
+    let (status, body) = request(&server, "PUT", path, Some(ACME), Some(&reception));
+    assert_eq!(status, 200, "{body}");
+    assert!(file.exists());
+    let (status, stored) = request(&server, "GET", path, Some(ACME), None);
+    assert_eq!(status, 200);
+    assert_eq!(stored, reception);
+    let (status, body) = request(&server, "POST", calls, Some(ACME), Some(&call));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["callflow_id"], "reception");
+    assert_eq!(body["notifications"].as_array().unwrap().len(), 1);
+
+    // Another account's token cannot read or write it; odd ids are refused.
+    let elsewhere = "/v1/accounts/acme-notify/callflows/reception";
+    assert_eq!(
+        request(&server, "PUT", elsewhere, Some(ACME), Some(&reception)).0,
+        403
+    );
+    assert_eq!(request(&server, "GET", elsewhere, Some(ACME), None).0, 403);
+    let odd = "/v1/accounts/acme-missed/callflows/..%2Fescape";
+    assert_eq!(
+        request(&server, "PUT", odd, Some(OPERATOR), Some(&reception)).0,
+        400
+    );
+    let unknown = "/v1/accounts/nobody/callflows/reception";
+    assert_eq!(
+        request(&server, "PUT", unknown, Some(OPERATOR), Some(&reception)).0,
+        404
+    );
+
+    // Deleted: gone from disk and from the next call.
+    assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 204);
+    assert!(!file.exists());
+    assert_eq!(
+        request(&server, "POST", calls, Some(ACME), Some(&call)).0,
+        404
+    );
+    assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 404);
+}

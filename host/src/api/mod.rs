@@ -3,6 +3,7 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
+//! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
 //! | `GET /healthz` | anyone | the process is up |
 //! | `GET /readyz` | anyone | it takes calls (503 once shutting down) |
 //! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
@@ -14,6 +15,7 @@
 //! notification outbox is flushed.
 
 pub mod auth;
+mod callflows;
 mod calls;
 mod capture;
 pub mod metrics;
@@ -45,6 +47,8 @@ pub struct ApiState {
     pub amqp: Option<Arc<AmqpSink>>,
     calls: CallMetrics,
     accepting: AtomicBool,
+    /// Serialises document writes with the reload that follows each.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl ApiState {
@@ -62,6 +66,7 @@ impl ApiState {
             amqp,
             calls: CallMetrics::default(),
             accepting: AtomicBool::new(true),
+            writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -83,11 +88,12 @@ impl ApiState {
     }
 }
 
-/// An error answer: its status and `{"error": message}`.
+/// An error answer: its status and `{"error": message}`, with more fields when they help.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -95,7 +101,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Adds the fields of `details` (an object) to the answer.
+    fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -112,8 +125,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = axum::Json(serde_json::json!({"error": self.message}));
-        (self.status, body).into_response()
+        let mut body = serde_json::json!({"error": self.message});
+        if let (Some(serde_json::Value::Object(details)), Some(object)) =
+            (self.details, body.as_object_mut())
+        {
+            object.extend(details);
+        }
+        (self.status, axum::Json(body)).into_response()
     }
 }
 
@@ -121,6 +139,12 @@ impl IntoResponse for ApiError {
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/accounts/{account_id}/calls", post(calls::run))
+        .route(
+            "/v1/accounts/{account_id}/callflows/{id}",
+            get(callflows::get)
+                .put(callflows::put)
+                .delete(callflows::delete),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
