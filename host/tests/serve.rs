@@ -66,6 +66,8 @@ fn start() -> Server {
         handle_deadline_ms = 1500
         [modules.test_fixture]
         capabilities = ["call-control", "callbacks", "directory", "notify", "log", "clock"]
+        [accounts.acme-notify.modules.test_fixture]
+        capabilities = ["log"]
         [serve]
         operator_token = "operator-secret"
         account_tokens = { acme-missed = "acme-secret" }
@@ -411,4 +413,58 @@ fn callflows_are_validated_on_write_stored_and_live_for_the_next_call() {
         404
     );
     assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 404);
+}
+
+#[test]
+fn modules_are_listed_with_what_each_account_may_use() {
+    let server = start();
+    assert_eq!(request(&server, "GET", "/v1/modules", None, None).0, 401);
+    let (status, modules) = request(&server, "GET", "/v1/modules", Some(ACME), None);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "missed_call_alert",
+            "notification",
+            "test_fixture",
+            "user",
+            "voicemail"
+        ]
+    );
+    let alert = &modules[0];
+    assert_eq!(
+        alert["capabilities"],
+        json!(["callbacks", "directory", "notify", "log"])
+    );
+    assert_eq!(alert["lifecycle"], json!({"kind": "per-node"}));
+    assert_eq!(alert["data_schema"]["type"], "object");
+
+    let fixture = |account: &str, token: &str| {
+        let path = format!("/v1/accounts/{account}/modules");
+        let (status, modules) = request(&server, "GET", &path, Some(token), None);
+        assert_eq!(status, 200, "{modules}");
+        modules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "test_fixture")
+            .cloned()
+            .unwrap()
+    };
+    let mine = fixture("acme-missed", ACME);
+    assert_eq!(
+        (mine["usable"].clone(), mine["quarantined"].clone()),
+        (json!(true), json!(false))
+    );
+    let theirs = fixture("acme-notify", OPERATOR);
+    assert_eq!(theirs["usable"], false);
+    assert_eq!(theirs["missing_capability"], "call-control");
+    let path = "/v1/accounts/acme-notify/modules";
+    assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 403);
 }

@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
+//! | `GET /v1/modules` | any valid token | the loaded modules ([`modules`]) |
+//! | `GET /v1/accounts/{account_id}/modules` | operator, the account | the same, as the account may use them |
 //! | `GET /healthz` | anyone | the process is up |
 //! | `GET /readyz` | anyone | it takes calls (503 once shutting down) |
 //! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
@@ -19,6 +21,7 @@ mod callflows;
 mod calls;
 mod capture;
 pub mod metrics;
+mod modules;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -144,6 +147,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(callflows::get)
                 .put(callflows::put)
                 .delete(callflows::delete),
+        )
+        .route("/v1/modules", get(modules::list))
+        .route(
+            "/v1/accounts/{account_id}/modules",
+            get(modules::for_account),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -119,24 +119,28 @@ impl Health {
         }
     }
 
-    /// Whether `module` is quarantined for `account` now; counts a skip when it is.
+    /// Whether `module` is quarantined for `account` now; counts a skip when it is (call it
+    /// only when the module would otherwise run).
     pub fn quarantined(&self, account: &str, module: &str) -> bool {
-        if !self.any_failure.load(Ordering::Acquire) {
-            return false;
-        }
-        let now = Instant::now();
-        let quarantined = {
-            let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            records
-                .get(account)
-                .and_then(|modules| modules.get(module))
-                .and_then(|r| r.quarantined_until)
-                .is_some_and(|until| now < until)
-        };
+        let quarantined = self.is_quarantined(account, module);
         if quarantined {
             self.count(module, |c| c.skipped_in_quarantine += 1);
         }
         quarantined
+    }
+
+    /// Whether `module` is quarantined for `account` now, counting nothing.
+    pub fn is_quarantined(&self, account: &str, module: &str) -> bool {
+        if !self.any_failure.load(Ordering::Acquire) {
+            return false;
+        }
+        let now = Instant::now();
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records
+            .get(account)
+            .and_then(|modules| modules.get(module))
+            .and_then(|r| r.quarantined_until)
+            .is_some_and(|until| now < until)
     }
 
     /// Records a failure; returns true when it puts the module into quarantine for `account`.
