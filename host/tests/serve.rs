@@ -468,3 +468,45 @@ fn modules_are_listed_with_what_each_account_may_use() {
     let path = "/v1/accounts/acme-notify/modules";
     assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 403);
 }
+
+#[test]
+fn an_open_api_stays_on_loopback_and_tokens_come_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |token: Option<&str>, port: u16| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cfhost"));
+        command
+            .args(["serve", "--listen", &format!("0.0.0.0:{port}"), "--data"])
+            .arg(dir.path().join("data"))
+            .env("CFHOST_CACHE_DIR", dir.path().join("cache"))
+            .env_remove("CFHOST_OPERATOR_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(token) = token {
+            command.env("CFHOST_OPERATOR_TOKEN", token);
+        }
+        command.spawn().unwrap()
+    };
+    let refused = serve(None, free_port()).wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refusing to serve an open API"), "{stderr}");
+
+    let port = free_port();
+    let child = serve(Some("from-the-environment"), port);
+    let server = Server {
+        child,
+        port,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let started = Instant::now();
+    while request(&server, "GET", "/healthz", None, None).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = |token| request(&server, "GET", "/metrics", Some(token), None).0;
+    assert_eq!(metrics("from-the-environment"), 200);
+    assert_eq!(metrics("something-else"), 401);
+}
