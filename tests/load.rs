@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cfhost::policy::Limits;
 use cfhost::scenario::ScenarioCall;
+use cfhost::switch::RingGate;
 use cfhost_tests::{Builder, TestHost, hooked_switch, seed_missed_call_alert, with_seed_users};
 use serde_json::{Value, json};
 
@@ -28,27 +28,6 @@ const ATTACKS: [&str; 8] = [
     "huge_log",
 ];
 const SEED_NUMBER: &str = "+15554441111";
-
-/// Holds every bridge until all calls ring at once, then lets them all go.
-struct Gate {
-    expected: usize,
-    ringing: AtomicUsize,
-    open: tokio::sync::watch::Sender<bool>,
-}
-
-impl Gate {
-    async fn ring(&self) {
-        let mut opened = self.open.subscribe();
-        if self.ringing.fetch_add(1, Ordering::SeqCst) + 1 == self.expected {
-            self.open.send_replace(true);
-        }
-        let wait = opened.wait_for(|open| *open);
-        tokio::time::timeout(Duration::from_secs(300), wait)
-            .await
-            .expect("every call reaches the bridge")
-            .unwrap();
-    }
-}
 
 /// The seed missed-call flow with a hostile node between `missed_call_alert` and `user`.
 fn hostile_seed(attack: &str) -> Value {
@@ -105,11 +84,7 @@ async fn ten_thousand_concurrent_calls_with_ten_percent_hostile() {
         "{:?}",
         host.report.data.errors
     );
-    let gate = Arc::new(Gate {
-        expected: CALLS,
-        ringing: AtomicUsize::new(0),
-        open: tokio::sync::watch::channel(false).0,
-    });
+    let gate = Arc::new(RingGate::new(CALLS));
     let started = Instant::now();
     let calls: Vec<_> = (0..CALLS)
         .map(|n| {
@@ -143,7 +118,10 @@ async fn ten_thousand_concurrent_calls_with_ten_percent_hostile() {
         })
         .collect();
     for call in calls {
-        call.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(300), call)
+            .await
+            .expect("every call reaches the bridge and ends")
+            .unwrap();
     }
     let elapsed = started.elapsed();
 
@@ -159,11 +137,7 @@ async fn ten_thousand_concurrent_calls_with_ten_percent_hostile() {
             .to_string();
         *per_call.entry(call_id).or_default() += 1;
     }
-    assert_eq!(
-        gate.ringing.load(Ordering::SeqCst),
-        CALLS,
-        "all rang at once"
-    );
+    assert_eq!(gate.rung(), CALLS, "all rang at once");
     assert_eq!(per_call.len(), CALLS, "every call alerted");
     assert!(per_call.values().all(|n| *n == 1), "exactly once each");
     assert_eq!(notifications.len(), CALLS);

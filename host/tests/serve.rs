@@ -93,15 +93,20 @@ fn start() -> Server {
         .spawn()
         .expect("cfhost serve starts");
     let server = Server { child, port, dir };
+    wait_until_up(&server);
+    server
+}
+
+/// Waits until `server` answers `/healthz`.
+fn wait_until_up(server: &Server) {
     let started = Instant::now();
-    while request(&server, "GET", "/healthz", None, None).0 != 200 {
+    while request(server, "GET", "/healthz", None, None).0 != 200 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "serve never came up"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    server
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -498,14 +503,7 @@ fn an_open_api_stays_on_loopback_and_tokens_come_from_the_environment_too() {
         port,
         dir: tempfile::tempdir().unwrap(),
     };
-    let started = Instant::now();
-    while request(&server, "GET", "/healthz", None, None).0 != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "serve never came up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_up(&server);
     let metrics = |token| request(&server, "GET", "/metrics", Some(token), None).0;
     assert_eq!(metrics("from-the-environment"), 200);
     assert_eq!(metrics("something-else"), 401);

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::policy::Health;
+use crate::policy::{Health, ModuleCounters};
 
 /// Counters of the calls run through the API.
 #[derive(Default)]
@@ -78,32 +78,31 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     let _ = writeln!(out, "cfhost_call_duration_seconds_count {}", ok + failed);
 
     let counters = snapshot.health.counters();
-    family(
+    let per_module =
+        |out: &mut String, name: &str, help: &str, value: fn(&ModuleCounters) -> u64| {
+            family(out, name, "counter", help);
+            for (module, c) in &counters {
+                let _ = writeln!(out, "{name}{{module=\"{module}\"}} {}", value(c));
+            }
+        };
+    per_module(
         &mut out,
         "cfhost_module_nodes_total",
-        "counter",
         "Nodes run, by module.",
+        |c| c.nodes,
     );
-    for (module, c) in &counters {
-        let _ = writeln!(
-            out,
-            "cfhost_module_nodes_total{{module=\"{module}\"}} {}",
-            c.nodes
-        );
-    }
-    family(
+    per_module(
         &mut out,
         "cfhost_module_callbacks_total",
-        "counter",
         "Termination callbacks run, by module.",
+        |c| c.callbacks,
     );
-    for (module, c) in &counters {
-        let _ = writeln!(
-            out,
-            "cfhost_module_callbacks_total{{module=\"{module}\"}} {}",
-            c.callbacks
-        );
-    }
+    per_module(
+        &mut out,
+        "cfhost_module_quarantines_total",
+        "Times a module was quarantined for an account.",
+        |c| c.quarantines,
+    );
     family(
         &mut out,
         "cfhost_module_failures_total",
@@ -117,19 +116,6 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
                 "cfhost_module_failures_total{{module=\"{module}\",kind=\"{kind}\"}} {n}"
             );
         }
-    }
-    family(
-        &mut out,
-        "cfhost_module_quarantines_total",
-        "counter",
-        "Times a module was quarantined for an account.",
-    );
-    for (module, c) in &counters {
-        let _ = writeln!(
-            out,
-            "cfhost_module_quarantines_total{{module=\"{module}\"}} {}",
-            c.quarantines
-        );
     }
     family(
         &mut out,

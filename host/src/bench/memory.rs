@@ -4,42 +4,20 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::seed::SeedHost;
 use crate::engine::EngineSettings;
-use crate::switch::HookedSwitch;
+use crate::switch::{HookedSwitch, RingGate};
 
 /// Calls held at once.
 pub const CONCURRENT_CALLS: usize = 10_000;
-
-/// Holds every bridge until `expected` calls ring, then lets them all go.
-struct Gate {
-    expected: usize,
-    ringing: AtomicUsize,
-    open: tokio::sync::watch::Sender<bool>,
-}
-
-impl Gate {
-    async fn ring(&self) {
-        let mut opened = self.open.subscribe();
-        if self.ringing.fetch_add(1, Ordering::SeqCst) + 1 == self.expected {
-            self.open.send_replace(true);
-        }
-        let _ = opened.wait_for(|open| *open).await;
-    }
-}
 
 /// Runs the workload in this process and returns its peak RSS in MiB. Fails if the calls did
 /// not all ring at once or did not all publish their alert.
 pub async fn held_calls_peak_rss_mib(engine: EngineSettings) -> anyhow::Result<u64> {
     let host = Arc::new(SeedHost::start(engine, false).await?);
-    let gate = Arc::new(Gate {
-        expected: CONCURRENT_CALLS,
-        ringing: AtomicUsize::new(0),
-        open: tokio::sync::watch::channel(false).0,
-    });
+    let gate = Arc::new(RingGate::new(CONCURRENT_CALLS));
     let calls: Vec<_> = (0..CONCURRENT_CALLS as u64)
         .map(|n| {
             let host = Arc::clone(&host);
@@ -59,7 +37,7 @@ pub async fn held_calls_peak_rss_mib(engine: EngineSettings) -> anyhow::Result<u
         .collect();
     let all = futures::future::try_join_all(calls);
     let reports = tokio::time::timeout(Duration::from_secs(300), all).await??;
-    let ringing = gate.ringing.load(Ordering::SeqCst);
+    let ringing = gate.rung();
     anyhow::ensure!(ringing == CONCURRENT_CALLS, "only {ringing} calls rang");
     for report in reports {
         report?;

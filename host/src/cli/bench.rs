@@ -4,22 +4,34 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cfhost::bench::{BenchOptions, BenchReport, held_calls_peak_rss_mib};
-use cfhost::config::{Config, read_config};
 
+/// The command's arguments.
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
     pub json: bool,
+    /// A short run with fewer samples, to check that everything works.
+    #[arg(long)]
     pub quick: bool,
+    /// Configuration file (TOML): its [engine] section sets up the engine measured.
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Internal: run the 10,000-call memory workload and print its peak RSS in MiB.
+    #[arg(long, hide = true)]
     pub rss_child: bool,
+    /// Only run this many seed calls one after another on one thread, with nothing timed
+    /// (a fixed workload for profilers and instruction counts), and print how many alerts
+    /// they published.
+    #[arg(long, value_name = "CALLS")]
     pub workload: Option<u64>,
+    /// With --workload: the shipped modules' instances are pooled.
+    #[arg(long, requires = "workload")]
     pub pooled: bool,
 }
 
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
-    let config = match &options.config {
-        Some(path) => read_config(path)?,
-        None => Config::default(),
-    };
+    let (config, _) = super::load_config(options.config.as_deref())?;
     let engine = config.engine_settings();
     if options.rss_child {
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -9,36 +9,38 @@ use std::time::Duration;
 use anyhow::Context;
 
 use cfhost::api::{ApiState, CaptureSink, Tokens};
-use cfhost::config::{Config, NotificationTarget, read_config};
-use cfhost::notify::{OpenSink, open_sink};
-use cfhost::policy::Policy;
+use cfhost::notify::{OpenSink, open_configured};
 use cfhost::registry::{embedded_modules, modules_in_dir};
 use cfhost::runtime::{HostOptions, Runtime};
 
-/// The command's arguments (each also from an environment variable; they override the file).
+/// The command's arguments.
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// Configuration file (TOML).
+    #[arg(long, env = "CFHOST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "CFHOST_LISTEN")]
     pub listen: Option<String>,
+    /// Data directory (default ./data, created if missing).
+    #[arg(long, env = "CFHOST_DATA_DIR")]
     pub data: Option<PathBuf>,
+    /// A directory of extra module components (*.wasm).
+    #[arg(long, env = "CFHOST_MODULES_DIR")]
     pub modules: Option<PathBuf>,
+    /// Where notifications go: an amqp:// URL, a file for JSON lines, or - for stdout.
+    #[arg(long, env = "CFHOST_NOTIFICATIONS")]
     pub notifications: Option<String>,
+    /// The operator's token (every account, metrics).
+    #[arg(long, env = "CFHOST_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
-    /// `account=token,account=token`.
+    /// Per-account tokens: account=token,account=token.
+    #[arg(long, env = "CFHOST_ACCOUNT_TOKENS", hide_env_values = true)]
     pub account_tokens: Option<String>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
-    let config = match &options.config {
-        Some(path) => read_config(path)?,
-        None => Config::default(),
-    };
-    let place = || {
-        options
-            .config
-            .as_deref()
-            .map_or("configuration".to_string(), |p| p.display().to_string())
-    };
-    let policy = Policy::from_config(&config).map_err(|e| anyhow::anyhow!("{}: {e}", place()))?;
+    let (config, policy) = super::load_config(options.config.as_deref())?;
     let serve = config.serve.clone();
     let listen = options.listen.unwrap_or(serve.listen);
     let data = options.data.unwrap_or(serve.data_dir);
@@ -67,16 +69,8 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create the data directory {}", data.display()))?;
 
     let notifications = config.notifications.clone();
-    let target = options
-        .notifications
-        .or(notifications.target)
-        .map_or(NotificationTarget::Stdout, |t| {
-            NotificationTarget::parse(&t)
-        });
-    let outbox_dir = notifications
-        .outbox_dir
-        .unwrap_or_else(|| data.join("outbox"));
-    let OpenSink { sink, amqp } = open_sink(target, &outbox_dir, notifications.outbox_capacity)?;
+    let (OpenSink { sink, amqp }, outbox_dir) =
+        open_configured(&notifications, options.notifications, None, &data)?;
     let capture = Arc::new(CaptureSink::new(sink));
 
     let mut host = HostOptions::new(&data, capture.clone());

@@ -7,9 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use cfhost::config::{Config, NotificationTarget, read_config};
-use cfhost::notify::{OpenSink, open_sink};
-use cfhost::policy::Policy;
+use cfhost::notify::{OpenSink, open_configured};
 use cfhost::registry::{embedded_modules, modules_in_dir};
 use cfhost::runtime::{HostOptions, Runtime};
 use cfhost::scenario::read_scenario;
@@ -17,44 +15,41 @@ use cfhost::switch::SimulatedSwitch;
 use cfhost::trace::TraceEvent;
 
 /// The command's arguments.
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// Data directory: accounts/<account_id>/{callflows,users}/*.json
+    #[arg(long)]
     pub data: PathBuf,
+    /// Scenario file: a JSON array of calls.
+    #[arg(long)]
     pub scenario: PathBuf,
+    /// Where notifications go: `amqp://user:pass@host:port/vhost` (through a durable
+    /// outbox, with publisher confirms), a file for JSON lines, or `-` for stdout (default).
+    #[arg(long)]
     pub notifications: Option<String>,
+    /// Directory of the AMQP outbox (default: <data>/outbox).
+    #[arg(long)]
     pub outbox: Option<PathBuf>,
+    /// Configuration file (TOML); flags override it.
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// A directory of extra module components (*.wasm); a module named like a shipped one
+    /// replaces it.
+    #[arg(long)]
     pub modules: Option<PathBuf>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
-    let config = match &options.config {
-        Some(path) => read_config(path)?,
-        None => Config::default(),
-    };
+    let (config, policy) = super::load_config(options.config.as_deref())?;
     let calls = read_scenario(&options.scenario)?;
-    let policy = Policy::from_config(&config).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}",
-            options
-                .config
-                .as_deref()
-                .unwrap_or(std::path::Path::new("configuration"))
-                .display()
-        )
-    })?;
     let engine = config.engine_settings();
     let notifications = config.notifications;
-    let target = options
-        .notifications
-        .or(notifications.target)
-        .map_or(NotificationTarget::Stdout, |t| {
-            NotificationTarget::parse(&t)
-        });
-    let outbox_dir = options
-        .outbox
-        .or(notifications.outbox_dir)
-        .unwrap_or_else(|| options.data.join("outbox"));
-    let OpenSink { sink, amqp } = open_sink(target, &outbox_dir, notifications.outbox_capacity)?;
+    let (OpenSink { sink, amqp }, _) = open_configured(
+        &notifications,
+        options.notifications,
+        options.outbox,
+        &options.data,
+    )?;
     let mut host = HostOptions::new(&options.data, sink);
     host.policy = policy;
     host.engine = engine;

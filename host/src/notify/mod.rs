@@ -14,7 +14,7 @@ use std::time::SystemTime;
 pub use amqp::AmqpSink;
 pub use outbox::{Outbox, OutboxError};
 pub use sink::{JsonLinesSink, MemorySink, Sink, SinkError};
-pub use target::{OpenSink, open_sink};
+pub use target::{OpenSink, open_configured};
 pub use wire::{OutboundNotification, WireError};
 
 use crate::bindings::cfhost::callflow::notify::Notification;

@@ -1,11 +1,11 @@
 //! Opening the sink a [`NotificationTarget`] names: stdout or a file for JSON lines, or an AMQP
 //! broker through a durable outbox.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{AmqpSink, JsonLinesSink, Outbox, OutboxError, Sink};
-use crate::config::NotificationTarget;
+use crate::config::{NotificationTarget, NotificationsConfig};
 
 /// The sink could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub struct OpenSink {
 
 /// Opens `target`; an AMQP target keeps its outbox in `outbox_dir`, holding at most
 /// `outbox_capacity` undelivered notifications.
-pub fn open_sink(
+fn open_sink(
     target: NotificationTarget,
     outbox_dir: &Path,
     outbox_capacity: usize,
@@ -51,4 +51,24 @@ pub fn open_sink(
         }
     };
     Ok(OpenSink { sink, amqp: None })
+}
+
+/// Opens the sink `config` names, `target` and `outbox_dir` (from flags) overriding it; the
+/// outbox defaults to `<data_dir>/outbox`. Returns the sink and its outbox directory.
+pub fn open_configured(
+    config: &NotificationsConfig,
+    target: Option<String>,
+    outbox_dir: Option<PathBuf>,
+    data_dir: &Path,
+) -> Result<(OpenSink, PathBuf), OpenError> {
+    let target = target
+        .or_else(|| config.target.clone())
+        .map_or(NotificationTarget::Stdout, |t| {
+            NotificationTarget::parse(&t)
+        });
+    let outbox_dir = outbox_dir
+        .or_else(|| config.outbox_dir.clone())
+        .unwrap_or_else(|| data_dir.join("outbox"));
+    let sink = open_sink(target, &outbox_dir, config.outbox_capacity)?;
+    Ok((sink, outbox_dir))
 }

@@ -1,6 +1,7 @@
 //! The simulator with a hook before every bridge: real ringing time, or a gate that holds
 //! calls until many ring at once (load tests and `cfhost bench`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use super::{SimulatedSwitch, Switch};
@@ -45,5 +46,38 @@ impl Switch for HookedSwitch {
     }
     fn now(&self) -> SystemTime {
         self.simulator.now()
+    }
+}
+
+/// Holds every bridge that calls [`RingGate::ring`] until `expected` calls ring at once, then
+/// lets them all go: how load tests hold many calls inside a ringing bridge.
+pub struct RingGate {
+    expected: usize,
+    ringing: AtomicUsize,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl RingGate {
+    /// A gate that opens once `expected` calls ring.
+    pub fn new(expected: usize) -> Self {
+        RingGate {
+            expected,
+            ringing: AtomicUsize::new(0),
+            open: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Rings, and waits until the gate opens.
+    pub async fn ring(&self) {
+        let mut opened = self.open.subscribe();
+        if self.ringing.fetch_add(1, Ordering::SeqCst) + 1 == self.expected {
+            self.open.send_replace(true);
+        }
+        let _ = opened.wait_for(|open| *open).await;
+    }
+
+    /// How many calls have rung.
+    pub fn rung(&self) -> usize {
+        self.ringing.load(Ordering::SeqCst)
     }
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use crate::bindings::cfhost::callflow::call_control::{BridgeRequest, BridgeResult, RecordResult};
 use crate::call::Call;
 
-pub use hooked::{BridgeHook, HookedSwitch};
+pub use hooked::{BridgeHook, HookedSwitch, RingGate};
 pub use simulator::{BridgeBehaviour, SimulatedSwitch, SimulatorBehaviour, VoicemailBehaviour};
 
 /// A call-control backend for one or more calls.
