@@ -97,6 +97,19 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "Termination callbacks run, by module.",
         |c| c.callbacks,
     );
+    family(
+        &mut out,
+        "cfhost_module_run_seconds_total",
+        "counter",
+        "Time instances of the module ran (not waits in host calls), by module.",
+    );
+    for (module, c) in &counters {
+        let seconds = c.run_micros as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "cfhost_module_run_seconds_total{{module=\"{module}\"}} {seconds}"
+        );
+    }
     per_module(
         &mut out,
         "cfhost_module_quarantines_total",

@@ -116,14 +116,13 @@ impl Executor<'_> {
         if self.health.quarantined(account, name) {
             return Run::Quarantined;
         }
-        self.health.count(name, count_run);
-        let (result, refused) = self.run_instance(env, module, deadline, call).await;
-        if refused != Default::default() {
-            self.health.count(name, |c| {
-                c.log_lines_dropped += refused.log_lines;
-                c.outputs_refused += refused.outputs;
-            });
-        }
+        let (result, refused, ran) = self.run_instance(env, module, deadline, call).await;
+        self.health.count(name, |c| {
+            count_run(c);
+            c.run_micros += u64::try_from(ran.as_micros()).unwrap_or(u64::MAX);
+            c.log_lines_dropped += refused.log_lines;
+            c.outputs_refused += refused.outputs;
+        });
         match result {
             Ok(value) => Run::Done(value),
             Err(failure) => {
@@ -142,14 +141,15 @@ impl Executor<'_> {
     }
 
     /// Runs `call` in an instance of `module`: a fresh one, or for a pooled module a warm one
-    /// of the account, given back after a success and dropped after any failure.
+    /// of the account, given back after a success and dropped after any failure. Returns the
+    /// result, what the limits refused, and how long the instance ran.
     async fn run_instance<T>(
         &self,
         env: &Arc<CallEnv>,
         module: &LoadedModule,
         deadline: Duration,
         call: impl AsyncFnOnce(&mut Store<InstanceState>, &CallflowModule) -> Result<T, Failure>,
-    ) -> (Result<T, Failure>, Refused) {
+    ) -> (Result<T, Failure>, Refused, Duration) {
         let account = &env.call.details().account_id;
         let lifecycle = self.policy.lifecycle(module.name());
         let warm = match lifecycle {
@@ -188,6 +188,7 @@ impl Executor<'_> {
         };
         let result = clock.time(run).await;
         let refused = store.data().refused;
+        let ran = clock.elapsed();
         match (result, lifecycle) {
             (Ok((value, instance)), Lifecycle::Pooled { max_uses }) => {
                 if uses + 1 < max_uses {
@@ -199,9 +200,9 @@ impl Executor<'_> {
                     };
                     self.warm.give_back(account, module.name(), warm);
                 }
-                (Ok(value), refused)
+                (Ok(value), refused, ran)
             }
-            (result, _) => (result.map(|(value, _)| value), refused),
+            (result, _) => (result.map(|(value, _)| value), refused, ran),
         }
     }
 

@@ -42,6 +42,8 @@ pub struct ModuleCounters {
     pub nodes: u64,
     /// Termination callbacks run.
     pub callbacks: u64,
+    /// Time its instances ran (instantiation and the call, not waits in host calls), in µs.
+    pub run_micros: u64,
     /// Failures, by kind.
     pub failures: BTreeMap<FailureKind, u64>,
     /// Times the module was put into quarantine (for some account).
