@@ -17,7 +17,7 @@ use crate::policy::{Lifecycle, Policy};
 use crate::registry::{ModuleSource, embedded_modules};
 use crate::runtime::{HostOptions, Runtime};
 use crate::scenario::ScenarioCall;
-use crate::switch::{SimulatedSwitch, SimulatorBehaviour};
+use crate::switch::SimulatedSwitch;
 
 macro_rules! seed_file {
     ($path:literal) => {
@@ -138,12 +138,7 @@ impl SeedHost {
 
     /// A simulated switch for one seed call.
     pub fn switch(&self) -> SimulatedSwitch {
-        SimulatedSwitch::new(self.behaviour(), simulated_start())
-    }
-
-    /// What the simulated switch does with the seed call.
-    pub fn behaviour(&self) -> SimulatorBehaviour {
-        self.call.behaviour
+        SimulatedSwitch::new(self.call.behaviour, simulated_start())
     }
 
     /// Runs the `n`th seed missed call to its end; an error if it did not publish its alert.

@@ -21,8 +21,8 @@ pub async fn call_us(host: &SeedHost, runs: usize) -> anyhow::Result<f64> {
     .await
 }
 
-/// Seed calls per second with `workers` tasks per worker thread of the current runtime, each
-/// running calls back to back for `duration`.
+/// Seed calls per second on the current runtime with `worker_threads` threads: each thread
+/// gets [`IN_FLIGHT_PER_WORKER`] tasks running calls back to back for `duration`.
 pub async fn calls_per_sec(
     host: &Arc<SeedHost>,
     worker_threads: usize,
