@@ -20,7 +20,8 @@ async fn host_with_cache(cache: &Path) -> TestHost {
 
 /// Whether every loaded module (there are some) came from `provenance`.
 fn all_loaded_from(host: &TestHost, provenance: Provenance) -> bool {
-    let mut modules = host.runtime().registry().modules().peekable();
+    let set = host.runtime().modules();
+    let mut modules = set.system().modules().peekable();
     modules.peek().is_some() && modules.all(|module| module.provenance() == provenance)
 }
 

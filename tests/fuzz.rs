@@ -148,7 +148,7 @@ fn arbitrary_text_never_panics_the_parser() {
 fn the_executor_ends_every_call_through_arbitrary_trees() {
     let rt = runtime();
     let host: TestHost = rt.block_on(with_seed_users(Builder::new(), "acme").start());
-    let registry = host.runtime().registry();
+    let modules = host.runtime().modules();
     let (accepted, rejected, nodes) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
@@ -164,7 +164,7 @@ fn the_executor_ends_every_call_through_arbitrary_trees() {
         .run(&(flows, node(), behaviours), |(main, other, behaviour)| {
             let parsed = [("main", main), ("other", other)].map(|(id, flow)| {
                 parse_callflow(Path::new("fuzz.json"), id, &document(id, flow))
-                    .and_then(|cf| validate_callflow(&cf, registry).map(|_| cf))
+                    .and_then(|cf| validate_callflow(&cf, modules.view("acme")).map(|_| cf))
             });
             let [Ok(main), Ok(other)] = parsed else {
                 rejected.fetch_add(1, Ordering::Relaxed);

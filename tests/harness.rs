@@ -27,11 +27,12 @@ pub struct Builder {
     policy: Policy,
     engine: EngineSettings,
     modules: Vec<ModuleSource>,
+    modules_dir: bool,
 }
 
 /// A running test host.
 pub struct TestHost {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     runtime: Runtime,
     /// The in-memory sink, unless the host was started with another one.
     memory: Option<Arc<MemorySink>>,
@@ -50,6 +51,7 @@ impl Builder {
                 .into_iter()
                 .map(fixture_module)
                 .collect(),
+            modules_dir: false,
         }
     }
 
@@ -71,6 +73,22 @@ impl Builder {
         self
     }
 
+    /// Puts a built module into the operator's module directory ([`TestHost::modules_dir`])
+    /// as `file`.
+    pub fn system_module_file(mut self, file: &str, built: &str) -> Self {
+        self.modules_dir = true;
+        let path = format!("{SYSTEM_MODULES}/{file}");
+        self.write(&path, built_module(built))
+    }
+
+    /// Puts a built module into `account`'s own module directory as `file`.
+    pub fn account_module_file(self, account: &str, file: &str, built: &str) -> Self {
+        self.write(
+            &format!("accounts/{account}/modules/{file}"),
+            built_module(built),
+        )
+    }
+
     /// Adds callflow `id` (written as `<id>.json`) to `account`.
     pub fn callflow(self, account: &str, id: &str, document: Value) -> Self {
         self.raw_callflow(account, &format!("{id}.json"), &document.to_string())
@@ -85,11 +103,11 @@ impl Builder {
     pub fn user(self, account: &str, id: &str, document: Value) -> Self {
         self.write(
             &format!("accounts/{account}/users/{id}.json"),
-            &document.to_string(),
+            document.to_string(),
         )
     }
 
-    fn write(self, relative: &str, text: &str) -> Self {
+    fn write(self, relative: &str, text: impl AsRef<[u8]>) -> Self {
         let path = self.dir.path().join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -111,9 +129,12 @@ impl Builder {
         options.modules.extend(self.modules);
         options.policy = self.policy;
         options.engine = self.engine;
+        if self.modules_dir {
+            options.modules_dir = Some(self.dir.path().join(SYSTEM_MODULES));
+        }
         let (runtime, report) = Runtime::start(options).await.expect("host starts");
         TestHost {
-            _dir: self.dir,
+            dir: self.dir,
             runtime,
             memory: None,
             report,
@@ -125,6 +146,15 @@ impl Default for Builder {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Where [`Builder::system_module_file`] puts modules, under the host's temporary directory.
+const SYSTEM_MODULES: &str = "system-modules";
+
+/// The bytes of a module built from `modules/` (`versioned_v1`, `test_fixture`, ...).
+pub fn built_module(name: &str) -> Vec<u8> {
+    let path = Path::new(BUILT_MODULES_DIR).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A module built from `modules/fixtures`, treated as shipped: granted what it declares.
@@ -141,7 +171,7 @@ pub fn dropped_in_module(name: &str) -> ModuleSource {
     let path = Path::new(BUILT_MODULES_DIR).join(format!("{name}.wasm"));
     ModuleSource {
         origin: path.display().to_string(),
-        bytes: Arc::from(std::fs::read(&path).expect("fixture module built")),
+        bytes: Arc::from(built_module(name)),
         shipped: false,
     }
 }
@@ -150,6 +180,16 @@ impl TestHost {
     /// The host under test.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The operator's module directory (used when a module was put there).
+    pub fn modules_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join(SYSTEM_MODULES)
     }
 
     /// Runs one call given as a scenario entry.

@@ -106,7 +106,8 @@ async fn every_shipped_module_describes_itself() {
 }
 
 fn host_module(host: &cfhost_tests::TestHost, name: &str) -> (String, String, String) {
-    let module = host.runtime().registry().get(name).expect("module loaded");
+    let set = host.runtime().modules();
+    let module = set.system().get(name).expect("module loaded");
     let d = module.description();
     (d.name.clone(), d.version.clone(), d.data_schema.clone())
 }

@@ -17,7 +17,7 @@ use crate::bindings::cfhost::callflow::call_control::Endpoint;
 use crate::bindings::cfhost::callflow::directory::User;
 use crate::callflow::{AccountCallflows, CallflowError, parse_callflow, validate_callflow};
 use crate::directory::Directory;
-use crate::registry::Registry;
+use crate::registry::{ModuleSet, ModuleView};
 
 /// One account's data.
 #[derive(Default)]
@@ -67,10 +67,11 @@ pub struct LoadReport {
 
 impl Accounts {
     /// Loads every account under `data_dir/accounts`, validating each callflow against the
-    /// modules in `registry`. Rejected documents are left out and listed in the report.
+    /// modules its account sees in `modules`. Rejected documents are left out and listed in
+    /// the report.
     pub fn load(
         data_dir: &Path,
-        registry: &Registry,
+        modules: &ModuleSet,
     ) -> Result<(Accounts, LoadReport), std::io::Error> {
         let accounts_dir = data_dir.join("accounts");
         let mut report = LoadReport::default();
@@ -90,7 +91,7 @@ impl Accounts {
             let Some(id) = file_name(&account_dir) else {
                 continue;
             };
-            let account = load_account(&account_dir, registry, &mut report);
+            let account = load_account(&account_dir, modules.view(&id), &mut report);
             accounts.insert(id, Arc::new(account));
         }
         Ok((Accounts { accounts }, report))
@@ -107,13 +108,13 @@ impl Accounts {
         &self,
         data_dir: &Path,
         account_id: &str,
-        registry: &Registry,
+        modules: ModuleView<'_>,
     ) -> (Accounts, LoadReport) {
         let mut report = LoadReport::default();
         let mut accounts = self.accounts.clone();
         let dir = data_dir.join("accounts").join(account_id);
         if dir.is_dir() {
-            let account = load_account(&dir, registry, &mut report);
+            let account = load_account(&dir, modules, &mut report);
             accounts.insert(account_id.to_string(), Arc::new(account));
         } else {
             accounts.remove(account_id);
@@ -122,15 +123,32 @@ impl Accounts {
     }
 }
 
+/// The ids of the accounts in `data_dir` (its `accounts/` subdirectories), in order.
+pub fn account_ids(data_dir: &Path) -> std::io::Result<Vec<String>> {
+    let accounts_dir = data_dir.join("accounts");
+    if !accounts_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(sorted_entries(&accounts_dir, |p| p.is_dir())?
+        .iter()
+        .filter_map(|dir| file_name(dir))
+        .collect())
+}
+
+/// Where `account_id`'s own modules (`*.wasm`) are: `accounts/<account_id>/modules/`.
+pub fn account_modules_dir(data_dir: &Path, account_id: &str) -> PathBuf {
+    data_dir.join("accounts").join(account_id).join("modules")
+}
+
 /// Checks a callflow document `text` meant for `file` as loading would: its shape, then each
 /// node's data against its module's schema. Returns the warnings (unknown modules).
 pub fn check_callflow(
     file: &Path,
     text: &str,
-    registry: &Registry,
+    modules: ModuleView<'_>,
 ) -> Result<Vec<String>, CallflowError> {
     let callflow = parse_callflow(file, &stem(file).unwrap_or_default(), text)?;
-    validate_callflow(&callflow, registry)
+    validate_callflow(&callflow, modules)
 }
 
 impl Directory for Accounts {
@@ -169,7 +187,7 @@ fn user_from_document(id: &str, doc: &UserDocument) -> User {
     }
 }
 
-fn load_account(dir: &Path, registry: &Registry, report: &mut LoadReport) -> Account {
+fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut LoadReport) -> Account {
     let mut account = Account::default();
     let account_file = dir.join("account.json");
     if account_file.exists() {
@@ -190,7 +208,7 @@ fn load_account(dir: &Path, registry: &Registry, report: &mut LoadReport) -> Acc
     }
     let mut callflows = Vec::new();
     for path in sorted_entries(&dir.join("callflows"), is_json).unwrap_or_default() {
-        match load_callflow(&path, registry) {
+        match load_callflow(&path, modules) {
             Ok((callflow, warnings)) => {
                 report.warnings.extend(warnings);
                 callflows.push(callflow);
@@ -204,14 +222,14 @@ fn load_account(dir: &Path, registry: &Registry, report: &mut LoadReport) -> Acc
 
 fn load_callflow(
     path: &Path,
-    registry: &Registry,
+    modules: ModuleView<'_>,
 ) -> Result<(crate::callflow::Callflow, Vec<String>), CallflowError> {
     let text = std::fs::read_to_string(path).map_err(|source| CallflowError::Io {
         file: path.to_path_buf(),
         source,
     })?;
     let callflow = parse_callflow(path, &stem(path).unwrap_or_default(), &text)?;
-    let warnings = validate_callflow(&callflow, registry)?;
+    let warnings = validate_callflow(&callflow, modules)?;
     Ok((callflow, warnings))
 }
 

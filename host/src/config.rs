@@ -113,6 +113,8 @@ pub struct ServeConfig {
     pub account_tokens: BTreeMap<String, String>,
     /// How long calls in flight may take to finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// Reload modules and documents when their files change (see [`crate::watch`]).
+    pub watch: bool,
 }
 
 impl Default for ServeConfig {
@@ -124,6 +126,7 @@ impl Default for ServeConfig {
             operator_token: None,
             account_tokens: BTreeMap::new(),
             shutdown_timeout_secs: 30,
+            watch: true,
         }
     }
 }
@@ -249,21 +252,133 @@ pub enum ConfigError {
     Invalid { file: PathBuf, message: String },
 }
 
-/// Reads a configuration file.
-pub fn read_config(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-        file: path.to_path_buf(),
+/// The prefix of environment variables that set configuration keys.
+pub const ENV_PREFIX: &str = "CFHOST_";
+
+/// Reads the configuration file at `path` (the defaults when `None`), then sets the keys that
+/// `vars` name, so that every setting can also come from the environment: a variable
+/// `CFHOST_<SECTION>__<KEY>` (levels separated by two underscores, any case) sets `key` of
+/// `[section]`, e.g. `CFHOST_ENGINE__POOL_INSTANCES=64` or
+/// `CFHOST_MODULES__ROUTER__CAPABILITIES='["clock"]'`. The value is read as a TOML value,
+/// else taken as a string. Variables with one level (`CFHOST_LISTEN`, ...) are the
+/// subcommands' own flags and are left alone.
+pub fn read_config_with_env(
+    path: Option<&Path>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let place = path.map_or_else(|| PathBuf::from("configuration"), Path::to_path_buf);
+    let mut table = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                file: path.to_path_buf(),
+                source,
+            })?;
+            toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Invalid {
+                file: place.clone(),
+                message: e.to_string(),
+            })?
+        }
+        None => toml::Table::new(),
+    };
+    for (name, raw) in vars {
+        let Some(keys) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let keys: Vec<String> = keys.split("__").map(str::to_lowercase).collect();
+        if keys.len() < 2 || keys.iter().any(String::is_empty) {
+            continue;
+        }
+        set_key(&mut table, &keys, env_value(&raw)).map_err(|message| ConfigError::Invalid {
+            file: place.clone(),
+            message: format!("environment variable {name}: {message}"),
+        })?;
+    }
+    Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+        file: place,
         message: e.to_string(),
     })
+}
+
+/// A variable's text as a TOML value (`64`, `true`, `["clock"]`), else as a string.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("value = {raw}"))
+        .ok()
+        .and_then(|mut table| table.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_key(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, sections) = keys.split_last().expect("at least two keys");
+    let mut table = table;
+    for key in sections {
+        let entry = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_can_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cfhost.toml");
+        std::fs::write(&file, "[engine]\npool_instances = 10\n[limits]\nfuel = 5").unwrap();
+        let vars = [
+            ("CFHOST_ENGINE__POOL_INSTANCES", "64"),
+            ("CFHOST_SERVE__LISTEN", "0.0.0.0:9000"),
+            ("CFHOST_SERVE__WATCH", "false"),
+            ("cfhost_loading__max_wasm_kib", "7"),
+            (
+                "CFHOST_MODULES__ROUTER__CAPABILITIES",
+                r#"["clock", "log"]"#,
+            ),
+            ("CFHOST_LISTEN", "flag of its own"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = read_config_with_env(Some(&file), vars).unwrap();
+        assert_eq!(config.engine.pool_instances, 64, "the environment wins");
+        assert_eq!(config.limits.fuel, Some(5), "the file still counts");
+        assert_eq!(config.serve.listen, "0.0.0.0:9000");
+        assert!(!config.serve.watch);
+        assert_eq!(
+            config.loading.max_wasm_kib,
+            2 << 10,
+            "the prefix is upper case"
+        );
+        assert_eq!(
+            config.modules["router"].capabilities,
+            Some(vec!["clock".to_string(), "log".to_string()])
+        );
+
+        let bad = [("CFHOST_ENGINE__POOL_INSTANCE".to_string(), "3".to_string())];
+        let error = read_config_with_env(None, bad).unwrap_err().to_string();
+        assert!(error.contains("unknown field `pool_instance`"), "{error}");
+        let bad = [("CFHOST_SERVE__LISTEN__PORT".to_string(), "3".to_string())];
+        let error = read_config_with_env(Some(&file), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("in `serve.listen`"), "{error}");
+        std::fs::write(&file, "[serve]\nlisten = \"127.0.0.1:1\"").unwrap();
+        let bad = [("CFHOST_SERVE__LISTEN__PORT".to_string(), "3".to_string())];
+        let error = read_config_with_env(Some(&file), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "environment variable CFHOST_SERVE__LISTEN__PORT: `listen` is not a section"
+            ),
+            "{error}"
+        );
+    }
 
     #[test]
     fn targets_and_defaults() {

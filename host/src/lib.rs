@@ -5,6 +5,7 @@
 //! module ([`registry`], [`engine`]), whose imports ([`imports`]) reach the call ([`call`]),
 //! the [`switch`], the account's [`directory`] and the notification sink ([`notify`]). When the
 //! call ends, the termination callbacks modules registered run, each in its own instance.
+//! [`watch`] reloads modules and documents dropped into the directories of a running host.
 
 pub mod accounts;
 pub mod api;
@@ -25,3 +26,4 @@ pub mod runtime;
 pub mod scenario;
 pub mod switch;
 pub mod trace;
+pub mod watch;

@@ -4,15 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::accounts::{Accounts, LoadReport};
+use crate::accounts::{Accounts, LoadReport, account_ids, account_modules_dir};
 use crate::bindings::Outcome;
 use crate::call::{Call, CallDetails};
 use crate::callflow::{AccountCallflows, Callflow};
 use crate::engine::{EngineSettings, Sandbox};
 use crate::executor::{CallEnv, CallReport, DEFAULT_MAX_BRANCHES, Executor, WarmInstances};
+use crate::files::write_atomically;
 use crate::notify::{Notifier, Sink};
 use crate::policy::{Health, Policy};
-use crate::registry::{ModuleSource, Registry};
+use crate::registry::{
+    LoadedModule, ModuleError, ModuleSet, ModuleSource, ModuleView, Registry, Scope, modules_in_dir,
+};
 use crate::switch::Switch;
 
 /// Why the host could not start.
@@ -22,6 +25,11 @@ pub enum StartError {
     Engine(String),
     #[error("cannot read the data directory: {0}")]
     Data(#[from] std::io::Error),
+    #[error("cannot read the module directory {dir}: {source}")]
+    Modules {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Why a call could not run.
@@ -37,7 +45,20 @@ pub enum CallError {
     Node { module: String, message: String },
 }
 
-/// Everything loaded at start.
+/// Why an account's module was not installed. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("account `{0}` does not exist")]
+    UnknownAccount(String),
+    #[error("{0}")]
+    Invalid(#[from] ModuleError),
+    #[error("the component describes itself as `{described}`, not `{name}`")]
+    NameMismatch { name: String, described: String },
+    #[error("cannot store the module: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything loaded at start, or at a reload.
 #[derive(Debug, Default)]
 pub struct StartReport {
     /// Modules that did not load.
@@ -51,6 +72,9 @@ pub struct HostOptions<'a> {
     pub data_dir: &'a Path,
     /// Components to load, in order (a later one replaces an earlier one of the same name).
     pub modules: Vec<ModuleSource>,
+    /// The operator's module directory: its `*.wasm` load after `modules`, at start and at
+    /// every [`Runtime::reload_system_modules`].
+    pub modules_dir: Option<PathBuf>,
     pub sink: Arc<dyn Sink>,
     /// `Node` in notification envelopes.
     pub node: String,
@@ -67,6 +91,7 @@ impl<'a> HostOptions<'a> {
         HostOptions {
             data_dir,
             modules: crate::registry::embedded_modules(),
+            modules_dir: None,
             sink,
             node: crate::notify::default_node_name(),
             policy: Policy::default(),
@@ -76,14 +101,24 @@ impl<'a> HostOptions<'a> {
     }
 }
 
+/// The modules and the accounts' documents that new calls use. Both are swapped whole, so a
+/// call keeps the versions it started with.
+#[derive(Clone)]
+struct Live {
+    modules: Arc<ModuleSet>,
+    accounts: Arc<Accounts>,
+}
+
 /// A host ready to run calls.
 pub struct Runtime {
     sandbox: Sandbox,
-    registry: Registry,
     data_dir: PathBuf,
-    /// Swapped whole when an account's documents change; a call keeps the version it started
-    /// with.
-    accounts: RwLock<Arc<Accounts>>,
+    /// The modules loaded from these sources (and `modules_dir`) are the system modules.
+    base_modules: Vec<ModuleSource>,
+    modules_dir: Option<PathBuf>,
+    live: RwLock<Live>,
+    /// Serialises reloads: each reads the live state, builds the next one and swaps it in.
+    reloading: tokio::sync::Mutex<()>,
     notifier: Arc<Notifier>,
     policy: Policy,
     health: Health,
@@ -93,34 +128,209 @@ pub struct Runtime {
 
 impl Runtime {
     /// Loads modules and data. Bad modules and documents are reported and left out; only an
-    /// engine that cannot start or an unreadable data directory is an error.
+    /// engine that cannot start or an unreadable data or module directory is an error.
     pub async fn start(options: HostOptions<'_>) -> Result<(Runtime, StartReport), StartError> {
         let policy = options.policy;
         let sandbox = Sandbox::new(&options.engine, &policy)
             .map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let (registry, module_errors) = Registry::load(&sandbox, &policy, options.modules).await;
-        let (accounts, data) = Accounts::load(options.data_dir, &registry)?;
-        let report = StartReport {
-            module_errors: module_errors.iter().map(ToString::to_string).collect(),
-            data,
-        };
         let runtime = Runtime {
             sandbox,
-            registry,
             data_dir: options.data_dir.to_path_buf(),
-            accounts: RwLock::new(Arc::new(accounts)),
+            base_modules: options.modules,
+            modules_dir: options.modules_dir,
+            live: RwLock::new(Live {
+                modules: Arc::default(),
+                accounts: Arc::default(),
+            }),
+            reloading: tokio::sync::Mutex::new(()),
             notifier: Arc::new(Notifier::new(options.sink, options.node)),
             health: Health::new(policy.quarantine.clone()),
             warm: WarmInstances::default(),
             policy,
             max_branches: options.max_branches,
         };
+        if !runtime.data_dir.is_dir() {
+            return Err(StartError::Data(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not a directory", runtime.data_dir.display()),
+            )));
+        }
+        let report = runtime.reload_system_modules().await?;
         Ok((runtime, report))
     }
 
-    /// The loaded modules.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// Loads the system modules again (the base sources and the module directory), then every
+    /// account's modules and documents against them. A file that did not change keeps its
+    /// loaded module; a file that fails to load keeps its previous version serving, if it had
+    /// one; a file that is gone takes its module with it. Calls in flight keep the modules
+    /// they started with.
+    pub async fn reload_system_modules(&self) -> Result<StartReport, StartError> {
+        let _reloading = self.reloading.lock().await;
+        let mut sources = self.base_modules.clone();
+        if let Some(dir) = &self.modules_dir {
+            sources.extend(modules_in_dir(dir).map_err(|source| StartError::Modules {
+                dir: dir.clone(),
+                source,
+            })?);
+        }
+        let live = self.live();
+        let scope = Scope::System;
+        let (system, rejected) = Registry::load(
+            &self.sandbox,
+            &self.policy,
+            scope,
+            sources,
+            live.modules.system(),
+        )
+        .await;
+        let mut report = StartReport {
+            module_errors: rejected.iter().map(ToString::to_string).collect(),
+            data: LoadReport::default(),
+        };
+        let mut modules = ModuleSet::new(system);
+        for account in account_ids(&self.data_dir)? {
+            let (registry, errors) = self.load_account_modules(&modules, &live, &account).await;
+            report.module_errors.extend(errors);
+            modules = modules.with_account(&account, registry);
+        }
+        let (accounts, data) = Accounts::load(&self.data_dir, &modules)?;
+        report.data = data;
+        self.swap(Live {
+            modules: Arc::new(modules),
+            accounts: Arc::new(accounts),
+        });
+        Ok(report)
+    }
+
+    /// Loads `account_id`'s own modules again from its module directory, then its documents
+    /// against them (see [`Runtime::reload_system_modules`] for what is kept).
+    pub async fn reload_account_modules(&self, account_id: &str) -> StartReport {
+        let _reloading = self.reloading.lock().await;
+        self.reload_account_modules_locked(account_id).await
+    }
+
+    async fn reload_account_modules_locked(&self, account_id: &str) -> StartReport {
+        let live = self.live();
+        let (registry, module_errors) = self
+            .load_account_modules(&live.modules, &live, account_id)
+            .await;
+        let modules = live.modules.with_account(account_id, registry);
+        let (accounts, data) = live.accounts.with_account_reloaded(
+            &self.data_dir,
+            account_id,
+            modules.view(account_id),
+        );
+        self.swap(Live {
+            modules: Arc::new(modules),
+            accounts: Arc::new(accounts),
+        });
+        StartReport {
+            module_errors,
+            data,
+        }
+    }
+
+    /// Checks `bytes` as `account_id`'s module `name` (it must load for the account and
+    /// describe itself as `name`), then stores it as `<account>/modules/<name>.wasm` and makes
+    /// it live for new calls. On any error nothing is written and the live modules stay.
+    pub async fn install_account_module(
+        &self,
+        account_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(Arc<LoadedModule>, StartReport), InstallError> {
+        let _reloading = self.reloading.lock().await;
+        let live = self.live();
+        if live.accounts.get(account_id).is_none() {
+            return Err(InstallError::UnknownAccount(account_id.to_string()));
+        }
+        let path = account_modules_dir(&self.data_dir, account_id).join(format!("{name}.wasm"));
+        let scope = Scope::Account {
+            id: account_id,
+            system: live.modules.system(),
+        };
+        let source = ModuleSource {
+            origin: path.display().to_string(),
+            bytes: Arc::from(bytes),
+            shipped: false,
+        };
+        let checked =
+            Registry::check_one(&self.sandbox, &self.policy, scope, source.clone()).await?;
+        if &**checked.name() != name {
+            return Err(InstallError::NameMismatch {
+                name: name.to_string(),
+                described: checked.name().to_string(),
+            });
+        }
+        write_atomically(&path, &source.bytes)?;
+        let report = self.reload_account_modules_locked(account_id).await;
+        let installed = self
+            .modules()
+            .view(account_id)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                InstallError::Io(std::io::Error::other("the stored module did not load"))
+            })?;
+        Ok((installed, report))
+    }
+
+    /// Removes `account_id`'s module `name`, if it has one; calls in flight keep it.
+    pub async fn remove_account_module(
+        &self,
+        account_id: &str,
+        name: &str,
+    ) -> std::io::Result<Option<StartReport>> {
+        let _reloading = self.reloading.lock().await;
+        let path = account_modules_dir(&self.data_dir, account_id).join(format!("{name}.wasm"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(Some(self.reload_account_modules_locked(account_id).await)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `account_id`'s modules loaded from its directory, over what `live` has loaded of them.
+    async fn load_account_modules(
+        &self,
+        modules: &ModuleSet,
+        live: &Live,
+        account_id: &str,
+    ) -> (Registry, Vec<String>) {
+        let dir = account_modules_dir(&self.data_dir, account_id);
+        let sources = match modules_in_dir(&dir) {
+            Ok(sources) => sources,
+            Err(e) => return (Registry::default(), vec![format!("{}: {e}", dir.display())]),
+        };
+        let scope = Scope::Account {
+            id: account_id,
+            system: modules.system(),
+        };
+        let previous = live
+            .modules
+            .account(account_id)
+            .cloned()
+            .unwrap_or_default();
+        let (registry, rejected) =
+            Registry::load(&self.sandbox, &self.policy, scope, sources, &previous).await;
+        (registry, rejected.iter().map(ToString::to_string).collect())
+    }
+
+    fn live(&self) -> Live {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `live` the state of new calls and lets go of idle instances of modules it no
+    /// longer has.
+    fn swap(&self, live: Live) {
+        let ids = live.modules.ids();
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+        self.warm.keep_only(&ids);
+    }
+
+    /// The modules now (a call keeps the set it started with).
+    pub fn modules(&self) -> Arc<ModuleSet> {
+        self.live().modules
     }
 
     /// Counters and quarantines of the modules.
@@ -145,7 +355,7 @@ impl Runtime {
 
     /// The accounts now (a call keeps the version it started with).
     pub fn accounts(&self) -> Arc<Accounts> {
-        Arc::clone(&self.accounts.read().unwrap_or_else(|e| e.into_inner()))
+        self.live().accounts
     }
 
     /// The data directory.
@@ -153,14 +363,25 @@ impl Runtime {
         &self.data_dir
     }
 
+    /// The operator's module directory, if there is one.
+    pub fn modules_dir(&self) -> Option<&Path> {
+        self.modules_dir.as_deref()
+    }
+
     /// Reads `account_id`'s documents again from the data directory, for the calls that start
-    /// from now on; reports the documents it rejected. Callers that write documents serialise
-    /// their write and this reload.
-    pub fn reload_account(&self, account_id: &str) -> LoadReport {
-        let (accounts, report) =
-            self.accounts()
-                .with_account_reloaded(&self.data_dir, account_id, &self.registry);
-        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(accounts);
+    /// from now on; reports the documents it rejected.
+    pub async fn reload_account(&self, account_id: &str) -> LoadReport {
+        let _reloading = self.reloading.lock().await;
+        let live = self.live();
+        let (accounts, report) = live.accounts.with_account_reloaded(
+            &self.data_dir,
+            account_id,
+            live.modules.view(account_id),
+        );
+        self.swap(Live {
+            modules: live.modules,
+            accounts: Arc::new(accounts),
+        });
         report
     }
 
@@ -186,7 +407,7 @@ impl Runtime {
         details: CallDetails,
         switch: Arc<dyn Switch>,
     ) -> Result<CallReport, CallError> {
-        let accounts = self.accounts();
+        let Live { modules, accounts } = self.live();
         let account = accounts
             .get(&details.account_id)
             .ok_or_else(|| CallError::UnknownAccount(details.account_id.clone()))?;
@@ -198,8 +419,14 @@ impl Runtime {
                     account_id: details.account_id.clone(),
                     number: details.request.clone(),
                 })?;
-        let (executor, env) =
-            self.prepare(details, switch, Arc::clone(&accounts), &account.callflows);
+        let view = modules.view(&details.account_id);
+        let (executor, env) = self.prepare(
+            details,
+            switch,
+            Arc::clone(&accounts),
+            &account.callflows,
+            view,
+        );
         Ok(executor.run(env, callflow).await)
     }
 
@@ -213,8 +440,9 @@ impl Runtime {
         module: &str,
         data: &str,
     ) -> Result<Outcome, CallError> {
-        let loaded = self
-            .registry
+        let Live { modules, accounts } = self.live();
+        let view = modules.view(&details.account_id);
+        let loaded = view
             .get(module)
             .ok_or_else(|| CallError::UnknownModule(module.to_string()))?;
         let node_error = |message| CallError::Node {
@@ -223,7 +451,7 @@ impl Runtime {
         };
         loaded.check_data(data).map_err(node_error)?;
         let no_callflows = AccountCallflows::default();
-        let (executor, env) = self.prepare(details, switch, self.accounts(), &no_callflows);
+        let (executor, env) = self.prepare(details, switch, accounts, &no_callflows, view);
         executor
             .run_node(&env, loaded, data)
             .await
@@ -239,7 +467,9 @@ impl Runtime {
         callflows: &AccountCallflows,
         callflow: &Callflow,
     ) -> CallReport {
-        let (executor, env) = self.prepare(details, switch, self.accounts(), callflows);
+        let Live { modules, accounts } = self.live();
+        let view = modules.view(&details.account_id);
+        let (executor, env) = self.prepare(details, switch, accounts, callflows, view);
         executor.run(env, callflow).await
     }
 
@@ -250,6 +480,7 @@ impl Runtime {
         switch: Arc<dyn Switch>,
         accounts: Arc<Accounts>,
         callflows: &'a AccountCallflows,
+        modules: ModuleView<'a>,
     ) -> (Executor<'a>, Arc<CallEnv>) {
         let limits = Arc::clone(self.policy.limits(&details.account_id));
         let env = Arc::new(CallEnv::new(
@@ -260,7 +491,7 @@ impl Runtime {
         ));
         let executor = Executor {
             sandbox: &self.sandbox,
-            registry: &self.registry,
+            modules,
             callflows,
             max_branches: self.max_branches,
             limits,

@@ -1,9 +1,10 @@
 //! `cfhost serve` as a process: its HTTP API, the auth rules and the shutdown guarantee.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -16,6 +17,59 @@ struct Server {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    /// What it wrote to stderr so far.
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Takes over a started `cfhost serve`, collecting its stderr.
+    fn attach(mut child: Child, port: u16, dir: tempfile::TempDir) -> Server {
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let collected = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Server {
+            child,
+            port,
+            dir,
+            log,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn modules_dir(&self) -> PathBuf {
+        self.dir.path().join("modules")
+    }
+
+    /// Everything written to stderr so far.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 30 s) until `done` holds.
+    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never: {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -68,6 +122,10 @@ fn start() -> Server {
         capabilities = ["call-control", "callbacks", "directory", "notify", "log", "clock"]
         [accounts.acme-notify.modules.test_fixture]
         capabilities = ["log"]
+        [modules.versioned]
+        capabilities = ["callbacks", "notify"]
+        [loading]
+        max_wasm_kib = 1024
         [serve]
         operator_token = "operator-secret"
         account_tokens = { acme-missed = "acme-secret" }
@@ -92,7 +150,7 @@ fn start() -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cfhost serve starts");
-    let server = Server { child, port, dir };
+    let server = Server::attach(child, port, dir);
     wait_until_up(&server);
     server
 }
@@ -142,17 +200,36 @@ fn request_to(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    send(
+        port,
+        method,
+        path,
+        token,
+        "application/json",
+        body.as_bytes(),
+    )
+}
+
+/// One HTTP/1.1 request with a body of `content_type`.
+fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Value) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return (0, Value::Null);
     };
-    let body = body.map(Value::to_string).unwrap_or_default();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body.as_bytes()).is_err() {
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body).is_err() {
         return (0, Value::Null);
     }
     let mut response = String::new();
@@ -322,15 +399,10 @@ fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
         file.contains("after-shutdown"),
         "the callback's notification was written"
     );
-    let mut stderr = String::new();
-    server
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(stderr.contains("cfhost serve: stopped"), "{stderr}");
+    server.wait_until("the log says it stopped", || {
+        server.log().contains("cfhost serve: stopped")
+    });
+    let stderr = server.log();
     assert!(
         !stderr.contains(OPERATOR) && !stderr.contains(ACME),
         "tokens are never logged"
@@ -477,34 +549,248 @@ fn modules_are_listed_with_what_each_account_may_use() {
 #[test]
 fn an_open_api_stays_on_loopback_and_tokens_come_from_the_environment_too() {
     let dir = tempfile::tempdir().unwrap();
-    let serve = |token: Option<&str>, port: u16| {
+    let serve = |env: &[(&str, &str)], port: u16| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cfhost"));
         command
             .args(["serve", "--listen", &format!("0.0.0.0:{port}"), "--data"])
             .arg(dir.path().join("data"))
             .env("CFHOST_CACHE_DIR", dir.path().join("cache"))
             .env_remove("CFHOST_OPERATOR_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(token) = token {
-            command.env("CFHOST_OPERATOR_TOKEN", token);
-        }
         command.spawn().unwrap()
     };
-    let refused = serve(None, free_port()).wait_with_output().unwrap();
+    let refused = serve(&[], free_port()).wait_with_output().unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("refusing to serve an open API"), "{stderr}");
 
-    let port = free_port();
-    let child = serve(Some("from-the-environment"), port);
-    let server = Server {
-        child,
-        port,
-        dir: tempfile::tempdir().unwrap(),
+    // The token from the flag's variable, or from the `[serve]` key's.
+    for variable in ["CFHOST_OPERATOR_TOKEN", "CFHOST_SERVE__OPERATOR_TOKEN"] {
+        let port = free_port();
+        let child = serve(&[(variable, "from-the-environment")], port);
+        let server = Server::attach(child, port, tempfile::tempdir().unwrap());
+        wait_until_up(&server);
+        let metrics = |token| request(&server, "GET", "/metrics", Some(token), None).0;
+        assert_eq!(metrics("from-the-environment"), 200, "{variable}");
+        assert_eq!(metrics("something-else"), 401, "{variable}");
+    }
+}
+
+/// A built module's bytes.
+fn built(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(cfhost::registry::BUILT_MODULES_DIR).join(format!("{name}.wasm")))
+        .unwrap()
+}
+
+/// Callflow `versioned` of an account: the module `versioned` alone, on number `versioned`.
+fn put_versioned_callflow(server: &Server, account: &str) {
+    let document = json!({"numbers": ["versioned"], "flow": {"module": "versioned", "data": {}}});
+    let path = format!("/v1/accounts/{account}/callflows/versioned");
+    let (status, body) = request(server, "PUT", &path, Some(OPERATOR), Some(&document));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Runs a call to `versioned`: what the module answered (`continue to v1`, ...) or why the
+/// node was skipped, and the template ids it published.
+fn call_versioned(server: &Server, account: &str) -> (String, Vec<String>) {
+    let path = format!("/v1/accounts/{account}/calls");
+    let (status, body) = request(
+        server,
+        "POST",
+        &path,
+        Some(OPERATOR),
+        Some(&json!({"to": "versioned"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let node = body["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|line| {
+            line.strip_prefix("  => ").map(str::to_string).or_else(|| {
+                line.split_once(" skipped: ")
+                    .map(|(_, why)| format!("skipped: {why}"))
+            })
+        })
+        .unwrap_or_else(|| panic!("no node in {body}"));
+    let templates = body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["payload"]["Template-ID"].as_str().map(str::to_string))
+        .collect();
+    (node, templates)
+}
+
+fn module_names(modules: &Value) -> Vec<&str> {
+    modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn an_account_uploads_its_own_module_checked_stored_and_live_for_it_alone() {
+    let server = start();
+    let upload = |account: &str, name: &str, token: &str, bytes: &[u8]| {
+        let path = format!("/v1/accounts/{account}/modules/{name}");
+        send(
+            server.port,
+            "PUT",
+            &path,
+            Some(token),
+            "application/wasm",
+            bytes,
+        )
     };
-    wait_until_up(&server);
-    let metrics = |token| request(&server, "GET", "/metrics", Some(token), None).0;
-    assert_eq!(metrics("from-the-environment"), 200);
-    assert_eq!(metrics("something-else"), 401);
+    let stored = server
+        .data()
+        .join("accounts/acme-missed/modules/versioned.wasm");
+
+    // Refused, and nothing stored: another account's token, not a component, the wrong name,
+    // too large, a system module's name.
+    let v1 = built("versioned_v1");
+    assert_eq!(upload("acme-notify", "versioned", ACME, &v1).0, 403);
+    let (status, body) = upload("acme-missed", "versioned", ACME, b"\0asm\x0d\0\x01\0junk");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component"),
+        "{body}"
+    );
+    let (status, body) = upload("acme-missed", "router", ACME, &v1);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "the component describes itself as `versioned`, not `router`"
+    );
+    let (status, body) = upload("acme-missed", "versioned", ACME, &vec![0; 1100 << 10]);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"], "a module may be at most 1048576 bytes");
+    let (status, body) = upload("acme-missed", "test_fixture", ACME, &built("test_fixture"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a system module"),
+        "{body}"
+    );
+    assert_eq!(
+        upload("acme-missed", "../evil", ACME, &v1).0,
+        404,
+        "not a route"
+    );
+    assert!(!stored.parent().unwrap().exists(), "nothing was stored");
+
+    // Accepted: stored, listed for the account only, and runs in its calls.
+    let (status, body) = upload("acme-missed", "versioned", ACME, &v1);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], "1.0.0");
+    assert_eq!(body["owner"], json!({"account": "acme-missed"}));
+    assert_eq!(std::fs::read(&stored).unwrap(), v1);
+    let listed = |account: &str| {
+        let (_, modules) = request(
+            &server,
+            "GET",
+            &format!("/v1/accounts/{account}/modules"),
+            Some(OPERATOR),
+            None,
+        );
+        module_names(&modules).contains(&"versioned")
+    };
+    assert!(listed("acme-missed"));
+    assert!(!listed("acme-notify"));
+    let (_, system) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+    assert!(!module_names(&system).contains(&"versioned"));
+    put_versioned_callflow(&server, "acme-missed");
+    assert_eq!(
+        call_versioned(&server, "acme-missed"),
+        ("continue to v1".into(), vec!["versioned-v1".into()])
+    );
+    put_versioned_callflow(&server, "acme-notify");
+    assert_eq!(
+        call_versioned(&server, "acme-notify").0,
+        "skipped: unknown module"
+    );
+
+    // Replaced live, then removed.
+    assert_eq!(
+        upload("acme-missed", "versioned", ACME, &built("versioned_v2")).0,
+        201
+    );
+    assert_eq!(call_versioned(&server, "acme-missed").0, "continue to v2");
+    let path = "/v1/accounts/acme-missed/modules/versioned";
+    assert_eq!(
+        send(server.port, "DELETE", path, Some(ACME), "", b"").0,
+        204
+    );
+    assert_eq!(
+        send(server.port, "DELETE", path, Some(ACME), "", b"").0,
+        404
+    );
+    assert!(!stored.exists());
+    assert_eq!(
+        call_versioned(&server, "acme-missed").0,
+        "skipped: unknown module"
+    );
+}
+
+#[test]
+fn modules_dropped_into_the_module_directory_are_picked_up_replaced_and_removed_live() {
+    let server = start();
+    let file = server.modules_dir().join("versioned.wasm");
+    let version = || {
+        let (_, modules) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+        modules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "versioned")
+            .map(|m| m["version"].as_str().unwrap().to_string())
+    };
+    assert_eq!(version(), None);
+
+    // Dropped in (written in place, as `cp` does).
+    std::fs::write(&file, built("versioned_v1")).unwrap();
+    server.wait_until("v1 is loaded", || version().as_deref() == Some("1.0.0"));
+    put_versioned_callflow(&server, "acme-notify");
+    assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v1");
+
+    // A broken replacement is rejected, and v1 keeps serving.
+    std::fs::write(&file, b"\0asm\x0d\0\x01\0broken").unwrap();
+    server.wait_until("the broken file is rejected", || {
+        server
+            .log()
+            .contains("(the previous version keeps serving)")
+    });
+    assert!(
+        server
+            .log()
+            .contains("versioned.wasm: not a WebAssembly component"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(version().as_deref(), Some("1.0.0"));
+    assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v1");
+
+    // Replaced.
+    std::fs::write(&file, built("versioned_v2")).unwrap();
+    server.wait_until("v2 is loaded", || version().as_deref() == Some("2.0.0"));
+    assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v2");
+
+    // Removed.
+    std::fs::remove_file(&file).unwrap();
+    server.wait_until("it is gone", || version().is_none());
+    assert_eq!(
+        call_versioned(&server, "acme-notify").0,
+        "skipped: unknown module"
+    );
 }

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, is_plain_name};
 use crate::accounts::check_callflow;
 use crate::callflow::CallflowError;
 use crate::files::write_atomically;
@@ -43,12 +43,13 @@ pub async fn put(
     let file = document_file(&state, &account_id, &id)?;
     let text = serde_json::to_string_pretty(&document)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let warnings =
-        check_callflow(&file, &text, state.runtime.registry()).map_err(invalid_callflow)?;
     let _writing = state.writes.lock().await;
+    let modules = state.runtime.modules();
+    let warnings =
+        check_callflow(&file, &text, modules.view(&account_id)).map_err(invalid_callflow)?;
     write_atomically(&file, text.as_bytes())
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    state.runtime.reload_account(&account_id);
+    state.runtime.reload_account(&account_id).await;
     Ok(Json(
         json!({"id": id, "document": document, "warnings": warnings}),
     ))
@@ -65,29 +66,18 @@ pub async fn delete(
     let _writing = state.writes.lock().await;
     std::fs::remove_file(&file)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`")))?;
-    state.runtime.reload_account(&account_id);
+    state.runtime.reload_account(&account_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Where the document lives, once the account exists and `id` is a plain name.
 fn document_file(state: &ApiState, account_id: &str, id: &str) -> Result<PathBuf, ApiError> {
-    let plain = |name: &str| {
-        !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if !plain(id) {
+    if !is_plain_name(id) {
         return Err(ApiError::bad_request(
             "a callflow id is made of letters, digits, `-` and `_`",
         ));
     }
-    if !plain(account_id) || state.runtime.accounts().get(account_id).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("account `{account_id}` does not exist"),
-        ));
-    }
+    state.existing_account(account_id)?;
     let dir = state.runtime.data_dir().join("accounts").join(account_id);
     Ok(dir.join("callflows").join(format!("{id}.json")))
 }

@@ -5,7 +5,8 @@
 //! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
 //! | `GET /v1/modules` | any valid token | the loaded modules ([`modules`]) |
-//! | `GET /v1/accounts/{account_id}/modules` | operator, the account | the same, as the account may use them |
+//! | `GET /v1/accounts/{account_id}/modules` | operator, the account | the same, as the account may use them, with its own |
+//! | `PUT`, `DELETE /v1/accounts/{account_id}/modules/{name}` | operator, the account | the account's own modules ([`modules`]) |
 //! | `GET /healthz` | anyone | the process is up |
 //! | `GET /readyz` | anyone | it takes calls (503 once shutting down) |
 //! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
@@ -29,9 +30,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 pub use auth::{Access, Tokens};
 pub use capture::CaptureSink;
@@ -42,7 +44,7 @@ use crate::runtime::Runtime;
 
 /// Everything the handlers share.
 pub struct ApiState {
-    pub runtime: Runtime,
+    pub runtime: Arc<Runtime>,
     pub tokens: Tokens,
     /// The sink the runtime publishes to.
     pub capture: Arc<CaptureSink>,
@@ -57,7 +59,7 @@ pub struct ApiState {
 impl ApiState {
     /// State for a started runtime publishing through `capture`.
     pub fn new(
-        runtime: Runtime,
+        runtime: Arc<Runtime>,
         tokens: Tokens,
         capture: Arc<CaptureSink>,
         amqp: Option<Arc<AmqpSink>>,
@@ -78,6 +80,18 @@ impl ApiState {
         self.accepting.load(Ordering::Acquire)
     }
 
+    /// A 404 unless `account_id` is a plain name of an existing account.
+    fn existing_account(&self, account_id: &str) -> Result<(), ApiError> {
+        if is_plain_name(account_id) && self.runtime.accounts().get(account_id).is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("account `{account_id}` does not exist"),
+            ))
+        }
+    }
+
     /// Refuses a request whose token does not cover `account`.
     fn authorize(&self, headers: &HeaderMap, account: &str) -> Result<(), ApiError> {
         match self.tokens.access(headers) {
@@ -89,6 +103,14 @@ impl ApiState {
             )),
         }
     }
+}
+
+/// Whether `name` can name a file in the data directory: letters, digits, `-` and `_` only.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// An error answer: its status and `{"error": message}`, with more fields when they help.
@@ -152,6 +174,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/v1/accounts/{account_id}/modules",
             get(modules::for_account),
+        )
+        .route(
+            "/v1/accounts/{account_id}/modules/{name}",
+            put(modules::install)
+                .delete(modules::remove)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -1,20 +1,29 @@
-//! `GET /v1/modules` (any valid token): the loaded modules and what they declare.
-//! `GET /v1/accounts/{account_id}/modules`: the same, with whether each can run for the
-//! account (every capability it declares is granted to the account) and whether it is
-//! quarantined for it.
+//! The modules:
+//! - `GET /v1/modules` (any valid token): the system modules and what they declare.
+//! - `GET /v1/accounts/{account_id}/modules`: the modules the account's callflows can use (the
+//!   system's and its own), with whether each can run for the account (every capability it
+//!   declares is granted) and whether it is quarantined for it.
+//! - `PUT /v1/accounts/{account_id}/modules/{name}` (body: the component, `application/wasm`):
+//!   checked as loading would check it for the account (size cap, component, WIT version,
+//!   world, description, schema, grants; it must describe itself as `name` and not take a
+//!   system module's name), stored atomically as `accounts/<account_id>/modules/<name>.wasm`,
+//!   and live for the calls that start next. A rejected upload changes nothing.
+//! - `DELETE /v1/accounts/{account_id}/modules/{name}`: removes it; calls in flight keep it.
 
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Access, ApiError, ApiState};
+use super::{Access, ApiError, ApiState, is_plain_name};
 use crate::policy::{Lifecycle, capability_name};
 use crate::registry::LoadedModule;
+use crate::runtime::InstallError;
 
-/// Every loaded module.
+/// Every system module.
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -22,15 +31,13 @@ pub async fn list(
     if state.tokens.access(&headers) == Access::None {
         return Err(ApiError::unauthorized());
     }
-    let modules = state
-        .runtime
-        .registry()
-        .modules()
-        .map(|m| describe(&state, m));
-    Ok(Json(Value::Array(modules.collect())))
+    let modules = state.runtime.modules();
+    Ok(Json(Value::Array(
+        modules.system().modules().map(|m| describe(m)).collect(),
+    )))
 }
 
-/// Every loaded module, as `account_id` sees it.
+/// Every module `account_id`'s callflows can use.
 pub async fn for_account(
     State(state): State<Arc<ApiState>>,
     Path(account_id): Path<String>,
@@ -38,12 +45,13 @@ pub async fn for_account(
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, &account_id)?;
     let policy = state.runtime.policy();
-    let modules = state.runtime.registry().modules().map(|module| {
+    let modules = state.runtime.modules();
+    let entries = modules.view(&account_id).modules().map(|module| {
         let missing =
             policy
                 .grants
                 .missing_for_account(&account_id, module.name(), module.capabilities());
-        let mut entry = describe(&state, module);
+        let mut entry = describe(module);
         entry["usable"] = json!(missing.is_none());
         entry["missing_capability"] = json!(missing.map(capability_name));
         entry["quarantined"] = json!(
@@ -54,13 +62,83 @@ pub async fn for_account(
         );
         entry
     });
-    Ok(Json(Value::Array(modules.collect())))
+    Ok(Json(Value::Array(entries.collect())))
 }
 
-fn describe(state: &ApiState, module: &LoadedModule) -> Value {
+/// Checks, stores and loads an account's module.
+pub async fn install(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    state.authorize(&headers, &account_id)?;
+    check_name(&name)?;
+    state.existing_account(&account_id)?;
+    let limit = state.runtime.policy().max_wasm_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a module may be at most {limit} bytes"),
+        )
+    })?;
+    let (module, report) = state
+        .runtime
+        .install_account_module(&account_id, &name, bytes.to_vec())
+        .await
+        .map_err(|e| match e {
+            InstallError::UnknownAccount(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            InstallError::Invalid(_) | InstallError::NameMismatch { .. } => {
+                ApiError::bad_request(e.to_string())
+            }
+            InstallError::Io(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        })?;
+    let mut answer = describe(&module);
+    answer["callflow_errors"] = json!(report.data.errors);
+    answer["warnings"] = json!(report.data.warnings);
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// Removes an account's module.
+pub async fn remove(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    state.authorize(&headers, &account_id)?;
+    check_name(&name)?;
+    state.existing_account(&account_id)?;
+    match state
+        .runtime
+        .remove_account_module(&account_id, &name)
+        .await
+    {
+        Ok(Some(_)) => Ok(StatusCode::NO_CONTENT),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("account `{account_id}` has no module `{name}`"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if is_plain_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "a module name is made of letters, digits, `-` and `_`",
+        ))
+    }
+}
+
+fn describe(module: &LoadedModule) -> Value {
     let description = module.description();
     let schema: Value = serde_json::from_str(&description.data_schema).unwrap_or(Value::Null);
-    let lifecycle = match state.runtime.policy().lifecycle(module.name()) {
+    let lifecycle = match module.lifecycle() {
         Lifecycle::PerNode => json!({"kind": "per-node"}),
         Lifecycle::Pooled { max_uses } => json!({"kind": "pooled", "max_uses": max_uses}),
     };
@@ -76,5 +154,8 @@ fn describe(state: &ApiState, module: &LoadedModule) -> Value {
         "capabilities": capabilities,
         "data_schema": schema,
         "lifecycle": lifecycle,
+        "owner": module.account().map_or_else(|| json!("system"), |account| json!({"account": account})),
+        "sha256": module.digest_hex(),
+        "wit_version": module.wit_version(),
     })
 }

@@ -51,8 +51,10 @@ pub async fn floor_wat_us(host: &SeedHost, runs: usize) -> anyhow::Result<f64> {
 pub async fn floor_us(host: &SeedHost, runs: usize) -> anyhow::Result<f64> {
     let runtime = &host.runtime;
     let module = runtime
-        .registry()
+        .modules()
+        .system()
         .get("minimal")
+        .cloned()
         .ok_or_else(|| anyhow::anyhow!("the minimal module is loaded"))?;
     let info = Call::new(host.details(0)).info();
     let limits = Arc::clone(runtime.policy().limits(""));

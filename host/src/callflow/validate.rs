@@ -1,6 +1,6 @@
 //! Checks every node of a callflow against the module it names, when the callflow loads.
 
-use crate::registry::Registry;
+use crate::registry::ModuleView;
 
 use super::{Callflow, CallflowError, Child};
 
@@ -9,14 +9,14 @@ use super::{Callflow, CallflowError, Child};
 /// data breaks its module's schema.
 pub fn validate_callflow(
     callflow: &Callflow,
-    registry: &Registry,
+    modules: ModuleView<'_>,
 ) -> Result<Vec<String>, CallflowError> {
     let Child::Node(root) = &callflow.flow else {
         return Ok(Vec::new());
     };
     let mut warnings = Vec::new();
     for node in root.walk() {
-        let Some(module) = registry.get(&node.module) else {
+        let Some(module) = modules.get(&node.module) else {
             warnings.push(format!(
                 "{}: {}: unknown module `{}`; the node will be skipped",
                 callflow.source.display(),

@@ -1,13 +1,14 @@
 //! The `cfhost` command line.
 
 mod bench;
+mod module;
 mod serve;
 mod simulate;
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use cfhost::config::{Config, read_config};
+use cfhost::config::{Config, read_config_with_env};
 use cfhost::policy::Policy;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,18 @@ enum Command {
     /// Prints a table, or with --json one JSON object. Takes about half a minute (a few
     /// seconds with --quick).
     Bench(bench::Options),
+    /// Work with module components.
+    #[command(subcommand)]
+    Module(module::Command),
+}
+
+/// Errors only, except for `serve`, which also says what it reloads (modules' own log lines
+/// go to the call's trace, and to this log from warnings up).
+fn default_log_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Serve(_) => "error,cfhost=info,cfhost::imports::log=warn",
+        _ => "error",
+    }
 }
 
 /// Runs the command line; the exit code says whether everything went through.
@@ -49,8 +62,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
+            }),
         )
         .init();
     if let Command::Bench(options) = cli.command {
@@ -62,17 +76,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(options) => runtime.block_on(simulate::run(options)),
         Command::Serve(options) => runtime.block_on(serve::run(options)),
+        Command::Module(command) => runtime.block_on(module::run(command)),
         Command::Bench(_) => unreachable!("handled above: it builds its own runtimes"),
     }
 }
 
 /// The configuration file at `path` (defaults without one) and the policy it sets; an error
 /// names the file.
+/// The configuration file (or the defaults), with the `CFHOST_<SECTION>__<KEY>` variables of
+/// the environment over it, and the policy it makes.
 fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, Policy)> {
-    let config = match path {
-        Some(path) => read_config(path)?,
-        None => Config::default(),
-    };
+    let config = read_config_with_env(path, std::env::vars())?;
     let policy = Policy::from_config(&config).map_err(|e| {
         let file = path.map_or("configuration".to_string(), |p| p.display().to_string());
         anyhow::anyhow!("{file}: {e}")

@@ -10,7 +10,6 @@ use anyhow::Context;
 
 use cfhost::api::{ApiState, CaptureSink, Tokens};
 use cfhost::notify::{OpenSink, open_configured};
-use cfhost::registry::{embedded_modules, modules_in_dir};
 use cfhost::runtime::{HostOptions, Runtime};
 
 /// The command's arguments.
@@ -76,20 +75,20 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let mut host = HostOptions::new(&data, capture.clone());
     host.policy = policy;
     host.engine = config.engine_settings();
-    if let Some(dir) = &modules_dir {
-        host.modules = embedded_modules();
-        host.modules.extend(
-            modules_in_dir(dir)
-                .with_context(|| format!("cannot read modules from {}", dir.display()))?,
-        );
-    }
+    host.modules_dir = modules_dir;
     let (runtime, report) = Runtime::start(host).await?;
+    let runtime = Arc::new(runtime);
     for line in report.module_errors.iter().chain(&report.data.errors) {
         eprintln!("error: {line}");
     }
     for line in &report.data.warnings {
         eprintln!("warning: {line}");
     }
+    let _watch = if serve.watch {
+        Some(cfhost::watch::watch(Arc::clone(&runtime))?)
+    } else {
+        None
+    };
     let state = Arc::new(ApiState::new(runtime, tokens, capture, amqp));
     eprintln!("cfhost serve: listening on http://{address}");
     let drain = Duration::from_secs(serve.shutdown_timeout_secs);

@@ -5,10 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::Context;
-
 use cfhost::notify::{OpenSink, open_configured};
-use cfhost::registry::{embedded_modules, modules_in_dir};
 use cfhost::runtime::{HostOptions, Runtime};
 use cfhost::scenario::read_scenario;
 use cfhost::switch::SimulatedSwitch;
@@ -53,13 +50,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let mut host = HostOptions::new(&options.data, sink);
     host.policy = policy;
     host.engine = engine;
-    if let Some(dir) = &options.modules {
-        host.modules = embedded_modules();
-        host.modules.extend(
-            modules_in_dir(dir)
-                .with_context(|| format!("cannot read modules from {}", dir.display()))?,
-        );
-    }
+    host.modules_dir = options.modules.clone();
     let (runtime, report) = Runtime::start(host).await?;
     let mut problems = report.module_errors.len() + report.data.errors.len();
     for line in report.module_errors.iter().chain(&report.data.errors) {

@@ -151,9 +151,9 @@ impl Executor<'_> {
         call: impl AsyncFnOnce(&mut Store<InstanceState>, &CallflowModule) -> Result<T, Failure>,
     ) -> (Result<T, Failure>, Refused, Duration) {
         let account = &env.call.details().account_id;
-        let lifecycle = self.policy.lifecycle(module.name());
+        let lifecycle = module.lifecycle();
         let warm = match lifecycle {
-            Lifecycle::Pooled { .. } => self.warm.take(account, module.name()),
+            Lifecycle::Pooled { .. } => self.warm.take(account, module.id()),
             Lifecycle::PerNode => None,
         };
         let (mut store, instance, uses) = match warm {
@@ -198,7 +198,7 @@ impl Executor<'_> {
                         instance,
                         uses: uses + 1,
                     };
-                    self.warm.give_back(account, module.name(), warm);
+                    self.warm.give_back(account, module.id(), warm);
                 }
                 (Ok(value), refused, ran)
             }

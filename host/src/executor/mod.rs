@@ -33,7 +33,7 @@ use crate::directory::Directory;
 use crate::engine::Sandbox;
 use crate::notify::Notifier;
 use crate::policy::{FailureMode, Health, Limits, Policy};
-use crate::registry::{LoadedModule, Registry};
+use crate::registry::{LoadedModule, ModuleView};
 use crate::switch::Switch;
 use crate::trace::{Trace, TraceEvent};
 use instance::Run;
@@ -183,7 +183,8 @@ impl CallReport {
 /// Runs calls against one account's callflows with one set of modules.
 pub struct Executor<'a> {
     pub sandbox: &'a Sandbox,
-    pub registry: &'a Registry,
+    /// The modules the call's account sees, as they were when the call started.
+    pub modules: ModuleView<'a>,
     pub callflows: &'a AccountCallflows,
     pub max_branches: u32,
     pub policy: &'a Policy,
@@ -312,7 +313,7 @@ impl Executor<'_> {
         if node.skip {
             return skip("skip_module is set");
         }
-        let Some(module) = self.registry.get(&node.module) else {
+        let Some(module) = self.modules.get(&node.module) else {
             return skip("unknown module");
         };
         env.trace.push(TraceEvent::Node {
@@ -371,7 +372,7 @@ impl Executor<'_> {
             env.trace.push(TraceEvent::Callback {
                 module: registration.module.to_string(),
             });
-            let result = match self.registry.get(&registration.module) {
+            let result = match self.modules.get(&registration.module) {
                 None => Err(format!("module `{}` is not loaded", registration.module)),
                 Some(module) => {
                     match self

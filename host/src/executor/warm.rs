@@ -1,9 +1,10 @@
 //! Warm instances of pooled modules ([`Lifecycle::Pooled`](crate::policy::Lifecycle)), idle
-//! between uses, per account and module: an instance is only ever reused for calls of the
-//! account it was created for.
+//! between uses, per account and loaded module: an instance is only ever reused for calls of
+//! the account it was created for, and only of the very version of the module it came from
+//! ([`LoadedModule::id`](crate::registry::LoadedModule::id)).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use wasmtime::Store;
 
@@ -22,7 +23,7 @@ pub struct Warm {
     pub uses: u32,
 }
 
-/// Idle warm instances by account, then module.
+/// Idle warm instances by account, then module id.
 #[derive(Default)]
 pub struct WarmInstances {
     idle: Mutex<Idle>,
@@ -30,22 +31,26 @@ pub struct WarmInstances {
 
 #[derive(Default)]
 struct Idle {
-    by_account: HashMap<String, HashMap<Arc<str>, Vec<Warm>>>,
+    by_account: HashMap<String, HashMap<u64, Vec<Warm>>>,
     count: usize,
 }
 
 impl WarmInstances {
-    /// An idle instance of `module` for `account`, if one is kept.
-    pub fn take(&self, account: &str, module: &str) -> Option<Warm> {
+    /// An idle instance of the module loaded as `module_id` for `account`, if one is kept.
+    pub fn take(&self, account: &str, module_id: u64) -> Option<Warm> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let warm = idle.by_account.get_mut(account)?.get_mut(module)?.pop()?;
+        let warm = idle
+            .by_account
+            .get_mut(account)?
+            .get_mut(&module_id)?
+            .pop()?;
         idle.count -= 1;
         Some(warm)
     }
 
-    /// Keeps `warm` for `account`'s next use of `module`, unless [`MAX_IDLE_INSTANCES`] are
-    /// kept already.
-    pub fn give_back(&self, account: &str, module: &Arc<str>, warm: Warm) {
+    /// Keeps `warm` for `account`'s next use of the module loaded as `module_id`, unless
+    /// [`MAX_IDLE_INSTANCES`] are kept already.
+    pub fn give_back(&self, account: &str, module_id: u64, warm: Warm) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.count >= MAX_IDLE_INSTANCES {
             return;
@@ -55,7 +60,24 @@ impl WarmInstances {
             Some(modules) => modules,
             None => idle.by_account.entry(account.to_string()).or_default(),
         };
-        modules.entry(Arc::clone(module)).or_default().push(warm);
+        modules.entry(module_id).or_default().push(warm);
+    }
+
+    /// Drops the idle instances of modules that are no longer loaded (replaced or removed),
+    /// giving their slots back to the pool.
+    pub fn keep_only(&self, live: &HashSet<u64>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dropped = 0;
+        for modules in idle.by_account.values_mut() {
+            modules.retain(|id, instances| {
+                let keep = live.contains(id);
+                if !keep {
+                    dropped += instances.len();
+                }
+                keep
+            });
+        }
+        idle.count -= dropped;
     }
 
     /// How many instances are idle.

@@ -74,6 +74,24 @@ impl Grants {
         declared.iter().copied().find(|c| !granted.contains(c))
     }
 
+    /// The first of `declared` that an account's own module (uploaded or dropped into the
+    /// account's module directory) is not granted: the account's grant for it if there is one,
+    /// else the module-wide grant, else nothing.
+    pub fn missing_for_tenant(
+        &self,
+        account: &str,
+        module: &str,
+        declared: &[Capability],
+    ) -> Option<Capability> {
+        let granted = self
+            .accounts
+            .get(account)
+            .and_then(|modules| modules.get(module))
+            .or_else(|| self.modules.get(module))
+            .map_or(&[][..], Vec::as_slice);
+        declared.iter().copied().find(|c| !granted.contains(c))
+    }
+
     /// The first of `declared` that `account`'s own grant for `module` lacks (none when the
     /// account has no grant of its own: the module-wide grant, checked at load, applies).
     pub fn missing_for_account(
@@ -90,6 +108,28 @@ impl Grants {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_modules_get_the_account_grant_else_the_module_grant_else_nothing() {
+        let mut grants = Grants::default();
+        let declared = [Capability::Log, Capability::Clock];
+        assert_eq!(
+            grants.missing_for_tenant("acme", "router", &declared),
+            Some(Capability::Log)
+        );
+        grants.grant_module("router", vec![Capability::Log]);
+        assert_eq!(
+            grants.missing_for_tenant("acme", "router", &declared),
+            Some(Capability::Clock)
+        );
+        grants.grant_account("acme", "router", declared.to_vec());
+        assert_eq!(grants.missing_for_tenant("acme", "router", &declared), None);
+        assert_eq!(
+            grants.missing_for_tenant("other", "router", &declared),
+            Some(Capability::Clock),
+            "another account's grant does not carry over"
+        );
+    }
 
     #[test]
     fn deny_by_default_unless_shipped_and_accounts_narrow() {

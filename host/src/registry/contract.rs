@@ -30,16 +30,19 @@ pub enum ContractError {
     },
 }
 
-/// Checks `component`'s imports of our package for their version, then its exports.
-pub fn check(engine: &Engine, component: &Component) -> Result<(), ContractError> {
+/// Checks `component`'s imports of our package for their version, then its exports. Returns
+/// the version of the package it was built against (`None` when it imports nothing of it).
+pub fn check(engine: &Engine, component: &Component) -> Result<Option<String>, ContractError> {
     let ty = component.component_type();
+    let mut built_against = None;
     for (name, _) in ty.imports(engine) {
-        if let Some(found) = package_version(name)
-            && !compatible(found, WIT_VERSION)
-        {
-            return Err(ContractError::IncompatibleVersion {
-                found: found.to_string(),
-            });
+        if let Some(found) = package_version(name) {
+            if !compatible(found, WIT_VERSION) {
+                return Err(ContractError::IncompatibleVersion {
+                    found: found.to_string(),
+                });
+            }
+            built_against = Some(found.to_string());
         }
     }
     let exports: Vec<String> = ty
@@ -54,7 +57,7 @@ pub fn check(engine: &Engine, component: &Component) -> Result<(), ContractError
     if !missing.is_empty() {
         return Err(ContractError::WrongWorld { missing, exports });
     }
-    Ok(())
+    Ok(built_against)
 }
 
 /// The version in an import name of our package: `cfhost:callflow/types@0.2.0` → `0.2.0`.

@@ -4,17 +4,22 @@
 //! into a validator, so a callflow can be checked when it loads rather than when a call fails.
 
 pub mod contract;
+mod set;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use set::{ModuleSet, ModuleView};
 
 use crate::bindings::{CallflowModulePre, Capability, Description};
 use crate::engine::{Provenance, Sandbox};
 use crate::imports::InstanceState;
-use crate::policy::{Limits, Policy, capability_name};
+use crate::policy::{Lifecycle, Limits, Policy, capability_name};
 
 /// The shipped modules, built by `host/build.rs` and embedded in the binary.
 const EMBEDDED: [(&str, &[u8]); 4] = [
@@ -66,9 +71,14 @@ pub fn embedded_modules() -> Vec<ModuleSource> {
         .collect()
 }
 
-/// Every `*.wasm` file in `dir`, in file-name order.
+/// Every `*.wasm` file in `dir`, in file-name order (none when `dir` does not exist).
 pub fn modules_in_dir(dir: &Path) -> std::io::Result<Vec<ModuleSource>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut paths: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
         .collect();
@@ -105,7 +115,8 @@ pub enum ModuleError {
     NotAModule { origin: String, reason: String },
     #[error(
         "{origin}: module `{name}` asks for capability `{capability}`, which is not granted to \
-         it (grant it under [modules.{name}] capabilities)"
+         it (grant it under [modules.{name}] capabilities, or for one account under \
+         [accounts.<id>.modules.{name}] capabilities)"
     )]
     NotGranted {
         origin: String,
@@ -120,12 +131,56 @@ pub enum ModuleError {
         name: String,
         reason: String,
     },
+    #[error("{origin}: `{name}` is a system module; an account's module cannot take its name")]
+    SystemName { origin: String, name: String },
 }
+
+/// A module that was not loaded, and whether an earlier version from the same file keeps
+/// serving in its place.
+#[derive(Debug)]
+pub struct Rejection {
+    pub error: ModuleError,
+    pub kept_previous: bool,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)?;
+        if self.kept_previous {
+            write!(f, " (the previous version keeps serving)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where modules are loaded for: the whole host (embedded modules and the operator's module
+/// directory), or one account (its own module directory).
+#[derive(Clone, Copy)]
+pub enum Scope<'a> {
+    System,
+    /// An account's modules: granted only what the configuration grants them, always run in
+    /// a fresh instance per node, and never named like a module of `system`.
+    Account {
+        id: &'a str,
+        system: &'a Registry,
+    },
+}
+
+/// Gives every loaded module its own identity, so that warm instances are never reused across
+/// versions of a module.
+static NEXT_MODULE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One loaded module, ready to instantiate.
 pub struct LoadedModule {
+    id: u64,
+    digest: [u8; 32],
+    /// The `cfhost:callflow` version it was built against, when it imports any of it.
+    wit_version: Option<String>,
     description: Description,
     origin: String,
+    /// The account that owns it; `None` for a system module.
+    account: Option<String>,
+    lifecycle: Lifecycle,
     name: Arc<str>,
     capabilities: Arc<[Capability]>,
     pre: CallflowModulePre<InstanceState>,
@@ -133,7 +188,51 @@ pub struct LoadedModule {
     provenance: Provenance,
 }
 
+impl std::fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("name", &self.name)
+            .field("version", &self.description.version)
+            .field("origin", &self.origin)
+            .field("account", &self.account)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LoadedModule {
+    /// This load of the module: another version of it, even from the same file, has another.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where it was loaded from: `embedded:<name>` or the file's path.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The account whose module it is; `None` for a system module.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+
+    /// How its instances live: from the configuration for a system module, always per node
+    /// for an account's module.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// The version of the `cfhost:callflow` WIT package it was built against (`None` when it
+    /// imports nothing of it).
+    pub fn wit_version(&self) -> Option<&str> {
+        self.wit_version.as_deref()
+    }
+
+    /// The SHA-256 of the component, in hex.
+    pub fn digest_hex(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The module's self-description.
     pub fn description(&self) -> &Description {
         &self.description
@@ -189,42 +288,69 @@ fn pointer_or_root(pointer: &str) -> String {
     }
 }
 
-/// The modules a call can use, by name.
-#[derive(Default)]
+/// Modules by name, from one scope.
+#[derive(Default, Clone)]
 pub struct Registry {
     modules: BTreeMap<String, Arc<LoadedModule>>,
 }
 
 impl Registry {
-    /// Loads `sources` in order; a later module with the same name replaces an earlier one
-    /// (so a module directory overrides the embedded modules). Returns the modules that
-    /// loaded and an error for each that did not.
+    /// Loads `sources` in order for `scope`; a later module with the same name replaces an
+    /// earlier one (so a module directory overrides the embedded modules). A source whose
+    /// origin and bytes are those of a module in `previous` keeps that module as it is. A
+    /// source that fails to load is rejected; when `previous` has a module from the same
+    /// origin, that one keeps serving.
     pub async fn load(
         sandbox: &Sandbox,
         policy: &Policy,
+        scope: Scope<'_>,
         sources: impl IntoIterator<Item = ModuleSource>,
-    ) -> (Registry, Vec<ModuleError>) {
+        previous: &Registry,
+    ) -> (Registry, Vec<Rejection>) {
         let mut registry = Registry::default();
-        let mut errors = Vec::new();
+        let mut rejections = Vec::new();
         for source in sources {
-            match load_one(sandbox, policy, source).await {
-                Ok(module) => {
-                    if let Some(replaced) = registry.modules.get(&*module.name) {
-                        tracing::info!(
-                            module = &*module.name,
-                            "{} replaces {}",
-                            module.origin,
-                            replaced.origin
-                        );
+            let digest: [u8; 32] = Sha256::digest(&source.bytes).into();
+            let earlier = previous.modules().find(|m| m.origin == source.origin);
+            let module = match earlier {
+                Some(earlier) if earlier.digest == digest => Arc::clone(earlier),
+                _ => match load_one(sandbox, policy, scope, source, digest).await {
+                    Ok(module) => Arc::new(module),
+                    Err(error) => {
+                        rejections.push(Rejection {
+                            error,
+                            kept_previous: earlier.is_some(),
+                        });
+                        match earlier {
+                            Some(earlier) => Arc::clone(earlier),
+                            None => continue,
+                        }
                     }
-                    registry
-                        .modules
-                        .insert(module.name.to_string(), Arc::new(module));
-                }
-                Err(e) => errors.push(e),
+                },
+            };
+            if let Some(replaced) = registry.modules.get(&*module.name) {
+                tracing::info!(
+                    module = &*module.name,
+                    "{} replaces {}",
+                    module.origin,
+                    replaced.origin
+                );
             }
+            registry.modules.insert(module.name.to_string(), module);
         }
-        (registry, errors)
+        (registry, rejections)
+    }
+
+    /// Loads one component for `scope` without adding it anywhere: what an upload is checked
+    /// with before it is stored.
+    pub async fn check_one(
+        sandbox: &Sandbox,
+        policy: &Policy,
+        scope: Scope<'_>,
+        source: ModuleSource,
+    ) -> Result<LoadedModule, ModuleError> {
+        let digest: [u8; 32] = Sha256::digest(&source.bytes).into();
+        load_one(sandbox, policy, scope, source, digest).await
     }
 
     /// The loaded modules, by name.
@@ -244,7 +370,9 @@ const DESCRIBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2)
 async fn load_one(
     sandbox: &Sandbox,
     policy: &Policy,
+    scope: Scope<'_>,
     source: ModuleSource,
+    digest: [u8; 32],
 ) -> Result<LoadedModule, ModuleError> {
     let origin = source.origin;
     if source.bytes.len() > policy.max_wasm_bytes {
@@ -261,10 +389,11 @@ async fn load_one(
                 origin: origin.clone(),
                 reason: format!("{e:#}"),
             })?;
-    contract::check(sandbox.engine(), &component).map_err(|source| ModuleError::Contract {
-        origin: origin.clone(),
-        source,
-    })?;
+    let wit_version =
+        contract::check(sandbox.engine(), &component).map_err(|source| ModuleError::Contract {
+            origin: origin.clone(),
+            source,
+        })?;
     let pre = sandbox
         .link(&component)
         .map_err(|e| ModuleError::NotAModule {
@@ -290,11 +419,25 @@ async fn load_one(
         instance.call_describe(&mut store).await
     };
     let description = clock.time(describe).await.map_err(describe_error)?;
-    if let Some(missing) = policy.grants.missing_for_module(
-        &description.name,
-        &description.capabilities,
-        source.shipped,
-    ) {
+    let missing = match scope {
+        Scope::System => policy.grants.missing_for_module(
+            &description.name,
+            &description.capabilities,
+            source.shipped,
+        ),
+        Scope::Account { id, system } => {
+            if system.get(&description.name).is_some() {
+                return Err(ModuleError::SystemName {
+                    origin,
+                    name: description.name,
+                });
+            }
+            policy
+                .grants
+                .missing_for_tenant(id, &description.name, &description.capabilities)
+        }
+    };
+    if let Some(missing) = missing {
         return Err(ModuleError::NotGranted {
             origin,
             name: description.name,
@@ -309,7 +452,16 @@ async fn load_one(
     let schema: Value =
         serde_json::from_str(&description.data_schema).map_err(|e| schema_error(e.to_string()))?;
     let validator = jsonschema::validator_for(&schema).map_err(|e| schema_error(e.to_string()))?;
+    let (account, lifecycle) = match scope {
+        Scope::System => (None, policy.lifecycle(&description.name)),
+        Scope::Account { id, .. } => (Some(id.to_string()), Lifecycle::PerNode),
+    };
     Ok(LoadedModule {
+        id: NEXT_MODULE_ID.fetch_add(1, Ordering::Relaxed),
+        digest,
+        wit_version,
+        account,
+        lifecycle,
         name: Arc::from(description.name.as_str()),
         capabilities: Arc::from(description.capabilities.clone()),
         description,
