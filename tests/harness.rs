@@ -99,6 +99,11 @@ impl Builder {
         self.write(&format!("accounts/{account}/callflows/{file}"), text)
     }
 
+    /// Writes `file` (e.g. `account.json`) into `account`'s directory.
+    pub fn account_document(self, account: &str, file: &str, document: Value) -> Self {
+        self.write(&format!("accounts/{account}/{file}"), document.to_string())
+    }
+
     /// Adds user `id` to `account`.
     pub fn user(self, account: &str, id: &str, document: Value) -> Self {
         self.write(

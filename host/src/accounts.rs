@@ -1,5 +1,5 @@
 //! The data directory: `accounts/<account_id>/` holding `callflows/*.json`, `users/*.json` and
-//! an optional `account.json` (`{"realm": "..."}`).
+//! an optional `account.json` (`{"realm": "...", "name": "...", "timezone": "Europe/Paris"}`).
 //!
 //! A user document needs at least `email`; `first_name`, `last_name` and `endpoints` (a list
 //! of `{"id", "address"}`) are optional. A user without endpoints rings one default endpoint.
@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::bindings::cfhost::callflow::account::AccountSettings;
 use crate::bindings::cfhost::callflow::call_control::Endpoint;
 use crate::bindings::cfhost::callflow::directory::User;
 use crate::callflow::{AccountCallflows, CallflowError, parse_callflow, validate_callflow};
@@ -24,6 +25,10 @@ use crate::registry::{ModuleSet, ModuleView};
 pub struct Account {
     /// The SIP realm of the account, used for `From-Realm` / `To-Realm`.
     pub realm: Option<String>,
+    /// Its display name.
+    pub name: Option<String>,
+    /// Its IANA time zone (KAZOO's account `timezone`), e.g. for time-of-day routing.
+    pub timezone: Option<String>,
     pub callflows: AccountCallflows,
     users: HashMap<String, UserDocument>,
 }
@@ -48,6 +53,8 @@ pub struct EndpointDocument {
 #[derive(Debug, Default, Deserialize)]
 struct AccountDocument {
     realm: Option<String>,
+    name: Option<String>,
+    timezone: Option<String>,
 }
 
 /// Every account in a data directory.
@@ -161,6 +168,16 @@ impl Directory for Accounts {
             })
             .collect()
     }
+
+    fn account_settings(&self, account_id: &str) -> AccountSettings {
+        let account = self.accounts.get(account_id);
+        AccountSettings {
+            id: account_id.to_string(),
+            name: account.and_then(|a| a.name.clone()),
+            realm: account.and_then(|a| a.realm.clone()),
+            timezone: account.and_then(|a| a.timezone.clone()),
+        }
+    }
 }
 
 fn user_from_document(id: &str, doc: &UserDocument) -> User {
@@ -192,7 +209,11 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut LoadReport) ->
     let account_file = dir.join("account.json");
     if account_file.exists() {
         match read_json::<AccountDocument>(&account_file) {
-            Ok(doc) => account.realm = doc.realm,
+            Ok(doc) => {
+                account.realm = doc.realm;
+                account.name = doc.name;
+                account.timezone = doc.timezone;
+            }
             Err(e) => report.errors.push(e),
         }
     }

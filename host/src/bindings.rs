@@ -21,7 +21,7 @@ pub use self::cfhost::callflow::types::{CallFlags, Capability};
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "cfhost:callflow";
 /// Its version (the `package` line of `wit/callflow.wit`).
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.2.1";
 
 #[cfg(test)]
 mod tests {

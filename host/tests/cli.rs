@@ -239,3 +239,67 @@ fn a_quick_bench_reports_every_figure_as_json() {
     let targets = report["targets"].as_array().unwrap();
     assert_eq!(targets.len(), modules.len() + 5, "{targets:?}");
 }
+
+fn module_check(file: &Path, json: bool) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cfhost"));
+    command.args(["module", "check"]).arg(file);
+    if json {
+        command.arg("--json");
+    }
+    command.output().expect("cfhost runs")
+}
+
+#[test]
+fn module_check_prints_a_good_modules_description() {
+    let file = Path::new(cfhost::registry::BUILT_MODULES_DIR).join("time_of_day.wasm");
+    let out = module_check(&file, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["name"], "time_of_day");
+    assert_eq!(report["version"], "0.1.0");
+    assert_eq!(
+        report["wit"],
+        format!("cfhost:callflow@{}", cfhost::bindings::WIT_VERSION)
+    );
+    assert_eq!(report["capabilities"], serde_json::json!(["clock", "log"]));
+    assert_eq!(
+        report["data_schema"]["required"],
+        serde_json::json!(["hours"])
+    );
+
+    let out = module_check(&file, false);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("  name          time_of_day"), "{table}");
+    assert!(
+        table.contains(r#"[modules.time_of_day] capabilities = ["clock", "log"]"#),
+        "{table}"
+    );
+}
+
+#[test]
+fn module_check_says_precisely_what_is_wrong() {
+    let built = Path::new(cfhost::registry::BUILT_MODULES_DIR);
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let cases = [
+        (built.join("wrong_world.wasm"), "exports the wrong world"),
+        (
+            built.join("future_major.wasm"),
+            "built against cfhost:callflow@1.0.0, which this host (speaking @0.2.1) cannot run",
+        ),
+        (garbage.clone(), "not a WebAssembly component"),
+        (dir.path().join("missing.wasm"), "cannot read"),
+    ];
+    for (file, expected) in cases {
+        let out = module_check(&file, false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", file.display());
+        assert!(stderr.contains(expected), "{}: {stderr}", file.display());
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -7,6 +7,7 @@
 //! capability. Host calls that wait on the switch have their own timeout; the deadline counts
 //! only the instance's running time ([`RunClock`]).
 
+mod account;
 mod call;
 mod call_control;
 mod callbacks;

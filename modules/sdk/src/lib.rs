@@ -22,24 +22,28 @@
 //! cfhost_sdk::export_module!(Hello);
 //! ```
 
-/// Bindings generated from `wit/callflow.wit`; most modules only need the re-exports below.
+/// Bindings generated from `wit/callflow.wit`; modules use the wrappers below instead, which
+/// also run under [`testing`].
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "callflow-module",
         pub_export_macro: true,
         export_macro_name: "export_bindings",
         default_bindings_module: "cfhost_sdk::bindings",
+        additional_derives: [PartialEq, Eq],
     });
 }
 
-pub use bindings::cfhost::callflow::call::{current_flags, set_message_left};
-pub use bindings::cfhost::callflow::call_control;
-pub use bindings::cfhost::callflow::directory;
-pub use bindings::cfhost::callflow::notify;
+mod host;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
 pub use bindings::cfhost::callflow::types::{
     CallFlags, CallInfo, Capability, Description, HangupInfo, Outcome,
 };
+pub use host::{account, call_control, clock, directory, log, notify};
+pub use host::{current_flags, register_termination_raw, set_message_left};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -90,6 +94,22 @@ macro_rules! export_module {
     };
 }
 
+/// The JSON Schema (draft 2020-12) of `T`, as text: the `data_schema` of a module whose node
+/// data deserializes into `T` (derive `schemars::JsonSchema` next to `serde::Deserialize`).
+pub fn schema_for<T: schemars::JsonSchema>() -> String {
+    schemars::schema_for!(T).as_value().to_string()
+}
+
+/// Builds a [`Description`] whose data schema is `T`'s ([`schema_for`]).
+pub fn description_for<T: schemars::JsonSchema>(
+    name: &str,
+    version: &str,
+    summary: &str,
+    capabilities: Vec<Capability>,
+) -> Description {
+    description(name, version, summary, &schema_for::<T>(), capabilities)
+}
+
 /// Builds a [`Description`]; `data_schema` is the JSON Schema of the node's `data`, as text.
 pub fn description(
     name: &str,
@@ -129,39 +149,12 @@ pub fn parse_data<T: DeserializeOwned>(data: &str) -> Result<T, String> {
 /// Registers a termination callback whose state is `state`, serialized as JSON.
 pub fn register_termination<S: Serialize>(state: &S) -> Result<(), String> {
     let bytes = serde_json::to_vec(state).map_err(|e| format!("cannot serialize state: {e}"))?;
-    bindings::cfhost::callflow::callbacks::register_termination(&bytes)
-}
-
-/// Registers a termination callback whose state is `state` as it is.
-pub fn register_termination_raw(state: &[u8]) -> Result<(), String> {
-    bindings::cfhost::callflow::callbacks::register_termination(state)
+    register_termination_raw(&bytes)
 }
 
 /// Reads back the state given to [`register_termination`].
 pub fn termination_state<S: DeserializeOwned>(state: &[u8]) -> Result<S, String> {
     serde_json::from_slice(state).map_err(|e| format!("cannot read callback state: {e}"))
-}
-
-/// Logging into the call's trace.
-pub mod log {
-    use crate::bindings::cfhost::callflow::log::{Level, log};
-
-    /// Logs at debug level.
-    pub fn debug(message: &str) {
-        log(Level::Debug, message)
-    }
-    /// Logs at info level.
-    pub fn info(message: &str) {
-        log(Level::Info, message)
-    }
-    /// Logs at warning level.
-    pub fn warn(message: &str) {
-        log(Level::Warn, message)
-    }
-    /// Logs at error level.
-    pub fn error(message: &str) {
-        log(Level::Error, message)
-    }
 }
 
 /// Reads users of the call's account and returns each one's email (`None` for a user that does

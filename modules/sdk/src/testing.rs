@@ -1,0 +1,307 @@
+//! Unit tests for modules, without the host: a [`ScriptedCall`] says what the call looks like
+//! (caller, account, flags, directory users, what bridges and recordings return, the time),
+//! runs the module's `handle` and its termination callbacks natively under `cargo test`, and
+//! records what the module did (outcome, notifications, registered callbacks, log lines,
+//! answers, bridges, recordings, hangups).
+//!
+//! ```ignore
+//! use cfhost_sdk::testing::ScriptedCall;
+//!
+//! #[test]
+//! fn alerts_when_nobody_answers() {
+//!     let call = ScriptedCall::new().user_with_email("u1", "desk@example.com");
+//!     let outcome = call.handle::<MissedCallAlert>(&serde_json::json!({"recipients": []}));
+//!     assert_eq!(outcome, Ok(cfhost_sdk::next()));
+//!     assert_eq!(call.callbacks().len(), 1);
+//!     call.end::<MissedCallAlert>(None);
+//!     assert_eq!(call.notifications().len(), 1);
+//! }
+//! ```
+//!
+//! Like the host, it runs callbacks in registration order, each identical state once. Unlike
+//! the host, it does not check capabilities, limits or the schema: those are the host's (see
+//! `cfhost module check`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use crate::account::AccountSettings;
+use crate::call_control::{BridgeRequest, BridgeResult, RecordResult};
+use crate::directory::User;
+use crate::log::Level;
+use crate::notify::Notification;
+use crate::{CallFlags, CallInfo, CallflowModule, HangupInfo, Outcome};
+
+/// What the call looks like and what the module did to it.
+pub(crate) struct CallState {
+    pub(crate) info: CallInfo,
+    pub(crate) flags: CallFlags,
+    pub(crate) account: AccountSettings,
+    pub(crate) users: Vec<User>,
+    pub(crate) now: SystemTime,
+    bridge_results: Vec<BridgeResult>,
+    record_results: Vec<RecordResult>,
+    pub(crate) answered: bool,
+    pub(crate) bridges: Vec<BridgeRequest>,
+    pub(crate) recordings: Vec<(String, u32)>,
+    pub(crate) hangups: Vec<Option<String>>,
+    pub(crate) notifications: Vec<Notification>,
+    pub(crate) callbacks: Vec<Vec<u8>>,
+    pub(crate) logs: Vec<(Level, String)>,
+}
+
+impl CallState {
+    /// The next scripted bridge result (nobody answers when none is left).
+    pub(crate) fn bridge(&mut self, request: &BridgeRequest) -> BridgeResult {
+        self.bridges.push(request.clone());
+        let result = if self.bridge_results.is_empty() {
+            BridgeResult::Failed(HangupInfo {
+                disposition: None,
+                hangup_cause: "NO_ANSWER".to_string(),
+                hangup_code: "sip:480".to_string(),
+            })
+        } else {
+            self.bridge_results.remove(0)
+        };
+        if result == BridgeResult::Answered {
+            self.flags.bridged = true;
+        }
+        result
+    }
+
+    /// The next scripted recording result (the caller hangs up when none is left).
+    pub(crate) fn record(&mut self, box_id: &str, max_secs: u32) -> RecordResult {
+        self.recordings.push((box_id.to_string(), max_secs));
+        if self.record_results.is_empty() {
+            RecordResult::CallerHungUp
+        } else {
+            self.record_results.remove(0)
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<RefCell<CallState>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `act` on the call the module runs in now.
+pub(crate) fn with_current<T>(act: impl FnOnce(&mut CallState) -> T) -> T {
+    let state = CURRENT.with(|current| current.borrow().clone()).expect(
+        "cfhost_sdk's host functions run inside a module: in a test, call the module through \
+         cfhost_sdk::testing::ScriptedCall",
+    );
+    let mut state = state.borrow_mut();
+    act(&mut state)
+}
+
+/// A call a module runs in, in a test. Builder methods script it; [`handle`](Self::handle)
+/// and [`end`](Self::end) run the module; the other methods tell what the module did.
+pub struct ScriptedCall {
+    state: Rc<RefCell<CallState>>,
+}
+
+impl Default for ScriptedCall {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScriptedCall {
+    /// An inbound call from `+15550009999` to `+15550001000` in account `account-1`, nothing
+    /// set, at 2023-11-14T22:13:20Z; bridges are not answered and callers hang up before
+    /// recording unless scripted otherwise.
+    pub fn new() -> Self {
+        let info = CallInfo {
+            call_id: "call-1".to_string(),
+            account_id: "account-1".to_string(),
+            request: "+15550001000".to_string(),
+            caller_id_name: None,
+            caller_id_number: Some("+15550009999".to_string()),
+            callee_id_name: None,
+            callee_id_number: None,
+            from_user: Some("+15550009999".to_string()),
+            from_realm: None,
+            to_user: Some("+15550001000".to_string()),
+            to_realm: None,
+            authorizing_type: None,
+            authorizing_id: None,
+            flags: CallFlags {
+                bridged: false,
+                message_left: false,
+            },
+        };
+        let state = CallState {
+            account: AccountSettings {
+                id: info.account_id.clone(),
+                name: None,
+                realm: None,
+                timezone: None,
+            },
+            flags: info.flags,
+            info,
+            users: Vec::new(),
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            bridge_results: Vec::new(),
+            record_results: Vec::new(),
+            answered: false,
+            bridges: Vec::new(),
+            recordings: Vec::new(),
+            hangups: Vec::new(),
+            notifications: Vec::new(),
+            callbacks: Vec::new(),
+            logs: Vec::new(),
+        };
+        ScriptedCall {
+            state: Rc::new(RefCell::new(state)),
+        }
+    }
+
+    fn with(self, change: impl FnOnce(&mut CallState)) -> Self {
+        change(&mut self.state.borrow_mut());
+        self
+    }
+
+    /// The caller id number (and From user).
+    pub fn caller(self, number: &str) -> Self {
+        self.with(|s| {
+            s.info.caller_id_number = Some(number.to_string());
+            s.info.from_user = Some(number.to_string());
+        })
+    }
+
+    /// The dialed number (and To user).
+    pub fn request(self, number: &str) -> Self {
+        self.with(|s| {
+            s.info.request = number.to_string();
+            s.info.to_user = Some(number.to_string());
+        })
+    }
+
+    /// Where the call was authorized (`device`, `user`, `resource`, ...).
+    pub fn authorizing_type(self, authorizing_type: &str) -> Self {
+        self.with(|s| s.info.authorizing_type = Some(authorizing_type.to_string()))
+    }
+
+    /// Changes anything else of the call info.
+    pub fn info(self, change: impl FnOnce(&mut CallInfo)) -> Self {
+        self.with(|s| change(&mut s.info))
+    }
+
+    /// The call's flags as they are when the module runs.
+    pub fn flags(self, flags: CallFlags) -> Self {
+        self.with(|s| s.flags = flags)
+    }
+
+    /// The account's time zone (its `account.json` `timezone`).
+    pub fn timezone(self, timezone: &str) -> Self {
+        self.with(|s| s.account.timezone = Some(timezone.to_string()))
+    }
+
+    /// Adds a user to the account's directory.
+    pub fn user(self, user: User) -> Self {
+        self.with(|s| s.users.push(user))
+    }
+
+    /// Adds a user with only an id and an email to the account's directory.
+    pub fn user_with_email(self, id: &str, email: &str) -> Self {
+        self.user(User {
+            id: id.to_string(),
+            email: Some(email.to_string()),
+            first_name: None,
+            last_name: None,
+            endpoints: Vec::new(),
+        })
+    }
+
+    /// What the next bridge returns (in order; nobody answers once they are used up).
+    pub fn bridge_result(self, result: BridgeResult) -> Self {
+        self.with(|s| s.bridge_results.push(result))
+    }
+
+    /// What the next recording returns (in order; the caller hangs up once they are used up).
+    pub fn record_result(self, result: RecordResult) -> Self {
+        self.with(|s| s.record_results.push(result))
+    }
+
+    /// The wall clock's reading while the module runs.
+    pub fn now(self, now: SystemTime) -> Self {
+        self.with(|s| s.now = now)
+    }
+
+    /// Runs `M`'s `handle` for one node with `data`, as the host would.
+    pub fn handle<M: CallflowModule>(&self, data: &serde_json::Value) -> Result<Outcome, String> {
+        let info = self.call_info();
+        self.running(|| M::handle(info, &data.to_string()))
+    }
+
+    /// Ends the call: runs each registered callback of `M` once, in registration order, with
+    /// the call's final flags and `hangup`; returns what each returned.
+    pub fn end<M: CallflowModule>(&self, hangup: Option<HangupInfo>) -> Vec<Result<(), String>> {
+        let callbacks = std::mem::take(&mut self.state.borrow_mut().callbacks);
+        callbacks
+            .into_iter()
+            .map(|state| {
+                let info = self.call_info();
+                let hangup = hangup.clone();
+                self.running(|| M::on_termination(info, hangup, state))
+            })
+            .collect()
+    }
+
+    /// The call info a module gets now.
+    pub fn call_info(&self) -> CallInfo {
+        let state = self.state.borrow();
+        CallInfo {
+            flags: state.flags,
+            ..state.info.clone()
+        }
+    }
+
+    /// The notifications published so far.
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.state.borrow().notifications.clone()
+    }
+
+    /// The states of the callbacks registered and not yet run.
+    pub fn callbacks(&self) -> Vec<Vec<u8>> {
+        self.state.borrow().callbacks.clone()
+    }
+
+    /// The lines logged so far.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.state.borrow().logs.clone()
+    }
+
+    /// The flags now.
+    pub fn current_flags(&self) -> CallFlags {
+        self.state.borrow().flags
+    }
+
+    /// Whether the module answered the call.
+    pub fn answered(&self) -> bool {
+        self.state.borrow().answered
+    }
+
+    /// The bridges the module asked for.
+    pub fn bridges(&self) -> Vec<BridgeRequest> {
+        self.state.borrow().bridges.clone()
+    }
+
+    /// The recordings the module asked for: box and maximum seconds.
+    pub fn recordings(&self) -> Vec<(String, u32)> {
+        self.state.borrow().recordings.clone()
+    }
+
+    /// The hangups the module asked for, with their causes.
+    pub fn hangups(&self) -> Vec<Option<String>> {
+        self.state.borrow().hangups.clone()
+    }
+
+    fn running<T>(&self, run: impl FnOnce() -> T) -> T {
+        CURRENT.with(|current| *current.borrow_mut() = Some(Rc::clone(&self.state)));
+        let result = run();
+        CURRENT.with(|current| *current.borrow_mut() = None);
+        result
+    }
+}
