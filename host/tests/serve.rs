@@ -595,14 +595,14 @@ fn put_versioned_callflow(server: &Server, account: &str) {
 /// Runs a call to `versioned`: what the module answered (`continue to v1`, ...) or why the
 /// node was skipped, and the template ids it published.
 fn call_versioned(server: &Server, account: &str) -> (String, Vec<String>) {
+    run_call(server, account, &json!({"to": "versioned"}))
+}
+
+/// Runs `call`: what its first node answered or why it was skipped, and the template ids
+/// published.
+fn run_call(server: &Server, account: &str, call: &Value) -> (String, Vec<String>) {
     let path = format!("/v1/accounts/{account}/calls");
-    let (status, body) = request(
-        server,
-        "POST",
-        &path,
-        Some(OPERATOR),
-        Some(&json!({"to": "versioned"})),
-    );
+    let (status, body) = request(server, "POST", &path, Some(OPERATOR), Some(call));
     assert_eq!(status, 200, "{body}");
     let node = body["trace"]
         .as_array()
@@ -793,4 +793,118 @@ fn modules_dropped_into_the_module_directory_are_picked_up_replaced_and_removed_
         call_versioned(&server, "acme-notify").0,
         "skipped: unknown module"
     );
+}
+
+/// `cargo` in a scaffolded module's directory, building into `target` (kept between runs).
+fn cargo(dir: &Path, target: &Path, args: &[&str]) {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+    ] {
+        command.env_remove(var);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The README's newcomer flow: scaffold a module, test and build it, check it, drop it into a
+/// running host, call it through the API, then change it and replace it live.
+#[test]
+fn a_new_module_is_scaffolded_built_checked_dropped_in_called_and_replaced_live() {
+    let work = tempfile::tempdir().unwrap();
+    let cfhost = env!("CARGO_BIN_EXE_cfhost");
+    let made = Command::new(cfhost)
+        .args(["new-module", "prefix_router", "--dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let again = Command::new(cfhost)
+        .args(["new-module", "prefix_router", "--dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let crate_dir = work.path().join("prefix_router");
+    // Kept beside the guests' target directory, so that later runs only rebuild the module.
+    let target = Path::new(cfhost::registry::BUILT_MODULES_DIR)
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("scaffolded-module");
+    cargo(&crate_dir, &target, &["test", "--quiet"]);
+    let build = ["build", "--release", "--target", "wasm32-wasip2", "--quiet"];
+    cargo(&crate_dir, &target, &build);
+    let wasm = target.join("wasm32-wasip2/release/prefix_router.wasm");
+    let check = Command::new(cfhost)
+        .args(["module", "check", "--json"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let description: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(description["name"], "prefix_router");
+    assert_eq!(description["data_schema"]["required"], json!(["prefix"]));
+
+    let server = start();
+    let dropped = server.modules_dir().join("prefix_router.wasm");
+    std::fs::copy(&wasm, &dropped).unwrap();
+    let listed = || {
+        let (_, modules) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+        module_names(&modules).contains(&"prefix_router")
+    };
+    server.wait_until("the module is loaded", listed);
+    let document = json!({"numbers": ["prefix"], "flow": {"module": "prefix_router",
+        "data": {"prefix": "+1555"}}});
+    let path = "/v1/accounts/acme-notify/callflows/prefix";
+    assert_eq!(
+        request(&server, "PUT", path, Some(OPERATOR), Some(&document)).0,
+        200
+    );
+    let bad = json!({"numbers": ["prefix"], "flow": {"module": "prefix_router", "data": {}}});
+    let (status, body) = request(&server, "PUT", path, Some(OPERATOR), Some(&bad));
+    assert_eq!(
+        (status, body["module"].clone()),
+        (400, json!("prefix_router")),
+        "{body}"
+    );
+    let call = json!({"to": "prefix", "caller_id_number": "+15550001234"});
+    assert_eq!(
+        run_call(&server, "acme-notify", &call).0,
+        "continue to match"
+    );
+
+    // Changed, rebuilt and copied over the running one.
+    let source = crate_dir.join("src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let changed = text.replace(r#"continue_to(["match"])"#, r#"continue_to(["matched"])"#);
+    assert_ne!(text, changed);
+    std::fs::write(&source, changed).unwrap();
+    cargo(&crate_dir, &target, &build);
+    std::fs::copy(&wasm, &dropped).unwrap();
+    server.wait_until("the new version answers", || {
+        run_call(&server, "acme-notify", &call).0 == "continue to matched"
+    });
 }

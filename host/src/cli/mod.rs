@@ -2,6 +2,7 @@
 
 mod bench;
 mod module;
+mod new_module;
 mod serve;
 mod simulate;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Work with module components.
     #[command(subcommand)]
     Module(module::Command),
+    /// Create a module crate: `cargo test` runs its tests, `cargo build --release --target
+    /// wasm32-wasip2` builds the component to drop into a module directory.
+    NewModule(new_module::Options),
 }
 
 /// Errors only, except for `serve`, which also says what it reloads (modules' own log lines
@@ -67,17 +71,21 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }),
         )
         .init();
-    if let Command::Bench(options) = cli.command {
-        return bench::run(options);
-    }
+    let command = match cli.command {
+        Command::Bench(options) => return bench::run(options),
+        Command::NewModule(options) => return new_module::run(options),
+        command => command,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
+    match command {
         Command::Simulate(options) => runtime.block_on(simulate::run(options)),
         Command::Serve(options) => runtime.block_on(serve::run(options)),
         Command::Module(command) => runtime.block_on(module::run(command)),
-        Command::Bench(_) => unreachable!("handled above: it builds its own runtimes"),
+        Command::Bench(_) | Command::NewModule(_) => {
+            unreachable!("handled above: they need no async runtime or build their own")
+        }
     }
 }
 

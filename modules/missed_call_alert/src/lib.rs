@@ -81,3 +81,48 @@ impl CallflowModule for MissedCallAlert {
 }
 
 cfhost_sdk::export_module!(MissedCallAlert);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cfhost_sdk::CallFlags;
+    use cfhost_sdk::testing::ScriptedCall;
+    use serde_json::json;
+
+    fn data() -> serde_json::Value {
+        json!({"recipients": [{"type": "user", "id": "u1"}, {"type": "email", "id": "boss@example.com"}]})
+    }
+
+    #[test]
+    fn an_unanswered_inbound_call_alerts_the_recipients_once() {
+        let call = ScriptedCall::new().user_with_email("u1", "desk@example.com");
+        assert_eq!(
+            call.handle::<MissedCallAlert>(&data()),
+            Ok(cfhost_sdk::next())
+        );
+        assert_eq!(call.callbacks().len(), 1);
+        assert_eq!(call.end::<MissedCallAlert>(None), [Ok(())]);
+        let notifications = call.notifications();
+        let [Notification::MissedCall(alert)] = notifications.as_slice() else {
+            panic!("one missed-call alert")
+        };
+        assert_eq!(alert.to, ["desk@example.com", "boss@example.com"]);
+        assert_eq!(alert.notify, NotifyField::Omitted);
+    }
+
+    #[test]
+    fn internal_calls_register_nothing_and_answered_calls_alert_nobody() {
+        let internal = ScriptedCall::new().authorizing_type("device");
+        internal.handle::<MissedCallAlert>(&data()).unwrap();
+        assert!(internal.callbacks().is_empty());
+
+        let answered = ScriptedCall::new();
+        answered.handle::<MissedCallAlert>(&data()).unwrap();
+        let answered = answered.flags(CallFlags {
+            bridged: true,
+            message_left: false,
+        });
+        assert_eq!(answered.end::<MissedCallAlert>(None), [Ok(())]);
+        assert!(answered.notifications().is_empty());
+    }
+}

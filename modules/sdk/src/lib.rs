@@ -1,25 +1,43 @@
-//! The SDK for cfhost callflow modules.
+//! The SDK for cfhost callflow modules: a module is plain Rust.
 //!
-//! A module is a `cdylib` crate built for `wasm32-wasip2`. It implements [`CallflowModule`] and
-//! exports it with [`export_module!`]:
+//! A module is a `cdylib` crate built for `wasm32-wasip2` (`cfhost new-module NAME` writes
+//! one). It implements [`CallflowModule`], describes its node data with a type
+//! ([`description_for`] derives the JSON Schema), reaches the host through [`call_control`],
+//! [`directory`], [`notify`], [`account`], [`clock`], [`log`] and the termination callbacks
+//! ([`register_termination`]), and is exported with [`export_module!`]. Under `cargo test` the
+//! same code runs natively against a [`testing::ScriptedCall`].
 //!
-//! ```ignore
+//! ```
 //! use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome};
 //!
 //! struct Hello;
 //!
+//! /// The node's data.
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct Data {
+//!     /// Who to greet.
+//!     name: String,
+//! }
+//!
 //! impl CallflowModule for Hello {
 //!     fn describe() -> Description {
 //!         let needs = vec![Capability::Log];
-//!         cfhost_sdk::description("hello", env!("CARGO_PKG_VERSION"), "Says hello", "{}", needs)
+//!         cfhost_sdk::description_for::<Data>("hello", "0.1.0", "Says hello", needs)
 //!     }
-//!     fn handle(call: CallInfo, _data: &str) -> Result<Outcome, String> {
-//!         cfhost_sdk::log::info(&format!("hello, {}", call.call_id));
+//!     fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+//!         let data: Data = cfhost_sdk::parse_data(data)?;
+//!         cfhost_sdk::log::info(&format!("hello, {}", data.name));
 //!         Ok(cfhost_sdk::next())
 //!     }
 //! }
 //!
 //! cfhost_sdk::export_module!(Hello);
+//!
+//! // In a test:
+//! let call = cfhost_sdk::testing::ScriptedCall::new();
+//! let outcome = call.handle::<Hello>(&serde_json::json!({"name": "world"}));
+//! assert_eq!(outcome, Ok(cfhost_sdk::next()));
+//! assert_eq!(call.logs()[0].1, "hello, world");
 //! ```
 
 /// Bindings generated from `wit/callflow.wit`; modules use the wrappers below instead, which

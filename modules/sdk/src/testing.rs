@@ -4,18 +4,32 @@
 //! records what the module did (outcome, notifications, registered callbacks, log lines,
 //! answers, bridges, recordings, hangups).
 //!
-//! ```ignore
+//! ```
 //! use cfhost_sdk::testing::ScriptedCall;
+//! use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, HangupInfo, Outcome};
 //!
-//! #[test]
-//! fn alerts_when_nobody_answers() {
-//!     let call = ScriptedCall::new().user_with_email("u1", "desk@example.com");
-//!     let outcome = call.handle::<MissedCallAlert>(&serde_json::json!({"recipients": []}));
-//!     assert_eq!(outcome, Ok(cfhost_sdk::next()));
-//!     assert_eq!(call.callbacks().len(), 1);
-//!     call.end::<MissedCallAlert>(None);
-//!     assert_eq!(call.notifications().len(), 1);
+//! /// Registers a callback that logs whether the call was bridged.
+//! struct Watch;
+//!
+//! impl CallflowModule for Watch {
+//!     fn describe() -> Description {
+//!         cfhost_sdk::description("watch", "0.1.0", "", "{}", vec![Capability::Callbacks])
+//!     }
+//!     fn handle(_call: CallInfo, _data: &str) -> Result<Outcome, String> {
+//!         cfhost_sdk::register_termination(&"watching")?;
+//!         Ok(cfhost_sdk::next())
+//!     }
+//!     fn on_termination(call: CallInfo, _: Option<HangupInfo>, _: Vec<u8>) -> Result<(), String> {
+//!         cfhost_sdk::log::info(&format!("bridged: {}", call.flags.bridged));
+//!         Ok(())
+//!     }
 //! }
+//!
+//! let call = ScriptedCall::new();
+//! assert_eq!(call.handle::<Watch>(&serde_json::json!({})), Ok(cfhost_sdk::next()));
+//! assert_eq!(call.callbacks().len(), 1);
+//! assert_eq!(call.end::<Watch>(None), [Ok(())]);
+//! assert_eq!(call.logs()[0].1, "bridged: false");
 //! ```
 //!
 //! Like the host, it runs callbacks in registration order, each identical state once. Unlike
@@ -303,5 +317,87 @@ impl ScriptedCall {
         let result = run();
         CURRENT.with(|current| *current.borrow_mut() = None);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call_control::{self, RingStrategy};
+    use crate::{Capability, Description};
+
+    /// Bridges, registers its data as a callback twice, and publishes from the callback.
+    struct Probe;
+
+    impl CallflowModule for Probe {
+        fn describe() -> Description {
+            crate::description("probe", "0", "", "{}", vec![Capability::CallControl])
+        }
+
+        fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+            crate::register_termination_raw(data.as_bytes())?;
+            crate::register_termination_raw(data.as_bytes())?;
+            let request = BridgeRequest {
+                endpoints: Vec::new(),
+                timeout_secs: 20,
+                delay_secs: 0,
+                strategy: RingStrategy::Simultaneous,
+            };
+            Ok(match call_control::bridge(&request) {
+                BridgeResult::Answered => crate::continue_to(["answered"]),
+                BridgeResult::Failed(info) => crate::continue_to([info.hangup_cause]),
+                BridgeResult::CallerHungUp => Outcome::Stop,
+            })
+        }
+
+        fn on_termination(
+            call: CallInfo,
+            _hangup: Option<HangupInfo>,
+            state: Vec<u8>,
+        ) -> Result<(), String> {
+            crate::log::info(&format!(
+                "bridged={} state={}",
+                call.flags.bridged,
+                String::from_utf8_lossy(&state)
+            ));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_scripted_bridge_sets_the_flag_and_callbacks_run_once_with_the_final_flags() {
+        let call = ScriptedCall::new().bridge_result(BridgeResult::Answered);
+        let data = serde_json::json!({"n": 1});
+        assert_eq!(
+            call.handle::<Probe>(&data),
+            Ok(crate::continue_to(["answered"]))
+        );
+        assert!(call.current_flags().bridged);
+        assert_eq!(call.bridges().len(), 1);
+        assert_eq!(
+            call.callbacks(),
+            [br#"{"n":1}"#.to_vec()],
+            "registered once"
+        );
+        assert_eq!(call.end::<Probe>(None), [Ok(())]);
+        assert_eq!(
+            call.logs(),
+            [(Level::Info, r#"bridged=true state={"n":1}"#.to_string())]
+        );
+        assert!(call.callbacks().is_empty(), "each callback runs once");
+    }
+
+    #[test]
+    fn unscripted_bridges_are_not_answered() {
+        let call = ScriptedCall::new();
+        let outcome = call.handle::<Probe>(&serde_json::json!({}));
+        assert_eq!(outcome, Ok(crate::continue_to(["NO_ANSWER"])));
+        assert!(!call.current_flags().bridged);
+    }
+
+    #[test]
+    #[should_panic(expected = "call the module through cfhost_sdk::testing::ScriptedCall")]
+    fn host_functions_outside_a_scripted_call_say_how_to_test() {
+        crate::log::info("nobody is listening");
     }
 }
