@@ -75,6 +75,14 @@ async fn host_with_acme_module() -> TestHost {
         .await
 }
 
+/// The one error in `errors`.
+fn only_error(errors: &[String]) -> &str {
+    match errors {
+        [error] => error,
+        _ => panic!("one error expected: {errors:?}"),
+    }
+}
+
 fn acme_module_file(host: &TestHost) -> std::path::PathBuf {
     host.data_dir().join("accounts/acme/modules/versioned.wasm")
 }
@@ -112,9 +120,7 @@ async fn an_account_module_is_granted_nothing_unless_the_operator_grants_it() {
         .account_module_file("acme", "versioned.wasm", "versioned_v1")
         .start()
         .await;
-    let [error] = host.report.module_errors.as_slice() else {
-        panic!("{:?}", host.report.module_errors)
-    };
+    let error = only_error(&host.report.module_errors);
     assert!(
         error.contains("versioned.wasm") && error.contains("capability `callbacks`"),
         "{error}"
@@ -134,9 +140,7 @@ async fn an_account_module_cannot_take_a_system_modules_name() {
         .account_module_file("acme", "mine.wasm", "test_fixture")
         .start()
         .await;
-    let [error] = host.report.module_errors.as_slice() else {
-        panic!("{:?}", host.report.module_errors)
-    };
+    let error = only_error(&host.report.module_errors);
     assert!(
         error.contains("mine.wasm")
             && error.contains(
@@ -191,9 +195,7 @@ async fn a_broken_replacement_is_rejected_and_the_previous_version_keeps_serving
     let host = host_with_acme_module().await;
     std::fs::write(acme_module_file(&host), b"\0asm broken").unwrap();
     let report = host.runtime().reload_account_modules("acme").await;
-    let [error] = report.module_errors.as_slice() else {
-        panic!("{report:?}")
-    };
+    let error = only_error(&report.module_errors);
     assert!(
         error.contains("versioned.wasm")
             && error.contains("not a WebAssembly component")

@@ -261,10 +261,7 @@ fn module_check_prints_a_good_modules_description() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["name"], "time_of_day");
     assert_eq!(report["version"], "0.1.0");
-    assert_eq!(
-        report["wit"],
-        format!("cfhost:callflow@{}", cfhost::bindings::WIT_VERSION)
-    );
+    assert_eq!(report["wit_version"], cfhost::bindings::WIT_VERSION);
     assert_eq!(report["capabilities"], serde_json::json!(["clock", "log"]));
     assert_eq!(
         report["data_schema"]["required"],
@@ -274,6 +271,11 @@ fn module_check_prints_a_good_modules_description() {
     let out = module_check(&file, false);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("  name          time_of_day"), "{table}");
+    let built_against = format!(
+        "built against cfhost:callflow@{}",
+        cfhost::bindings::WIT_VERSION
+    );
+    assert!(table.contains(&built_against), "{table}");
     assert!(
         table.contains(r#"[modules.time_of_day] capabilities = ["clock", "log"]"#),
         "{table}"

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Access, ApiError, ApiState, is_plain_name};
-use crate::policy::{Lifecycle, capability_name};
+use crate::policy::capability_name;
 use crate::registry::LoadedModule;
 use crate::runtime::InstallError;
 
@@ -136,26 +136,5 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn describe(module: &LoadedModule) -> Value {
-    let description = module.description();
-    let schema: Value = serde_json::from_str(&description.data_schema).unwrap_or(Value::Null);
-    let lifecycle = match module.lifecycle() {
-        Lifecycle::PerNode => json!({"kind": "per-node"}),
-        Lifecycle::Pooled { max_uses } => json!({"kind": "pooled", "max_uses": max_uses}),
-    };
-    let capabilities: Vec<&str> = module
-        .capabilities()
-        .iter()
-        .map(|c| capability_name(*c))
-        .collect();
-    json!({
-        "name": description.name,
-        "version": description.version,
-        "summary": description.summary,
-        "capabilities": capabilities,
-        "data_schema": schema,
-        "lifecycle": lifecycle,
-        "owner": module.account().map_or_else(|| json!("system"), |account| json!({"account": account})),
-        "sha256": module.digest_hex(),
-        "wit_version": module.wit_version(),
-    })
+    module.to_json()
 }

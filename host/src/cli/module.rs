@@ -8,8 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use cfhost::bindings::WIT_PACKAGE;
 use cfhost::engine::{EngineSettings, Sandbox};
-use cfhost::policy::{Policy, capability_name};
+use cfhost::policy::Policy;
 use cfhost::registry::{LoadedModule, ModuleSource, Registry, Scope};
 
 /// What to do with a module.
@@ -67,22 +68,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn report(module: &LoadedModule) -> Value {
-    let description = module.description();
-    let capabilities: Vec<&str> = module
-        .capabilities()
-        .iter()
-        .map(|c| capability_name(*c))
-        .collect();
-    json!({
-        "file": module.origin(),
-        "name": description.name,
-        "version": description.version,
-        "summary": description.summary,
-        "wit": module.wit_version().map(|v| format!("{}@{v}", cfhost::bindings::WIT_PACKAGE)),
-        "capabilities": capabilities,
-        "data_schema": serde_json::from_str::<Value>(&description.data_schema).unwrap_or(Value::Null),
-        "sha256": module.digest_hex(),
-    })
+    let mut report = module.to_json();
+    report["file"] = json!(module.origin());
+    report
 }
 
 fn print_table(report: &Value) {
@@ -93,9 +81,10 @@ fn print_table(report: &Value) {
     println!("  summary       {}", text("summary"));
     println!(
         "  built against {}",
-        report["wit"]
-            .as_str()
-            .unwrap_or("(imports nothing of cfhost:callflow)")
+        report["wit_version"].as_str().map_or_else(
+            || "(imports nothing of cfhost:callflow)".to_string(),
+            |version| format!("{WIT_PACKAGE}@{version}")
+        )
     );
     let capabilities: Vec<&str> = report["capabilities"]
         .as_array()

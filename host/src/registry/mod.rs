@@ -233,6 +233,38 @@ impl LoadedModule {
         self.digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// What an operator sees of it (`GET /v1/modules`, `cfhost module check --json`): name,
+    /// version, summary, capabilities, data schema, WIT version, SHA-256, owner and lifecycle.
+    pub fn to_json(&self) -> Value {
+        let description = &self.description;
+        let capabilities: Vec<&str> = self
+            .capabilities
+            .iter()
+            .map(|c| capability_name(*c))
+            .collect();
+        let lifecycle = match self.lifecycle {
+            Lifecycle::PerNode => serde_json::json!({"kind": "per-node"}),
+            Lifecycle::Pooled { max_uses } => {
+                serde_json::json!({"kind": "pooled", "max_uses": max_uses})
+            }
+        };
+        let owner = match &self.account {
+            None => serde_json::json!("system"),
+            Some(account) => serde_json::json!({ "account": account }),
+        };
+        serde_json::json!({
+            "name": description.name,
+            "version": description.version,
+            "summary": description.summary,
+            "capabilities": capabilities,
+            "data_schema": serde_json::from_str::<Value>(&description.data_schema).unwrap_or(Value::Null),
+            "wit_version": self.wit_version,
+            "sha256": self.digest_hex(),
+            "owner": owner,
+            "lifecycle": lifecycle,
+        })
+    }
+
     /// The module's self-description.
     pub fn description(&self) -> &Description {
         &self.description
