@@ -1,7 +1,17 @@
-//! Writing files so that readers never see half of one.
+//! Files in the data and module directories: names that cannot escape a directory, and writes
+//! that readers never see half of.
 
 use std::io::Write;
 use std::path::Path;
+
+/// Whether `name` can name a file in a directory without leaving it: letters, digits, `-`
+/// and `_` only (account ids, callflow ids and module names).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it to disk and renames it into
 /// place (creating the directory if needed): a reader sees the old file or the new one.

@@ -1,6 +1,7 @@
 //! A loaded host: the sandbox, the modules, the accounts' data and the notification sink,
 //! ready to run calls.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -119,6 +120,8 @@ pub struct Runtime {
     live: RwLock<Live>,
     /// Serialises reloads: each reads the live state, builds the next one and swaps it in.
     reloading: tokio::sync::Mutex<()>,
+    /// The files the last reload of each scope rejected (`None`: the system modules).
+    rejected: RwLock<BTreeMap<Option<String>, Vec<String>>>,
     notifier: Arc<Notifier>,
     policy: Policy,
     health: Health,
@@ -143,6 +146,7 @@ impl Runtime {
                 accounts: Arc::default(),
             }),
             reloading: tokio::sync::Mutex::new(()),
+            rejected: RwLock::default(),
             notifier: Arc::new(Notifier::new(options.sink, options.node)),
             health: Health::new(policy.quarantine.clone()),
             warm: WarmInstances::default(),
@@ -187,12 +191,15 @@ impl Runtime {
             module_errors: rejected.iter().map(ToString::to_string).collect(),
             data: LoadReport::default(),
         };
+        let mut rejections = BTreeMap::from([(None, report.module_errors.clone())]);
         let mut modules = ModuleSet::new(system);
         for account in account_ids(&self.data_dir)? {
             let (registry, errors) = self.load_account_modules(&modules, &live, &account).await;
-            report.module_errors.extend(errors);
+            report.module_errors.extend(errors.iter().cloned());
+            rejections.insert(Some(account.clone()), errors);
             modules = modules.with_account(&account, registry);
         }
+        *self.rejected.write().unwrap_or_else(|e| e.into_inner()) = rejections;
         let (accounts, data) = Accounts::load(&self.data_dir, &modules)?;
         report.data = data;
         self.swap(Live {
@@ -214,6 +221,10 @@ impl Runtime {
         let (registry, module_errors) = self
             .load_account_modules(&live.modules, &live, account_id)
             .await;
+        self.rejected
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(Some(account_id.to_string()), module_errors.clone());
         let modules = live.modules.with_account(account_id, registry);
         let (accounts, data) = live.accounts.with_account_reloaded(
             &self.data_dir,
@@ -326,6 +337,16 @@ impl Runtime {
         let ids = live.modules.ids();
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
         self.warm.keep_only(&ids);
+    }
+
+    /// The module files the last reloads rejected, each with the account whose module directory
+    /// it is in (`None` for the system's), in order.
+    pub fn rejected_modules(&self) -> Vec<(Option<String>, String)> {
+        let rejected = self.rejected.read().unwrap_or_else(|e| e.into_inner());
+        rejected
+            .iter()
+            .flat_map(|(scope, errors)| errors.iter().map(|e| (scope.clone(), e.clone())))
+            .collect()
     }
 
     /// The modules now (a call keeps the set it started with).

@@ -295,6 +295,10 @@ fn module_check_says_precisely_what_is_wrong() {
             "built against cfhost:callflow@1.0.0, which this host (speaking @0.2.1) cannot run",
         ),
         (garbage.clone(), "not a WebAssembly component"),
+        (
+            built.join("bad_name.wasm"),
+            "the module describes itself as `../escape`: a module name is made of letters",
+        ),
         (dir.path().join("missing.wasm"), "cannot read"),
     ];
     for (file, expected) in cases {

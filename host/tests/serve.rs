@@ -780,11 +780,36 @@ fn modules_dropped_into_the_module_directory_are_picked_up_replaced_and_removed_
     );
     assert_eq!(version().as_deref(), Some("1.0.0"));
     assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v1");
+    // The operator sees why, over the API and in the metrics.
+    let rejected = || request(&server, "GET", "/v1/modules/rejected", Some(OPERATOR), None).1;
+    let listed = rejected();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["scope"], "system");
+    let error = listed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("versioned.wasm: not a WebAssembly component"),
+        "{error}"
+    );
+    let path = "/v1/modules/rejected";
+    assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 403);
+    let gauge = || {
+        let (_, metrics) = request(&server, "GET", "/metrics", Some(OPERATOR), None);
+        let text = metrics.as_str().unwrap().to_string();
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix("cfhost_modules_rejected ")
+                    .map(str::to_string)
+            })
+            .unwrap()
+    };
+    assert_eq!(gauge(), "1");
 
     // Replaced.
     std::fs::write(&file, built("versioned_v2")).unwrap();
     server.wait_until("v2 is loaded", || version().as_deref() == Some("2.0.0"));
     assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v2");
+    assert_eq!(rejected(), json!([]));
+    assert_eq!(gauge(), "0");
 
     // Removed.
     std::fs::remove_file(&file).unwrap();

@@ -12,10 +12,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState, is_plain_name};
+use super::{ApiError, ApiState};
 use crate::accounts::check_callflow;
 use crate::callflow::CallflowError;
-use crate::files::write_atomically;
+use crate::files::{is_plain_name, write_atomically};
 
 /// The stored document.
 pub async fn get(

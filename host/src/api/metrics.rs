@@ -44,6 +44,8 @@ pub struct Snapshot<'a> {
     pub notifications_published: u64,
     /// Undelivered notifications in the AMQP outbox, when there is one.
     pub outbox: Option<usize>,
+    /// Module files the last reloads rejected.
+    pub rejected_modules: usize,
 }
 
 /// The Prometheus text of `snapshot`.
@@ -76,6 +78,14 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     let seconds = *calls.seconds.lock().unwrap_or_else(|e| e.into_inner());
     let _ = writeln!(out, "cfhost_call_duration_seconds_sum {seconds}");
     let _ = writeln!(out, "cfhost_call_duration_seconds_count {}", ok + failed);
+
+    family(
+        &mut out,
+        "cfhost_modules_rejected",
+        "gauge",
+        "Module files the last reloads rejected (GET /v1/modules/rejected says why).",
+    );
+    let _ = writeln!(out, "cfhost_modules_rejected {}", snapshot.rejected_modules);
 
     let counters = snapshot.health.counters();
     let per_module =

@@ -5,6 +5,7 @@
 //! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
 //! | `GET /v1/modules` | any valid token | the loaded modules ([`modules`]) |
+//! | `GET /v1/modules/rejected` | operator | module files the last reloads rejected, and why |
 //! | `GET /v1/accounts/{account_id}/modules` | operator, the account | the same, as the account may use them, with its own |
 //! | `PUT`, `DELETE /v1/accounts/{account_id}/modules/{name}` | operator, the account | the account's own modules ([`modules`]) |
 //! | `GET /healthz` | anyone | the process is up |
@@ -39,6 +40,7 @@ pub use auth::{Access, Tokens};
 pub use capture::CaptureSink;
 use metrics::CallMetrics;
 
+use crate::files::is_plain_name;
 use crate::notify::AmqpSink;
 use crate::runtime::Runtime;
 
@@ -92,6 +94,18 @@ impl ApiState {
         }
     }
 
+    /// Refuses a request without the operator's token.
+    fn authorize_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.tokens.access(headers) {
+            Access::Operator => Ok(()),
+            Access::None => Err(ApiError::unauthorized()),
+            Access::Account(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this is for the operator's token",
+            )),
+        }
+    }
+
     /// Refuses a request whose token does not cover `account`.
     fn authorize(&self, headers: &HeaderMap, account: &str) -> Result<(), ApiError> {
         match self.tokens.access(headers) {
@@ -103,14 +117,6 @@ impl ApiState {
             )),
         }
     }
-}
-
-/// Whether `name` can name a file in the data directory: letters, digits, `-` and `_` only.
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// An error answer: its status and `{"error": message}`, with more fields when they help.
@@ -171,6 +177,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .delete(callflows::delete),
         )
         .route("/v1/modules", get(modules::list))
+        .route("/v1/modules/rejected", get(modules::rejected))
         .route(
             "/v1/accounts/{account_id}/modules",
             get(modules::for_account),
@@ -199,21 +206,13 @@ async fn metrics(
     axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    match state.tokens.access(&headers) {
-        Access::Operator => {}
-        Access::None => return Err(ApiError::unauthorized()),
-        Access::Account(_) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "metrics are for the operator's token",
-            ));
-        }
-    }
+    state.authorize_operator(&headers)?;
     let snapshot = metrics::Snapshot {
         calls: &state.calls,
         health: state.runtime.health(),
         notifications_published: state.capture.published(),
         outbox: state.amqp.as_ref().map(|amqp| amqp.outbox().len()),
+        rejected_modules: state.runtime.rejected_modules().len(),
     };
     let text = metrics::render(&snapshot);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

@@ -9,6 +9,7 @@
 //!   system module's name), stored atomically as `accounts/<account_id>/modules/<name>.wasm`,
 //!   and live for the calls that start next. A rejected upload changes nothing.
 //! - `DELETE /v1/accounts/{account_id}/modules/{name}`: removes it; calls in flight keep it.
+//! - `GET /v1/modules/rejected` (operator): the module files the last reloads rejected.
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Access, ApiError, ApiState, is_plain_name};
+use super::{Access, ApiError, ApiState};
+use crate::files::is_plain_name;
 use crate::policy::capability_name;
 use crate::registry::LoadedModule;
 use crate::runtime::InstallError;
@@ -35,6 +37,25 @@ pub async fn list(
     Ok(Json(Value::Array(
         modules.system().modules().map(|m| describe(m)).collect(),
     )))
+}
+
+/// The module files the last reloads rejected (operator only), with why; where a previous
+/// version keeps serving, the error says so.
+pub async fn rejected(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize_operator(&headers)?;
+    let rejected = state
+        .runtime
+        .rejected_modules()
+        .into_iter()
+        .map(|(account, error)| {
+            let scope =
+                account.map_or_else(|| json!("system"), |account| json!({"account": account}));
+            json!({"scope": scope, "error": error})
+        });
+    Ok(Json(Value::Array(rejected.collect())))
 }
 
 /// Every module `account_id`'s callflows can use.

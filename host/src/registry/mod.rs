@@ -18,6 +18,7 @@ pub use set::{ModuleSet, ModuleView};
 
 use crate::bindings::{CallflowModulePre, Capability, Description};
 use crate::engine::{Provenance, Sandbox};
+use crate::files::is_plain_name;
 use crate::imports::InstanceState;
 use crate::policy::{Lifecycle, Limits, Policy, capability_name};
 
@@ -125,6 +126,11 @@ pub enum ModuleError {
     },
     #[error("{origin}: `describe` failed: {reason}")]
     Describe { origin: String, reason: String },
+    #[error(
+        "{origin}: the module describes itself as `{name}`: a module name is made of letters, \
+         digits, `-` and `_`"
+    )]
+    BadName { origin: String, name: String },
     #[error("{origin}: module `{name}` has an invalid data schema: {reason}")]
     Schema {
         origin: String,
@@ -451,6 +457,12 @@ async fn load_one(
         instance.call_describe(&mut store).await
     };
     let description = clock.time(describe).await.map_err(describe_error)?;
+    if !is_plain_name(&description.name) {
+        return Err(ModuleError::BadName {
+            origin,
+            name: description.name,
+        });
+    }
     let missing = match scope {
         Scope::System => policy.grants.missing_for_module(
             &description.name,
