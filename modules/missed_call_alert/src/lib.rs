@@ -2,7 +2,7 @@
 //! `missed_call` notification when the call ended neither bridged nor with a voicemail message.
 //! KAZOO's `cf_missed_call_alert` (kazoo-semantics.md §1), rule for rule.
 
-use cfhost_sdk::notify::{MissedCall, Notification, NotifyField};
+use cfhost_sdk::notify::{MissedCall, Notification};
 use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, HangupInfo, Outcome, log};
 use serde::Deserialize;
 
@@ -72,10 +72,7 @@ impl CallflowModule for MissedCallAlert {
             recipients::MISSED_CALL_ALERT,
             cfhost_sdk::user_emails,
         );
-        let notify = match hangup {
-            Some(info) => NotifyField::Hangup(info),
-            None => NotifyField::Omitted,
-        };
+        let notify = cfhost_sdk::notify::at_hangup(hangup);
         cfhost_sdk::notify::publish(&Notification::MissedCall(MissedCall { to, notify }))
     }
 }
@@ -86,6 +83,7 @@ cfhost_sdk::export_module!(MissedCallAlert);
 mod tests {
     use super::*;
     use cfhost_sdk::CallFlags;
+    use cfhost_sdk::notify::NotifyField;
     use cfhost_sdk::testing::ScriptedCall;
     use serde_json::json;
 

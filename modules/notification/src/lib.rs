@@ -46,10 +46,7 @@ impl CallflowModule for NotificationModule {
         state: Vec<u8>,
     ) -> Result<(), String> {
         let node: Value = cfhost_sdk::termination_state(&state)?;
-        let notify = match hangup {
-            Some(info) => NotifyField::Hangup(info),
-            None => NotifyField::Omitted,
-        };
+        let notify = cfhost_sdk::notify::at_hangup(hangup);
         send(&node, notify)
     }
 }

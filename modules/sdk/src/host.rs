@@ -113,6 +113,12 @@ pub mod notify {
     use crate::bindings::cfhost::callflow::notify as wit;
     pub use wit::{CfNotification, MissedCall, Notification, NotifyField};
 
+    /// KAZOO's `Notify` of a notification sent by a termination callback: the call's hangup
+    /// info, omitted when the host ended the call itself (no hangup info).
+    pub fn at_hangup(hangup: Option<crate::HangupInfo>) -> NotifyField {
+        hangup.map_or(NotifyField::Omitted, NotifyField::Hangup)
+    }
+
     /// Publishes a notification; it is accepted by the sink when this returns `Ok`.
     pub fn publish(notification: &Notification) -> Result<(), String> {
         dispatch!(wit::publish(notification), |call| {
