@@ -309,3 +309,21 @@ fn module_check_says_precisely_what_is_wrong() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn a_module_directory_that_is_not_there_is_an_error() {
+    let out = simulate(&[
+        "--data",
+        "examples/data",
+        "--scenario",
+        "examples/scenarios.json",
+        "--modules",
+        "no/such/dir",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--modules no/such/dir: not a directory"),
+        "{stderr}"
+    );
+}

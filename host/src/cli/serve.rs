@@ -75,6 +75,11 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let mut host = HostOptions::new(&data, capture.clone());
     host.policy = policy;
     host.engine = config.engine_settings();
+    if let Some(dir) = &modules_dir {
+        // Created, so that modules can be dropped in once it runs.
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the module directory {}", dir.display()))?;
+    }
     host.modules_dir = modules_dir;
     let (runtime, report) = Runtime::start(host).await?;
     let runtime = Arc::new(runtime);

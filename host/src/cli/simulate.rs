@@ -50,6 +50,11 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let mut host = HostOptions::new(&options.data, sink);
     host.policy = policy;
     host.engine = engine;
+    if let Some(dir) = &options.modules
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--modules {}: not a directory", dir.display());
+    }
     host.modules_dir = options.modules.clone();
     let (runtime, report) = Runtime::start(host).await?;
     let mut problems = report.module_errors.len() + report.data.errors.len();
