@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 
 use crate::runtime::{Runtime, StartReport};
@@ -62,7 +63,9 @@ pub fn watch(runtime: Arc<Runtime>) -> Result<ModuleWatch, WatchError> {
         move |path: &Path| change_for(path, &accounts_dir, modules_dir.as_deref())
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        if let Ok(event) = event
+            && changes_content(event.kind)
+        {
             for change in event.paths.iter().filter_map(|path| classify(path)) {
                 let _ = events.send(change);
             }
@@ -122,6 +125,18 @@ fn log_report(what: &str, report: &StartReport) {
     tracing::info!("reloaded {what}");
 }
 
+/// Whether an event can change what a reload reads: files created, written, renamed or
+/// removed. Reads (a reload's own among them) and metadata changes cannot, and must not start
+/// another reload.
+fn changes_content(kind: EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(modify) => !matches!(modify, ModifyKind::Metadata(_)),
+        EventKind::Access(access) => access == AccessKind::Close(AccessMode::Write),
+        EventKind::Other => false,
+    }
+}
+
 /// What a change at `path` reloads, if anything.
 fn change_for(path: &Path, accounts_dir: &Path, modules_dir: Option<&Path>) -> Option<Change> {
     if let Some(dir) = modules_dir
@@ -143,6 +158,32 @@ fn canonical(dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_writes_renames_and_removals_start_a_reload() {
+        use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind, RenameMode};
+        assert!(changes_content(EventKind::Create(CreateKind::File)));
+        assert!(changes_content(EventKind::Remove(RemoveKind::File)));
+        assert!(changes_content(EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(changes_content(EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(changes_content(EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!changes_content(EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!changes_content(EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!changes_content(EventKind::Access(AccessKind::Read)));
+        assert!(!changes_content(EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::AccessTime
+        ))));
+    }
 
     #[test]
     fn changes_map_to_what_they_reload() {

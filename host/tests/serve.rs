@@ -761,6 +761,12 @@ fn modules_dropped_into_the_module_directory_are_picked_up_replaced_and_removed_
     // Dropped in (written in place, as `cp` does).
     std::fs::write(&file, built("versioned_v1")).unwrap();
     server.wait_until("v1 is loaded", || version().as_deref() == Some("1.0.0"));
+    // A reload reads the directories it watches: that must not start another one.
+    let reloads = || server.log().matches("reloaded").count();
+    std::thread::sleep(Duration::from_secs(1));
+    let settled = reloads();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(reloads(), settled, "reloads keep coming:\n{}", server.log());
     put_versioned_callflow(&server, "acme-notify");
     assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v1");
 
