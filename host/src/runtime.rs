@@ -194,7 +194,10 @@ impl Runtime {
         let mut rejections = BTreeMap::from([(None, report.module_errors.clone())]);
         let mut modules = ModuleSet::new(system);
         for account in account_ids(&self.data_dir)? {
-            let (registry, errors) = self.load_account_modules(&modules, &live, &account).await;
+            let previous = live.modules.account(&account).cloned().unwrap_or_default();
+            let (registry, errors) = self
+                .load_account_modules(modules.system(), &previous, &account)
+                .await;
             report.module_errors.extend(errors.iter().cloned());
             rejections.insert(Some(account.clone()), errors);
             modules = modules.with_account(&account, registry);
@@ -218,8 +221,25 @@ impl Runtime {
 
     async fn reload_account_modules_locked(&self, account_id: &str) -> StartReport {
         let live = self.live();
+        let previous = live
+            .modules
+            .account(account_id)
+            .cloned()
+            .unwrap_or_default();
+        self.reload_account_modules_over(account_id, &live, &previous)
+            .await
+    }
+
+    /// Reloads `account_id`'s modules over `previous` (what a file that did not change keeps),
+    /// then its documents.
+    async fn reload_account_modules_over(
+        &self,
+        account_id: &str,
+        live: &Live,
+        previous: &Registry,
+    ) -> StartReport {
         let (registry, module_errors) = self
-            .load_account_modules(&live.modules, &live, account_id)
+            .load_account_modules(live.modules.system(), previous, account_id)
             .await;
         self.rejected
             .write()
@@ -274,7 +294,17 @@ impl Runtime {
             });
         }
         write_atomically(&path, &source.bytes)?;
-        let report = self.reload_account_modules_locked(account_id).await;
+        // The stored file is the module just checked: the reload keeps it instead of loading
+        // it again.
+        let previous = live
+            .modules
+            .account(account_id)
+            .cloned()
+            .unwrap_or_default()
+            .with(Arc::new(checked));
+        let report = self
+            .reload_account_modules_over(account_id, &live, &previous)
+            .await;
         let installed = self
             .modules()
             .view(account_id)
@@ -301,11 +331,12 @@ impl Runtime {
         }
     }
 
-    /// `account_id`'s modules loaded from its directory, over what `live` has loaded of them.
+    /// `account_id`'s modules loaded from its directory next to the `system` modules, keeping
+    /// those of `previous` whose files did not change.
     async fn load_account_modules(
         &self,
-        modules: &ModuleSet,
-        live: &Live,
+        system: &Registry,
+        previous: &Registry,
         account_id: &str,
     ) -> (Registry, Vec<String>) {
         let dir = account_modules_dir(&self.data_dir, account_id);
@@ -315,15 +346,10 @@ impl Runtime {
         };
         let scope = Scope::Account {
             id: account_id,
-            system: modules.system(),
+            system,
         };
-        let previous = live
-            .modules
-            .account(account_id)
-            .cloned()
-            .unwrap_or_default();
         let (registry, rejected) =
-            Registry::load(&self.sandbox, &self.policy, scope, sources, &previous).await;
+            Registry::load(&self.sandbox, &self.policy, scope, sources, previous).await;
         (registry, rejected.iter().map(ToString::to_string).collect())
     }
 

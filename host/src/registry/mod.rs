@@ -391,6 +391,12 @@ impl Registry {
         load_one(sandbox, policy, scope, source, digest).await
     }
 
+    /// This registry with `module` added (replacing one of the same name).
+    pub fn with(mut self, module: Arc<LoadedModule>) -> Registry {
+        self.modules.insert(module.name.to_string(), module);
+        self
+    }
+
     /// The loaded modules, by name.
     pub fn modules(&self) -> impl Iterator<Item = &Arc<LoadedModule>> {
         self.modules.values()
