@@ -270,23 +270,14 @@ async fn a_pooled_system_module_is_never_reused_across_versions() {
 #[tokio::test]
 async fn an_unchanged_file_keeps_its_loaded_module() {
     let host = host_with_acme_module().await;
-    let before = host
-        .runtime()
-        .modules()
-        .view("acme")
-        .get("versioned")
-        .unwrap()
-        .id();
+    let loaded_id = || {
+        let modules = host.runtime().modules();
+        modules.view("acme").get("versioned").unwrap().id()
+    };
+    let before = loaded_id();
     host.runtime().reload_system_modules().await.unwrap();
     host.runtime().reload_account_modules("acme").await;
-    let after = host
-        .runtime()
-        .modules()
-        .view("acme")
-        .get("versioned")
-        .unwrap()
-        .id();
-    assert_eq!(before, after);
+    assert_eq!(before, loaded_id());
 }
 
 #[tokio::test]
