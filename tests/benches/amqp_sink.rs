@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cfhost::notify::amqp::declare_exchange;
-use cfhost::notify::{AmqpSink, OutboundNotification, Outbox, Sink};
+use cfhost_core::notify::amqp::declare_exchange;
+use cfhost_core::notify::{AmqpSink, OutboundNotification, Outbox, Sink};
 use cfhost_tests::broker::Broker;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};

@@ -4,14 +4,19 @@
 
 use cfhost_sdk::notify::{MissedCall, Notification};
 use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, HangupInfo, Outcome, log};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 struct MissedCallAlert;
 
-/// The part of the node data the callback needs; it is also the registered state.
-#[derive(Deserialize)]
+/// Email recipients when an inbound call ends unanswered and without a voicemail message.
+/// The node data is also the registered callback state.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(title = "missed_call_alert")]
 struct Data {
+    /// Email addresses, user ids, or both; none means the template's own recipients.
     #[serde(default)]
+    #[schemars(with = "Vec<recipients::Recipient>")]
     recipients: Vec<serde_json::Value>,
 }
 
@@ -82,6 +87,14 @@ cfhost_sdk::export_module!(MissedCallAlert);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_file_is_the_data_types_schema() {
+        cfhost_sdk::testing::check_schema_file::<Data>(
+            env!("CARGO_MANIFEST_DIR"),
+            "src/schema.json",
+        );
+    }
     use cfhost_sdk::CallFlags;
     use cfhost_sdk::notify::NotifyField;
     use cfhost_sdk::testing::ScriptedCall;

@@ -4,9 +4,37 @@
 
 use cfhost_sdk::notify::{CfNotification, Notification, NotifyField};
 use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, HangupInfo, Outcome, log};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::Value;
 
 struct NotificationModule;
+
+/// Send an account-defined notification template, now or when the call ends. The node data
+/// is also the registered callback state.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(title = "notification")]
+struct Data {
+    /// Email addresses, user ids, or both; none means the template's own recipients.
+    #[serde(default)]
+    #[schemars(with = "Vec<recipients::Recipient>")]
+    recipients: Vec<Value>,
+    /// `channel_destroy` (the default, also when empty): when the call ends; `callflow_exec`:
+    /// now. Any other value sends nothing.
+    #[serde(default = "default_send_at")]
+    send_at: String,
+    /// The account's notification template; without it nothing is sent.
+    template_id: Option<String>,
+    /// Text passed to the template as `call.comments` (any JSON, copied as it is).
+    comments: Option<Value>,
+    /// Media to notify with, e.g. `["email", "sms"]` (copied as it is).
+    #[schemars(with = "Option<Vec<String>>")]
+    notification_media: Option<Value>,
+}
+
+fn default_send_at() -> String {
+    "channel_destroy".to_string()
+}
 
 impl CallflowModule for NotificationModule {
     fn describe() -> Description {
@@ -25,8 +53,9 @@ impl CallflowModule for NotificationModule {
     }
 
     fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
-        let node: Value = cfhost_sdk::parse_data(data)?;
-        match non_empty_str(&node, "send_at").unwrap_or("channel_destroy") {
+        let node: Data = cfhost_sdk::parse_data(data)?;
+        let send_at = Some(node.send_at.as_str()).filter(|s| !s.is_empty());
+        match send_at.unwrap_or("channel_destroy") {
             "channel_destroy" => {
                 if let Err(e) = cfhost_sdk::register_termination_raw(data.as_bytes()) {
                     log::error(&format!(
@@ -45,7 +74,7 @@ impl CallflowModule for NotificationModule {
         hangup: Option<HangupInfo>,
         state: Vec<u8>,
     ) -> Result<(), String> {
-        let node: Value = cfhost_sdk::termination_state(&state)?;
+        let node: Data = cfhost_sdk::termination_state(&state)?;
         let notify = cfhost_sdk::notify::at_hangup(hangup);
         send(&node, notify)
     }
@@ -53,35 +82,36 @@ impl CallflowModule for NotificationModule {
 
 /// Publishes the notification the node describes; without a `template_id`, logs and sends
 /// nothing. The call flags are not checked: they are reported by the host.
-fn send(node: &Value, notify: NotifyField) -> Result<(), String> {
-    let Some(template_id) = non_empty_str(node, "template_id") else {
+fn send(node: &Data, notify: NotifyField) -> Result<(), String> {
+    let Some(template_id) = node.template_id.as_deref().filter(|s| !s.is_empty()) else {
         log::info("no template_id: no notification sent");
         return Ok(());
     };
-    let recipients = node
-        .get("recipients")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let to = recipients::resolve(
-        recipients,
+        &node.recipients,
         recipients::NOTIFICATION,
         cfhost_sdk::user_emails,
     );
-    let raw = |key: &str| node.get(key).map(Value::to_string);
     cfhost_sdk::notify::publish(&Notification::CfNotification(CfNotification {
         template_id: template_id.to_string(),
         to,
         notify,
-        comments: raw("comments"),
-        notification_media: raw("notification_media"),
+        comments: node.comments.as_ref().map(Value::to_string),
+        notification_media: node.notification_media.as_ref().map(Value::to_string),
     }))
 }
 
-fn non_empty_str<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
-    node.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
 cfhost_sdk::export_module!(NotificationModule);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_file_is_the_data_types_schema() {
+        cfhost_sdk::testing::check_schema_file::<Data>(
+            env!("CARGO_MANIFEST_DIR"),
+            "src/schema.json",
+        );
+    }
+}

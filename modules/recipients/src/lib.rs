@@ -9,7 +9,37 @@
 //!
 //! The two modules differ in two details, captured by [`Rules`].
 
+use schemars::JsonSchema;
 use serde_json::Value;
+
+/// The schema of one recipient, as the modules' data schemas declare it. Resolving is more
+/// lenient than the schema (KAZOO skips what it cannot use), so the recipients themselves are
+/// read as JSON values.
+#[derive(JsonSchema)]
+#[allow(dead_code, reason = "a schema, never built")]
+pub struct Recipient {
+    r#type: RecipientType,
+    /// An email address or user id, or a list of them, per `type`.
+    id: OneOrMany,
+}
+
+/// What a recipient's `id` names.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a schema, never built")]
+enum RecipientType {
+    User,
+    Email,
+}
+
+/// One id, or a list of them.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "a schema, never built")]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
 
 /// How the two KAZOO modules differ.
 #[derive(Debug, Clone, Copy)]

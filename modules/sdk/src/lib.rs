@@ -118,6 +118,16 @@ pub fn schema_for<T: schemars::JsonSchema>() -> String {
     schemars::schema_for!(T).as_value().to_string()
 }
 
+/// `T`'s JSON Schema as a schema file holds it: pretty-printed, with a final newline. A module
+/// may commit this file and embed it with `include_str!`, checked in a test by
+/// [`testing::check_schema_file`], so that the component does not carry the generator.
+pub fn schema_file_text<T: schemars::JsonSchema>() -> String {
+    let schema = schemars::schema_for!(T);
+    let mut text = serde_json::to_string_pretty(schema.as_value()).expect("a schema serializes");
+    text.push('\n');
+    text
+}
+
 /// Builds a [`Description`] whose data schema is `T`'s ([`schema_for`]).
 pub fn description_for<T: schemars::JsonSchema>(
     name: &str,

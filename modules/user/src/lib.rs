@@ -4,22 +4,42 @@
 
 use cfhost_sdk::call_control::{self, BridgeRequest, BridgeResult, RingStrategy};
 use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 struct User;
 
-#[derive(Deserialize)]
+/// Ring a user's endpoints.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(title = "user")]
 struct Data {
+    /// The user to ring.
     id: Option<String>,
+    /// Seconds to ring.
     #[serde(default = "default_timeout")]
     timeout: u32,
+    /// Seconds to wait before ringing.
     #[serde(default)]
     delay: u32,
     #[serde(default)]
     strategy: Strategy,
+    // KAZOO's other keys of `user`: accepted and checked for their type, not acted on.
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    can_call_self: Option<bool>,
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    can_text_self: Option<bool>,
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    fail_on_single_reject: Option<bool>,
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    suppress_clid: Option<bool>,
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    static_invite: Option<String>,
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    custom_sip_headers: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-#[derive(Deserialize, Default)]
+/// How the endpoints are rung: all at once, or one after another.
+#[derive(Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 enum Strategy {
     #[default]
@@ -83,3 +103,16 @@ impl CallflowModule for User {
 }
 
 cfhost_sdk::export_module!(User);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_file_is_the_data_types_schema() {
+        cfhost_sdk::testing::check_schema_file::<Data>(
+            env!("CARGO_MANIFEST_DIR"),
+            "src/schema.json",
+        );
+    }
+}

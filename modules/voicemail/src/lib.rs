@@ -4,16 +4,35 @@
 
 use cfhost_sdk::call_control::{self, RecordResult};
 use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 struct Voicemail;
 
-#[derive(Deserialize)]
+/// Leave a message in a voicemail box.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(title = "voicemail")]
 struct Data {
+    /// The voicemail box.
     id: Option<String>,
-    action: Option<String>,
+    /// `compose` (the default) records a message; any other action continues.
+    #[serde(default = "default_action")]
+    action: String,
+    /// The longest message, in seconds.
     #[serde(default = "default_max_length")]
+    #[schemars(range(min = 1))]
     max_message_length: u32,
+    // KAZOO's other keys of `voicemail`: accepted and checked for their type, not acted on.
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    callerid_match_login: Option<bool>,
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    interdigit_timeout: Option<u32>,
+    #[allow(dead_code, reason = "read only so that its type is checked")]
+    single_mailbox_login: Option<bool>,
+}
+
+fn default_action() -> String {
+    "compose".to_string()
 }
 
 fn default_max_length() -> u32 {
@@ -33,7 +52,7 @@ impl CallflowModule for Voicemail {
 
     fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
         let data: Data = cfhost_sdk::parse_data(data)?;
-        let action = data.action.as_deref().unwrap_or("compose");
+        let action = data.action.as_str();
         if action != "compose" {
             log::info(&format!(
                 "voicemail action {action:?} is not handled: continuing"
@@ -63,3 +82,16 @@ impl CallflowModule for Voicemail {
 }
 
 cfhost_sdk::export_module!(Voicemail);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_file_is_the_data_types_schema() {
+        cfhost_sdk::testing::check_schema_file::<Data>(
+            env!("CARGO_MANIFEST_DIR"),
+            "src/schema.json",
+        );
+    }
+}

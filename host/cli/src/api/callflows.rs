@@ -1,0 +1,96 @@
+//! `GET | PUT | DELETE /v1/accounts/{account_id}/callflows/{id}`: an account's callflow
+//! documents, as KAZOO's crossbar keeps them. A document is validated on write as loading
+//! would (shape, then every node's data against its module's schema; a 400 names the node's
+//! JSON path and the module), written atomically to
+//! `<data>/accounts/<account_id>/callflows/<id>.json`, and live for the calls that start next.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState};
+use cfhost_core::accounts::check_callflow;
+use cfhost_core::callflow::CallflowError;
+use cfhost_core::files::{is_plain_name, write_atomically};
+
+/// The stored document.
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, &account_id)?;
+    let file = document_file(&state, &account_id, &id)?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`")))?;
+    let document = serde_json::from_str(&text)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(document))
+}
+
+/// Validates and stores a document; answers with it and any warnings (unknown modules).
+pub async fn put(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(document): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, &account_id)?;
+    let file = document_file(&state, &account_id, &id)?;
+    let text = serde_json::to_string_pretty(&document)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let _writing = state.writes.lock().await;
+    let modules = state.runtime.modules();
+    let warnings: Vec<String> = check_callflow(&file, &text, modules.view(&account_id))
+        .map_err(invalid_callflow)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    write_atomically(&file, text.as_bytes())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    state.runtime.reload_account(&account_id).await;
+    Ok(Json(
+        json!({"id": id, "document": document, "warnings": warnings}),
+    ))
+}
+
+/// Removes a document.
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    state.authorize(&headers, &account_id)?;
+    let file = document_file(&state, &account_id, &id)?;
+    let _writing = state.writes.lock().await;
+    std::fs::remove_file(&file)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`")))?;
+    state.runtime.reload_account(&account_id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where the document lives, once the account exists and `id` is a plain name.
+fn document_file(state: &ApiState, account_id: &str, id: &str) -> Result<PathBuf, ApiError> {
+    if !is_plain_name(id) {
+        return Err(ApiError::bad_request(
+            "a callflow id is made of letters, digits, `-` and `_`",
+        ));
+    }
+    state.existing_account(account_id)?;
+    let dir = state.runtime.data_dir().join("accounts").join(account_id);
+    Ok(dir.join("callflows").join(format!("{id}.json")))
+}
+
+/// A 400 naming what is wrong and where.
+fn invalid_callflow(error: CallflowError) -> ApiError {
+    let (path, module) = match &error {
+        CallflowError::Data { path, module, .. } => (Some(path.clone()), Some(module.clone())),
+        CallflowError::Shape { path, .. } => (Some(path.clone()), None),
+        _ => (None, None),
+    };
+    ApiError::bad_request(error.to_string()).with_details(json!({"path": path, "module": module}))
+}

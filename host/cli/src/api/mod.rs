@@ -1,0 +1,275 @@
+//! The HTTP API of `cfhost serve` (JSON in and out):
+//!
+//! | method and path | who | what |
+//! |---|---|---|
+//! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
+//! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
+//! | `GET /v1/modules` | any valid token | the loaded modules ([`modules`]) |
+//! | `GET /v1/modules/rejected` | operator | module files the last reloads rejected, and why |
+//! | `GET /v1/accounts/{account_id}/modules` | operator, the account | the same, as the account may use them, with its own |
+//! | `PUT`, `DELETE /v1/accounts/{account_id}/modules/{name}` | operator, the account | the account's own modules ([`modules`]) |
+//! | `GET /healthz` | anyone | the process is up |
+//! | `GET /readyz` | anyone | it takes calls (503 once shutting down) |
+//! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
+//!
+//! Errors are `{"error": "..."}` with a status that says whose fault it is. Tokens: [`auth`].
+//!
+//! Shutdown ([`serve`]): once the signal comes, `/readyz` says 503 and new calls are refused;
+//! calls in flight, with their termination callbacks, finish (up to a deadline); then the
+//! notification outbox is flushed.
+
+pub mod auth;
+mod callflows;
+mod calls;
+mod capture;
+pub mod metrics;
+mod modules;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+
+pub use auth::{Access, Tokens};
+pub use capture::CaptureSink;
+use metrics::CallMetrics;
+
+use cfhost_core::files::is_plain_name;
+use cfhost_core::notify::AmqpSink;
+use cfhost_core::runtime::Runtime;
+
+/// Everything the handlers share.
+pub struct ApiState {
+    pub runtime: Arc<Runtime>,
+    pub tokens: Tokens,
+    /// The sink the runtime publishes to.
+    pub capture: Arc<CaptureSink>,
+    /// The AMQP sink behind it, if notifications go to a broker.
+    pub amqp: Option<Arc<AmqpSink>>,
+    calls: CallMetrics,
+    accepting: AtomicBool,
+    /// Serialises document writes with the reload that follows each.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl ApiState {
+    /// State for a started runtime publishing through `capture`.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        tokens: Tokens,
+        capture: Arc<CaptureSink>,
+        amqp: Option<Arc<AmqpSink>>,
+    ) -> Self {
+        ApiState {
+            runtime,
+            tokens,
+            capture,
+            amqp,
+            calls: CallMetrics::default(),
+            accepting: AtomicBool::new(true),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Whether new calls are taken (false once shutting down).
+    pub fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
+    /// A 404 unless `account_id` is a plain name of an existing account.
+    fn existing_account(&self, account_id: &str) -> Result<(), ApiError> {
+        if is_plain_name(account_id) && self.runtime.accounts().get(account_id).is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("account `{account_id}` does not exist"),
+            ))
+        }
+    }
+
+    /// Refuses a request without the operator's token.
+    fn authorize_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.tokens.access(headers) {
+            Access::Operator => Ok(()),
+            Access::None => Err(ApiError::unauthorized()),
+            Access::Account(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this is for the operator's token",
+            )),
+        }
+    }
+
+    /// Refuses a request whose token does not cover `account`.
+    fn authorize(&self, headers: &HeaderMap, account: &str) -> Result<(), ApiError> {
+        match self.tokens.access(headers) {
+            access if access.allows(account) => Ok(()),
+            Access::None => Err(ApiError::unauthorized()),
+            _ => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("this token does not give access to account `{account}`"),
+            )),
+        }
+    }
+}
+
+/// An error answer: its status and `{"error": message}`, with more fields when they help.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Adds the fields of `details` (an object) to the answer.
+    fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a valid `Authorization: Bearer <token>` header is required",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({"error": self.message});
+        if let (Some(serde_json::Value::Object(details)), Some(object)) =
+            (self.details, body.as_object_mut())
+        {
+            object.extend(details);
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/accounts/{account_id}/calls", post(calls::run))
+        .route(
+            "/v1/accounts/{account_id}/callflows/{id}",
+            get(callflows::get)
+                .put(callflows::put)
+                .delete(callflows::delete),
+        )
+        .route("/v1/modules", get(modules::list))
+        .route("/v1/modules/rejected", get(modules::rejected))
+        .route(
+            "/v1/accounts/{account_id}/modules",
+            get(modules::for_account),
+        )
+        .route(
+            "/v1/accounts/{account_id}/modules/{name}",
+            put(modules::install)
+                .delete(modules::remove)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<Arc<ApiState>>) -> Response {
+    if state.accepting() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize_operator(&headers)?;
+    let snapshot = metrics::Snapshot {
+        calls: &state.calls,
+        health: state.runtime.health(),
+        notifications_published: state.capture.published(),
+        outbox: state.amqp.as_ref().map(|amqp| amqp.outbox().len()),
+        rejected_modules: state.runtime.rejected_modules().len(),
+    };
+    let text = metrics::render(&snapshot);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Calls still running when the deadline passed (0 when all finished).
+    pub calls_cut_off: u64,
+    /// Notifications the broker had not confirmed when the flush gave up (they stay in the
+    /// outbox for the next start).
+    pub unconfirmed: usize,
+}
+
+/// Serves the API on `listener` until `signal` completes, then stops taking calls, lets the
+/// calls in flight (and their termination callbacks) finish within `drain`, and flushes the
+/// AMQP outbox within `flush`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    signal: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+    flush: Duration,
+) -> std::io::Result<ShutdownReport> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(Arc::clone(&state));
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .into_future(),
+    );
+    tokio::select! {
+        result = &mut server => {
+            result??;
+            return Ok(ShutdownReport { calls_cut_off: 0, unconfirmed: 0 });
+        }
+        () = signal => {}
+    }
+    state.accepting.store(false, Ordering::Release);
+    tracing::info!("shutting down: no new calls; waiting for the calls in flight");
+    let _ = stop_tx.send(());
+    let deadline = tokio::time::Instant::now() + drain;
+    let _ = tokio::time::timeout_at(deadline, &mut server).await;
+    // Calls outlive their requests (a client that hangs up does not cut a call short).
+    while state.calls.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let calls_cut_off = state.calls.in_flight();
+    let unconfirmed = match &state.amqp {
+        Some(amqp) => amqp.flush(flush).await,
+        None => 0,
+    };
+    Ok(ShutdownReport {
+        calls_cut_off,
+        unconfirmed,
+    })
+}

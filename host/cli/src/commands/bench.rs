@@ -1,0 +1,131 @@
+//! `cfhost bench`: runs [`crate::bench`] and prints its figures as a table or as JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::bench::{BenchOptions, BenchReport, held_calls_peak_rss_mib};
+use crate::config::Flags;
+
+/// The command's arguments.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// A short run with fewer samples, to check that everything works.
+    #[arg(long)]
+    pub quick: bool,
+    /// Configuration file (TOML): its [engine] section sets up the engine measured.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Internal: run the 10,000-call memory workload and print its peak RSS in MiB.
+    #[arg(long, hide = true)]
+    pub rss_child: bool,
+    /// Only run this many seed calls one after another on one thread, with nothing timed
+    /// (a fixed workload for profilers and instruction counts), and print how many alerts
+    /// they published.
+    #[arg(long, value_name = "CALLS")]
+    pub workload: Option<u64>,
+    /// With --workload: the shipped modules' instances are pooled.
+    #[arg(long, requires = "workload")]
+    pub pooled: bool,
+}
+
+pub fn run(options: Options) -> anyhow::Result<ExitCode> {
+    let (config, _) = super::load_config(options.config.as_deref(), Flags::default())?;
+    let engine = config.engine;
+    if options.rss_child {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        println!("{}", runtime.block_on(held_calls_peak_rss_mib(engine))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(calls) = options.workload {
+        println!("{}", crate::bench::workload(engine, calls, options.pooled)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = crate::bench::run(
+        BenchOptions {
+            quick: options.quick,
+            config: options.config,
+        },
+        engine,
+    )?;
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(report: &BenchReport) {
+    println!(
+        "cfhost bench: {} worker threads, instances {}",
+        report.cores, report.allocation
+    );
+    println!();
+    let rows: Vec<(String, String)> = [
+        ("floor_wat_us", format!("{:.2}", report.floor_wat_us)),
+        ("floor_us", format!("{:.2}", report.floor_us)),
+        (
+            "floor_us / floor_wat_us",
+            format!("{:.2}", report.floor_ratio),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .chain(
+        report
+            .node_us
+            .iter()
+            .map(|(module, us)| (format!("node_us[{module}]"), format!("{us:.2}"))),
+    )
+    .chain(
+        [
+            ("instances_per_call", report.instances_per_call.to_string()),
+            ("call_us", format!("{:.1}", report.call_us)),
+            ("call_pooled_us", format!("{:.1}", report.call_pooled_us)),
+            (
+                "calls_per_sec_1core",
+                format!("{:.0}", report.calls_per_sec_1core),
+            ),
+            ("calls_per_sec", format!("{:.0}", report.calls_per_sec)),
+            (
+                "calls_per_sec_pooled",
+                format!("{:.0}", report.calls_per_sec_pooled),
+            ),
+            (
+                "p99_call_us_at_half_load",
+                format!("{:.0}", report.p99_call_us_at_half_load),
+            ),
+            ("rss_10k_mb", report.rss_10k_mb.to_string()),
+            (
+                "cold_start_cached_ms",
+                format!("{:.1}", report.cold_start_cached_ms),
+            ),
+            (
+                "cold_start_uncached_ms",
+                format!("{:.1}", report.cold_start_uncached_ms),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value)),
+    )
+    .collect();
+    for (name, value) in rows {
+        println!("{name:<28} {value:>12}");
+    }
+    println!();
+    for target in &report.targets {
+        let relation = if target.at_least { "≥" } else { "≤" };
+        println!(
+            "{} {:<44} {:>12.1} {relation} {:.1}",
+            if target.met { "met " } else { "MISS" },
+            target.name,
+            target.value,
+            target.limit
+        );
+    }
+}

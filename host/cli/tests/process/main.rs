@@ -1,0 +1,6 @@
+//! The process tests of the `cfhost` binary: each starts `cfhost` itself (`simulate`, `serve`,
+//! `module check`, `new-module`) and talks to it as an operator would.
+
+mod amqp;
+mod cli;
+mod serve;

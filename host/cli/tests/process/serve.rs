@@ -1,0 +1,936 @@
+//! `cfhost serve` as a process: its HTTP API, the auth rules and the shutdown guarantee.
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cfhost_tests::{built_module, free_port, repo_root};
+use serde_json::{Value, json};
+
+const OPERATOR: &str = "operator-secret";
+const ACME: &str = "acme-secret";
+
+/// A running `cfhost serve` on a free port, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    /// What it wrote to stderr so far.
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Takes over a started `cfhost serve`, collecting its stderr.
+    fn attach(mut child: Child, port: u16, dir: tempfile::TempDir) -> Server {
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let collected = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Server {
+            child,
+            port,
+            dir,
+            log,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn modules_dir(&self) -> PathBuf {
+        self.dir.path().join("modules")
+    }
+
+    /// Everything written to stderr so far.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 30 s) until `done` holds.
+    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never: {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The seed accounts, a callflow whose first node spins for a while after registering a
+/// termination callback (`slow`), and the test fixture module, granted what it declares.
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&repo_root().join("examples/data"), &data);
+    let slow = json!({"numbers": ["slow"], "flow": {"module": "test_fixture",
+        "data": {"outcome": "spin", "register": [{"template_id": "after-shutdown"}]}}});
+    std::fs::write(
+        data.join("accounts/acme-missed/callflows/slow.json"),
+        slow.to_string(),
+    )
+    .unwrap();
+    let modules = dir.path().join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    let built = Path::new(cfhost_core::registry::BUILT_MODULES_DIR);
+    std::fs::copy(
+        built.join("test_fixture.wasm"),
+        modules.join("test_fixture.wasm"),
+    )
+    .unwrap();
+    let config = dir.path().join("cfhost.toml");
+    std::fs::write(
+        &config,
+        r#"
+        [limits]
+        handle_deadline_ms = 1500
+        [modules.test_fixture]
+        capabilities = ["call-control", "callbacks", "directory", "notify", "log", "clock"]
+        [accounts.acme-notify.modules.test_fixture]
+        capabilities = ["log"]
+        [modules.versioned]
+        capabilities = ["callbacks", "notify"]
+        [loading]
+        max_wasm_kib = 1024
+        [serve]
+        operator_token = "operator-secret"
+        account_tokens = { acme-missed = "acme-secret" }
+        "#,
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .arg("--modules")
+        .arg(&modules)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--notifications")
+        .arg(dir.path().join("notifications.jsonl"))
+        .env("CFHOST_CACHE_DIR", dir.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cfhost serve starts");
+    let server = Server::attach(child, port, dir);
+    wait_until_up(&server);
+    server
+}
+
+/// Waits until `server` answers `/healthz`.
+fn wait_until_up(server: &Server) {
+    let started = Instant::now();
+    while request(server, "GET", "/healthz", None, None).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and the body (JSON when it parses, else a string).
+/// Status 0 means the connection failed.
+fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    request_to(server.port, method, path, token, body)
+}
+
+/// [`request`] to a port.
+fn request_to(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    send(
+        port,
+        method,
+        path,
+        token,
+        "application/json",
+        body.as_bytes(),
+    )
+}
+
+/// One HTTP/1.1 request with a body of `content_type`.
+fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Value) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, Value::Null);
+    };
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body).is_err() {
+        return (0, Value::Null);
+    }
+    let mut response = String::new();
+    if stream.read_to_string(&mut response).is_err() {
+        return (0, Value::Null);
+    }
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+    (status, body)
+}
+
+fn missed_call() -> Value {
+    json!({"to": "+15554441111", "caller_id_number": "+15550001234",
+        "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}})
+}
+
+#[test]
+fn a_call_through_the_api_answers_with_its_trace_notifications_and_callbacks() {
+    let server = start();
+    let calls = "/v1/accounts/acme-missed/calls";
+    let (status, body) = request(&server, "POST", calls, Some(OPERATOR), Some(&missed_call()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["callflow_id"], "seed_missed_call_alert");
+    let call_id = body["call_id"].as_str().unwrap();
+    assert!(call_id.starts_with("api-"), "{call_id}");
+    let notifications = body["notifications"].as_array().unwrap();
+    assert_eq!(notifications.len(), 1, "{body}");
+    assert_eq!(
+        notifications[0]["routing_key"],
+        "notifications.sip.missed_call"
+    );
+    assert_eq!(notifications[0]["payload"]["Call-ID"], call_id);
+    assert_eq!(
+        body["callbacks"],
+        json!([{"module": "missed_call_alert", "error": null}])
+    );
+    assert!(body["trace"].as_array().unwrap().len() > 5);
+
+    // The same notification went to the configured sink.
+    let file = std::fs::read_to_string(server.dir.path().join("notifications.jsonl")).unwrap();
+    assert!(file.contains(call_id));
+
+    // An answered call alerts nobody.
+    let mut answered = missed_call();
+    answered["behaviour"] = json!({"bridge": "answer"});
+    let (status, body) = request(&server, "POST", calls, Some(ACME), Some(&answered));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["notifications"], json!([]));
+}
+
+#[test]
+fn bad_calls_are_client_errors_that_say_why() {
+    let server = start();
+    let post =
+        |path: &str, body: &Value| request(&server, "POST", path, Some(OPERATOR), Some(body));
+    let (status, body) = post("/v1/accounts/nobody/calls", &missed_call());
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "account `nobody` does not exist");
+    let (status, body) = post("/v1/accounts/acme-missed/calls", &json!({"to": "999"}));
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no callflow for `999`")
+    );
+    let (status, body) = post(
+        "/v1/accounts/acme-missed/calls",
+        &json!({"to": "1", "colour": 2}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{body}"
+    );
+    let (status, body) = post(
+        "/v1/accounts/acme-missed/calls",
+        &json!({"to": "1", "account_id": "acme-notify"}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("account_id:"),
+        "{body}"
+    );
+}
+
+#[test]
+fn tokens_open_only_what_they_cover() {
+    let server = start();
+    let call = missed_call();
+    let post = |account: &str, token: Option<&str>| {
+        let path = format!("/v1/accounts/{account}/calls");
+        request(&server, "POST", &path, token, Some(&call)).0
+    };
+    assert_eq!(
+        post("acme-missed", Some(ACME)),
+        200,
+        "an account's own token"
+    );
+    assert_eq!(post("acme-notify", Some(ACME)), 403, "another account");
+    assert_eq!(post("acme-notify", Some(OPERATOR)), 200, "the operator");
+    assert_eq!(post("acme-missed", None), 401, "no token");
+    assert_eq!(post("acme-missed", Some("guess")), 401, "a wrong token");
+
+    assert_eq!(request(&server, "GET", "/healthz", None, None).0, 200);
+    assert_eq!(request(&server, "GET", "/readyz", None, None).0, 200);
+    assert_eq!(request(&server, "GET", "/metrics", None, None).0, 401);
+    assert_eq!(request(&server, "GET", "/metrics", Some(ACME), None).0, 403);
+    let (status, metrics) = request(&server, "GET", "/metrics", Some(OPERATOR), None);
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("cfhost_calls_total{result=\"ok\"} 2"),
+        "{metrics}"
+    );
+    // acme-missed's seed call registered one callback; acme-notify's sent its notification
+    // while the flow ran.
+    assert!(metrics.contains("cfhost_module_callbacks_total{module=\"missed_call_alert\"} 1"));
+    assert!(
+        metrics.contains("cfhost_notifications_published_total 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
+    let mut server = start();
+    let port = server.port;
+    let in_flight = std::thread::spawn(move || {
+        let slow = json!({"to": "slow"});
+        request_to(
+            port,
+            "POST",
+            "/v1/accounts/acme-missed/calls",
+            Some(OPERATOR),
+            Some(&slow),
+        )
+    });
+    // The slow call spins in its first node for 1.5 s; stop the host while it does.
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let notifications = body["notifications"].as_array().unwrap();
+    assert_eq!(notifications.len(), 1, "{body}");
+    assert_eq!(notifications[0]["payload"]["Template-ID"], "after-shutdown");
+
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+    let file = std::fs::read_to_string(server.dir.path().join("notifications.jsonl")).unwrap();
+    assert!(
+        file.contains("after-shutdown"),
+        "the callback's notification was written"
+    );
+    server.wait_until("the log says it stopped", || {
+        server.log().contains("cfhost serve: stopped")
+    });
+    let stderr = server.log();
+    assert!(
+        !stderr.contains(OPERATOR) && !stderr.contains(ACME),
+        "tokens are never logged"
+    );
+    // New connections are refused once it stopped.
+    assert_eq!(request(&server, "GET", "/healthz", None, None).0, 0);
+}
+
+#[test]
+fn callflows_are_validated_on_write_stored_and_live_for_the_next_call() {
+    let server = start();
+    let path = "/v1/accounts/acme-missed/callflows/reception";
+    let seed: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root()
+                .join("examples/data/accounts/acme-missed/callflows/seed_missed_call_alert.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut reception = seed.clone();
+    reception["numbers"] = json!(["+15557770000"]);
+    let call = json!({"to": "+15557770000", "caller_id_number": "+15550001234",
+        "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}});
+    let calls = "/v1/accounts/acme-missed/calls";
+
+    // Not there yet.
+    assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 404);
+    assert_eq!(
+        request(&server, "POST", calls, Some(ACME), Some(&call)).0,
+        404
+    );
+
+    // A document whose node data breaks the module's schema is refused, naming the place.
+    let mut broken = reception.clone();
+    broken["flow"]["data"]["recipients"] = json!(7);
+    let (status, body) = request(&server, "PUT", path, Some(ACME), Some(&broken));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["path"], "flow");
+    assert_eq!(body["module"], "missed_call_alert");
+    assert!(
+        body["error"].as_str().unwrap().contains("data/recipients"),
+        "{body}"
+    );
+    let file = server
+        .dir
+        .path()
+        .join("data/accounts/acme-missed/callflows/reception.json");
+    assert!(!file.exists(), "a refused document is not stored");
+
+    // A good one is stored and serves the next call.
+    let (status, body) = request(&server, "PUT", path, Some(ACME), Some(&reception));
+    assert_eq!(status, 200, "{body}");
+    assert!(file.exists());
+    let (status, stored) = request(&server, "GET", path, Some(ACME), None);
+    assert_eq!(status, 200);
+    assert_eq!(stored, reception);
+    let (status, body) = request(&server, "POST", calls, Some(ACME), Some(&call));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["callflow_id"], "reception");
+    assert_eq!(body["notifications"].as_array().unwrap().len(), 1);
+
+    // Another account's token cannot read or write it; odd ids are refused.
+    let elsewhere = "/v1/accounts/acme-notify/callflows/reception";
+    assert_eq!(
+        request(&server, "PUT", elsewhere, Some(ACME), Some(&reception)).0,
+        403
+    );
+    assert_eq!(request(&server, "GET", elsewhere, Some(ACME), None).0, 403);
+    let odd = "/v1/accounts/acme-missed/callflows/..%2Fescape";
+    assert_eq!(
+        request(&server, "PUT", odd, Some(OPERATOR), Some(&reception)).0,
+        400
+    );
+    let unknown = "/v1/accounts/nobody/callflows/reception";
+    assert_eq!(
+        request(&server, "PUT", unknown, Some(OPERATOR), Some(&reception)).0,
+        404
+    );
+
+    // Deleted: gone from disk and from the next call.
+    assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 204);
+    assert!(!file.exists());
+    assert_eq!(
+        request(&server, "POST", calls, Some(ACME), Some(&call)).0,
+        404
+    );
+    assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 404);
+}
+
+#[test]
+fn modules_are_listed_with_what_each_account_may_use() {
+    let server = start();
+    assert_eq!(request(&server, "GET", "/v1/modules", None, None).0, 401);
+    let (status, modules) = request(&server, "GET", "/v1/modules", Some(ACME), None);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "missed_call_alert",
+            "notification",
+            "test_fixture",
+            "user",
+            "voicemail"
+        ]
+    );
+    let alert = &modules[0];
+    assert_eq!(
+        alert["capabilities"],
+        json!(["callbacks", "directory", "notify", "log"])
+    );
+    assert_eq!(alert["lifecycle"], json!({"kind": "per-node"}));
+    assert_eq!(alert["data_schema"]["type"], "object");
+
+    let fixture = |account: &str, token: &str| {
+        let path = format!("/v1/accounts/{account}/modules");
+        let (status, modules) = request(&server, "GET", &path, Some(token), None);
+        assert_eq!(status, 200, "{modules}");
+        modules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "test_fixture")
+            .cloned()
+            .unwrap()
+    };
+    let mine = fixture("acme-missed", ACME);
+    assert_eq!(
+        (mine["usable"].clone(), mine["quarantined"].clone()),
+        (json!(true), json!(false))
+    );
+    let theirs = fixture("acme-notify", OPERATOR);
+    assert_eq!(theirs["usable"], false);
+    assert_eq!(theirs["missing_capability"], "call-control");
+    let path = "/v1/accounts/acme-notify/modules";
+    assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 403);
+}
+
+#[test]
+fn an_open_api_stays_on_loopback_and_tokens_come_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |env: &[(&str, &str)], port: u16| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cfhost"));
+        command
+            .args(["serve", "--listen", &format!("0.0.0.0:{port}"), "--data"])
+            .arg(dir.path().join("data"))
+            .env("CFHOST_CACHE_DIR", dir.path().join("cache"))
+            .env_remove("CFHOST_OPERATOR_TOKEN")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let refused = serve(&[], free_port()).wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refusing to serve an open API"), "{stderr}");
+
+    // The token from the flag's variable, or from the `[serve]` key's.
+    for variable in ["CFHOST_OPERATOR_TOKEN", "CFHOST_SERVE__OPERATOR_TOKEN"] {
+        let port = free_port();
+        let child = serve(&[(variable, "from-the-environment")], port);
+        let server = Server::attach(child, port, tempfile::tempdir().unwrap());
+        wait_until_up(&server);
+        let metrics = |token| request(&server, "GET", "/metrics", Some(token), None).0;
+        assert_eq!(metrics("from-the-environment"), 200, "{variable}");
+        assert_eq!(metrics("something-else"), 401, "{variable}");
+    }
+}
+
+/// Callflow `versioned` of an account: the module `versioned` alone, on number `versioned`.
+fn put_versioned_callflow(server: &Server, account: &str) {
+    let document = json!({"numbers": ["versioned"], "flow": {"module": "versioned", "data": {}}});
+    let path = format!("/v1/accounts/{account}/callflows/versioned");
+    let (status, body) = request(server, "PUT", &path, Some(OPERATOR), Some(&document));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Runs a call to `versioned`: what the module answered (`continue to v1`, ...) or why the
+/// node was skipped, and the template ids it published.
+fn call_versioned(server: &Server, account: &str) -> (String, Vec<String>) {
+    run_call(server, account, &json!({"to": "versioned"}))
+}
+
+/// Runs `call`: what its first node answered or why it was skipped, and the template ids
+/// published.
+fn run_call(server: &Server, account: &str, call: &Value) -> (String, Vec<String>) {
+    let path = format!("/v1/accounts/{account}/calls");
+    let (status, body) = request(server, "POST", &path, Some(OPERATOR), Some(call));
+    assert_eq!(status, 200, "{body}");
+    let node = body["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|line| {
+            line.strip_prefix("  => ").map(str::to_string).or_else(|| {
+                line.split_once(" skipped: ")
+                    .map(|(_, why)| format!("skipped: {why}"))
+            })
+        })
+        .unwrap_or_else(|| panic!("no node in {body}"));
+    let templates = body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["payload"]["Template-ID"].as_str().map(str::to_string))
+        .collect();
+    (node, templates)
+}
+
+fn module_names(modules: &Value) -> Vec<&str> {
+    modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn an_account_uploads_its_own_module_checked_stored_and_live_for_it_alone() {
+    let server = start();
+    let upload = |account: &str, name: &str, token: &str, bytes: &[u8]| {
+        let path = format!("/v1/accounts/{account}/modules/{name}");
+        send(
+            server.port,
+            "PUT",
+            &path,
+            Some(token),
+            "application/wasm",
+            bytes,
+        )
+    };
+    let stored = server
+        .data()
+        .join("accounts/acme-missed/modules/versioned.wasm");
+
+    // Refused, and nothing stored: another account's token, not a component, the wrong name,
+    // too large, a system module's name.
+    let v1 = built_module("versioned_v1");
+    assert_eq!(upload("acme-notify", "versioned", ACME, &v1).0, 403);
+    let (status, body) = upload("acme-missed", "versioned", ACME, b"\0asm\x0d\0\x01\0junk");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component"),
+        "{body}"
+    );
+    let (status, body) = upload("acme-missed", "router", ACME, &v1);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "the component describes itself as `versioned`, not `router`"
+    );
+    let (status, body) = upload("acme-missed", "versioned", ACME, &vec![0; 1100 << 10]);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"], "a module may be at most 1048576 bytes");
+    let (status, body) = upload(
+        "acme-missed",
+        "test_fixture",
+        ACME,
+        &built_module("test_fixture"),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a system module"),
+        "{body}"
+    );
+    assert_eq!(
+        upload("acme-missed", "../evil", ACME, &v1).0,
+        404,
+        "not a route"
+    );
+    assert!(!stored.parent().unwrap().exists(), "nothing was stored");
+
+    // Accepted: stored, listed for the account only, and runs in its calls.
+    let (status, body) = upload("acme-missed", "versioned", ACME, &v1);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], "1.0.0");
+    assert_eq!(body["owner"], json!({"account": "acme-missed"}));
+    assert_eq!(std::fs::read(&stored).unwrap(), v1);
+    let listed = |account: &str| {
+        let (_, modules) = request(
+            &server,
+            "GET",
+            &format!("/v1/accounts/{account}/modules"),
+            Some(OPERATOR),
+            None,
+        );
+        module_names(&modules).contains(&"versioned")
+    };
+    assert!(listed("acme-missed"));
+    assert!(!listed("acme-notify"));
+    let (_, system) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+    assert!(!module_names(&system).contains(&"versioned"));
+    put_versioned_callflow(&server, "acme-missed");
+    assert_eq!(
+        call_versioned(&server, "acme-missed"),
+        ("continue to v1".into(), vec!["versioned-v1".into()])
+    );
+    put_versioned_callflow(&server, "acme-notify");
+    assert_eq!(
+        call_versioned(&server, "acme-notify").0,
+        "skipped: unknown module"
+    );
+
+    // Replaced live, then removed.
+    assert_eq!(
+        upload(
+            "acme-missed",
+            "versioned",
+            ACME,
+            &built_module("versioned_v2")
+        )
+        .0,
+        201
+    );
+    assert_eq!(call_versioned(&server, "acme-missed").0, "continue to v2");
+    let path = "/v1/accounts/acme-missed/modules/versioned";
+    assert_eq!(
+        send(server.port, "DELETE", path, Some(ACME), "", b"").0,
+        204
+    );
+    assert_eq!(
+        send(server.port, "DELETE", path, Some(ACME), "", b"").0,
+        404
+    );
+    assert!(!stored.exists());
+    assert_eq!(
+        call_versioned(&server, "acme-missed").0,
+        "skipped: unknown module"
+    );
+}
+
+#[test]
+fn modules_dropped_into_the_module_directory_are_picked_up_replaced_and_removed_live() {
+    let server = start();
+    let file = server.modules_dir().join("versioned.wasm");
+    let version = || {
+        let (_, modules) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+        modules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "versioned")
+            .map(|m| m["version"].as_str().unwrap().to_string())
+    };
+    assert_eq!(version(), None);
+
+    // Dropped in (written in place, as `cp` does).
+    std::fs::write(&file, built_module("versioned_v1")).unwrap();
+    server.wait_until("v1 is loaded", || version().as_deref() == Some("1.0.0"));
+    // A reload reads the directories it watches: that must not start another one.
+    let reloads = || server.log().matches("reloaded").count();
+    std::thread::sleep(Duration::from_secs(1));
+    let settled = reloads();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(reloads(), settled, "reloads keep coming:\n{}", server.log());
+    put_versioned_callflow(&server, "acme-notify");
+    assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v1");
+
+    // A broken replacement is rejected, and v1 keeps serving.
+    std::fs::write(&file, b"\0asm\x0d\0\x01\0broken").unwrap();
+    server.wait_until("the broken file is rejected", || {
+        server
+            .log()
+            .contains("(the previous version keeps serving)")
+    });
+    assert!(
+        server
+            .log()
+            .contains("versioned.wasm: not a WebAssembly component"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(version().as_deref(), Some("1.0.0"));
+    assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v1");
+    // The operator sees why, over the API and in the metrics.
+    let rejected = || request(&server, "GET", "/v1/modules/rejected", Some(OPERATOR), None).1;
+    let listed = rejected();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["scope"], "system");
+    let error = listed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("versioned.wasm: not a WebAssembly component"),
+        "{error}"
+    );
+    let path = "/v1/modules/rejected";
+    assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 403);
+    let gauge = || {
+        let (_, metrics) = request(&server, "GET", "/metrics", Some(OPERATOR), None);
+        let text = metrics.as_str().unwrap().to_string();
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix("cfhost_modules_rejected ")
+                    .map(str::to_string)
+            })
+            .unwrap()
+    };
+    assert_eq!(gauge(), "1");
+
+    // Replaced.
+    std::fs::write(&file, built_module("versioned_v2")).unwrap();
+    server.wait_until("v2 is loaded", || version().as_deref() == Some("2.0.0"));
+    assert_eq!(call_versioned(&server, "acme-notify").0, "continue to v2");
+    assert_eq!(rejected(), json!([]));
+    assert_eq!(gauge(), "0");
+
+    // Removed.
+    std::fs::remove_file(&file).unwrap();
+    server.wait_until("it is gone", || version().is_none());
+    assert_eq!(
+        call_versioned(&server, "acme-notify").0,
+        "skipped: unknown module"
+    );
+}
+
+/// `cargo` in a scaffolded module's directory, building into `target` (kept between runs).
+fn cargo(dir: &Path, target: &Path, args: &[&str]) {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+    ] {
+        command.env_remove(var);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The README's newcomer flow: scaffold a module, test and build it, check it, drop it into a
+/// running host, call it through the API, then change it and replace it live.
+#[test]
+fn a_new_module_is_scaffolded_built_checked_dropped_in_called_and_replaced_live() {
+    let work = tempfile::tempdir().unwrap();
+    let cfhost = env!("CARGO_BIN_EXE_cfhost");
+    let made = Command::new(cfhost)
+        .args(["new-module", "prefix_router", "--dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let again = Command::new(cfhost)
+        .args(["new-module", "prefix_router", "--dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let crate_dir = work.path().join("prefix_router");
+    // Kept beside the guests' target directory, so that later runs only rebuild the module.
+    let target = Path::new(cfhost_core::registry::BUILT_MODULES_DIR)
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("scaffolded-module");
+    cargo(&crate_dir, &target, &["test", "--quiet"]);
+    let build = ["build", "--release", "--target", "wasm32-wasip2", "--quiet"];
+    cargo(&crate_dir, &target, &build);
+    let wasm = target.join("wasm32-wasip2/release/prefix_router.wasm");
+    let check = Command::new(cfhost)
+        .args(["module", "check", "--json"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let description: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(description["name"], "prefix_router");
+    assert_eq!(description["data_schema"]["required"], json!(["prefix"]));
+
+    let server = start();
+    let dropped = server.modules_dir().join("prefix_router.wasm");
+    std::fs::copy(&wasm, &dropped).unwrap();
+    let listed = || {
+        let (_, modules) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+        module_names(&modules).contains(&"prefix_router")
+    };
+    server.wait_until("the module is loaded", listed);
+    let document = json!({"numbers": ["prefix"], "flow": {"module": "prefix_router",
+        "data": {"prefix": "+1555"}}});
+    let path = "/v1/accounts/acme-notify/callflows/prefix";
+    assert_eq!(
+        request(&server, "PUT", path, Some(OPERATOR), Some(&document)).0,
+        200
+    );
+    let bad = json!({"numbers": ["prefix"], "flow": {"module": "prefix_router", "data": {}}});
+    let (status, body) = request(&server, "PUT", path, Some(OPERATOR), Some(&bad));
+    assert_eq!(
+        (status, body["module"].clone()),
+        (400, json!("prefix_router")),
+        "{body}"
+    );
+    let call = json!({"to": "prefix", "caller_id_number": "+15550001234"});
+    assert_eq!(
+        run_call(&server, "acme-notify", &call).0,
+        "continue to match"
+    );
+
+    // Changed, rebuilt and copied over the running one.
+    let source = crate_dir.join("src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let changed = text.replace(r#"continue_to(["match"])"#, r#"continue_to(["matched"])"#);
+    assert_ne!(text, changed);
+    std::fs::write(&source, changed).unwrap();
+    cargo(&crate_dir, &target, &build);
+    std::fs::copy(&wasm, &dropped).unwrap();
+    server.wait_until("the new version answers", || {
+        run_call(&server, "acme-notify", &call).0 == "continue to matched"
+    });
+}

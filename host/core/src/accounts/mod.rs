@@ -1,0 +1,285 @@
+//! The data directory: `accounts/<account_id>/` holding `callflows/*.json`, `users/*.json` and
+//! an optional `account.json` (`{"realm": "...", "name": "...", "timezone": "Europe/Paris"}`).
+//!
+//! A user document needs at least `email`; `first_name`, `last_name` and `endpoints` (a list
+//! of `{"id", "address"}`) are optional. A user without endpoints rings one default endpoint.
+//!
+//! Loading never stops at one bad document: each problem is reported with its file and place
+//! ([`report`]), and everything else loads.
+
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::call::Endpoint;
+use crate::callflow::{AccountCallflows, CallflowError, parse_callflow, validate_callflow};
+use crate::directory::{AccountSettings, Directory, User};
+use crate::registry::{ModuleSet, ModuleView};
+pub use report::{DataReport, DocumentError, Warning};
+
+/// One account's data.
+#[derive(Default)]
+pub struct Account {
+    /// The SIP realm of the account, used for `From-Realm` / `To-Realm`.
+    pub realm: Option<String>,
+    /// Its display name.
+    pub name: Option<String>,
+    /// Its IANA time zone (KAZOO's account `timezone`), e.g. for time-of-day routing.
+    pub timezone: Option<String>,
+    pub callflows: AccountCallflows,
+    users: HashMap<String, UserDocument>,
+}
+
+/// A user document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserDocument {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointDocument>,
+}
+
+/// An endpoint of a user document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EndpointDocument {
+    pub id: String,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AccountDocument {
+    realm: Option<String>,
+    name: Option<String>,
+    timezone: Option<String>,
+}
+
+/// Every account in a data directory.
+#[derive(Default, Clone)]
+pub struct Accounts {
+    accounts: BTreeMap<String, Arc<Account>>,
+}
+
+impl Accounts {
+    /// Loads every account under `data_dir/accounts`, validating each callflow against the
+    /// modules its account sees in `modules`. Rejected documents are left out and listed in
+    /// the report.
+    pub fn load(
+        data_dir: &Path,
+        modules: &ModuleSet,
+    ) -> Result<(Accounts, DataReport), std::io::Error> {
+        let accounts_dir = data_dir.join("accounts");
+        let mut report = DataReport::default();
+        let mut accounts = BTreeMap::new();
+        if !data_dir.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not a directory", data_dir.display()),
+            ));
+        }
+        if !accounts_dir.is_dir() {
+            report.warnings.push(Warning::NoAccounts {
+                dir: accounts_dir.clone(),
+            });
+        }
+        for account_dir in sorted_entries(&accounts_dir, |p| p.is_dir()).unwrap_or_default() {
+            let Some(id) = file_name(&account_dir) else {
+                continue;
+            };
+            let account = load_account(&account_dir, modules.view(&id), &mut report);
+            accounts.insert(id, Arc::new(account));
+        }
+        Ok((Accounts { accounts }, report))
+    }
+
+    /// The account with this id.
+    pub fn get(&self, account_id: &str) -> Option<&Account> {
+        self.accounts.get(account_id).map(|account| &**account)
+    }
+
+    /// These accounts with `account_id` read again from `data_dir` (or gone, if its directory
+    /// is). The other accounts are shared, not copied.
+    pub fn with_account_reloaded(
+        &self,
+        data_dir: &Path,
+        account_id: &str,
+        modules: ModuleView<'_>,
+    ) -> (Accounts, DataReport) {
+        let mut report = DataReport::default();
+        let mut accounts = self.accounts.clone();
+        let dir = data_dir.join("accounts").join(account_id);
+        if dir.is_dir() {
+            let account = load_account(&dir, modules, &mut report);
+            accounts.insert(account_id.to_string(), Arc::new(account));
+        } else {
+            accounts.remove(account_id);
+        }
+        (Accounts { accounts }, report)
+    }
+}
+
+/// The ids of the accounts in `data_dir` (its `accounts/` subdirectories), in order.
+pub fn account_ids(data_dir: &Path) -> std::io::Result<Vec<String>> {
+    let accounts_dir = data_dir.join("accounts");
+    if !accounts_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(sorted_entries(&accounts_dir, |p| p.is_dir())?
+        .iter()
+        .filter_map(|dir| file_name(dir))
+        .collect())
+}
+
+/// Where `account_id`'s own modules (`*.wasm`) are: `accounts/<account_id>/modules/`.
+pub fn account_modules_dir(data_dir: &Path, account_id: &str) -> PathBuf {
+    data_dir.join("accounts").join(account_id).join("modules")
+}
+
+/// Checks a callflow document `text` meant for `file` as loading would: its shape, then each
+/// node's data against its module's schema. Returns the warnings (unknown modules).
+pub fn check_callflow(
+    file: &Path,
+    text: &str,
+    modules: ModuleView<'_>,
+) -> Result<Vec<Warning>, CallflowError> {
+    let callflow = parse_callflow(file, &stem(file).unwrap_or_default(), text)?;
+    let unknown = validate_callflow(&callflow, modules)?;
+    Ok(unknown.into_iter().map(Warning::UnknownModule).collect())
+}
+
+impl Directory for Accounts {
+    fn lookup_users(&self, account_id: &str, ids: &[String]) -> Vec<Option<User>> {
+        let account = self.accounts.get(account_id);
+        ids.iter()
+            .map(|id| {
+                let doc = account?.users.get(id)?;
+                Some(user_from_document(id, doc))
+            })
+            .collect()
+    }
+
+    fn account_settings(&self, account_id: &str) -> AccountSettings {
+        let account = self.accounts.get(account_id);
+        AccountSettings {
+            id: account_id.to_string(),
+            name: account.and_then(|a| a.name.clone()),
+            realm: account.and_then(|a| a.realm.clone()),
+            timezone: account.and_then(|a| a.timezone.clone()),
+        }
+    }
+}
+
+fn user_from_document(id: &str, doc: &UserDocument) -> User {
+    let mut endpoints: Vec<Endpoint> = doc
+        .endpoints
+        .iter()
+        .map(|e| Endpoint {
+            id: e.id.clone(),
+            address: e.address.clone(),
+        })
+        .collect();
+    if endpoints.is_empty() {
+        endpoints.push(Endpoint {
+            id: format!("{id}-default"),
+            address: None,
+        });
+    }
+    User {
+        id: id.to_string(),
+        email: doc.email.clone(),
+        first_name: doc.first_name.clone(),
+        last_name: doc.last_name.clone(),
+        endpoints,
+    }
+}
+
+fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) -> Account {
+    let mut account = Account::default();
+    let account_file = dir.join("account.json");
+    if account_file.exists() {
+        match read_json::<AccountDocument>(&account_file) {
+            Ok(doc) => {
+                account.realm = doc.realm;
+                account.name = doc.name;
+                account.timezone = doc.timezone;
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
+    let users_dir = dir.join("users");
+    for path in sorted_entries(&users_dir, is_json).unwrap_or_default() {
+        let Some(id) = stem(&path) else { continue };
+        match read_json::<UserDocument>(&path) {
+            Ok(user) => {
+                account.users.insert(id, user);
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
+    let mut callflows = Vec::new();
+    for path in sorted_entries(&dir.join("callflows"), is_json).unwrap_or_default() {
+        match load_callflow(&path, modules) {
+            Ok((callflow, warnings)) => {
+                report.warnings.extend(warnings);
+                callflows.push(callflow);
+            }
+            Err(e) => report.errors.push(e.into()),
+        }
+    }
+    account.callflows = AccountCallflows::new(callflows);
+    account
+}
+
+fn load_callflow(
+    path: &Path,
+    modules: ModuleView<'_>,
+) -> Result<(crate::callflow::Callflow, Vec<Warning>), CallflowError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CallflowError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let callflow = parse_callflow(path, &stem(path).unwrap_or_default(), &text)?;
+    let unknown = validate_callflow(&callflow, modules)?;
+    Ok((
+        callflow,
+        unknown.into_iter().map(Warning::UnknownModule).collect(),
+    ))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DocumentError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DocumentError::Unreadable {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| DocumentError::Malformed {
+        file: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
+}
+
+fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| keep(path))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "json")
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_string)
+}
+
+fn stem(path: &Path) -> Option<String> {
+    path.file_stem()?.to_str().map(str::to_string)
+}

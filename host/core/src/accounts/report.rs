@@ -1,0 +1,89 @@
+//! What loading a data directory found: the documents it rejected and what deserves a look,
+//! typed so that the API can render them field by field and the CLI can print them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::callflow::{CallflowError, UnknownModule};
+
+/// A data document that was rejected; everything else loads regardless.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// A callflow that is malformed or whose node data breaks a module's schema.
+    #[error(transparent)]
+    Callflow(#[from] CallflowError),
+    /// A user or account document that is not valid JSON of its shape.
+    #[error("{file}:{line}:{column}: {message}")]
+    Malformed {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A document that could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Unreadable {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DocumentError {
+    /// The rejected file.
+    pub fn file(&self) -> &Path {
+        match self {
+            DocumentError::Callflow(e) => e.file(),
+            DocumentError::Malformed { file, .. } | DocumentError::Unreadable { file, .. } => file,
+        }
+    }
+
+    /// The error as JSON for the API: `file`, `error`, and where it is known the node's `path`
+    /// and `module`.
+    pub fn to_json(&self) -> Value {
+        let (path, module) = match self {
+            DocumentError::Callflow(CallflowError::Data { path, module, .. }) => {
+                (Some(path.as_str()), Some(module.as_str()))
+            }
+            DocumentError::Callflow(CallflowError::Shape { path, .. }) => {
+                (Some(path.as_str()), None)
+            }
+            _ => (None, None),
+        };
+        json!({
+            "file": self.file().display().to_string(),
+            "path": path,
+            "module": module,
+            "error": self.to_string(),
+        })
+    }
+}
+
+/// Something that loads but deserves a look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// A node names no loaded module: at run time it is skipped, as KAZOO does.
+    UnknownModule(UnknownModule),
+    /// The data directory has no `accounts/` yet.
+    NoAccounts { dir: PathBuf },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::UnknownModule(unknown) => unknown.fmt(f),
+            Warning::NoAccounts { dir } => write!(f, "{}: no accounts yet", dir.display()),
+        }
+    }
+}
+
+/// What loading a data directory rejected, and what it noticed.
+#[derive(Debug, Default)]
+pub struct DataReport {
+    /// Documents that were rejected, each with its file and place.
+    pub errors: Vec<DocumentError>,
+    /// Things that load but deserve a look.
+    pub warnings: Vec<Warning>,
+}

@@ -1,0 +1,174 @@
+//! The wasmtime engine and everything set up once per process: configuration and instance
+//! allocation ([`settings`]), the compiled-component cache ([`cache`]), the linker with every
+//! host import, the epoch ticker behind wall-clock deadlines; and the store of each instance,
+//! with its limits, fuel and deadline.
+
+pub mod cache;
+pub mod settings;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use crate::bindings::CallflowModulePre;
+use crate::imports::{self, InstanceState};
+use crate::policy::{Limits, Policy, Refusal};
+pub use cache::{ComponentCache, Provenance};
+pub use settings::EngineSettings;
+
+/// How often the epoch advances: the granularity of deadlines, and how often a long-running
+/// module yields its thread to other calls.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How instances get their memory, tables and stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// The pooling allocator, with this many instance slots.
+    Pooling { instances: u32 },
+    /// Allocated on demand (the pool was turned off, or could not be reserved).
+    OnDemand,
+}
+
+/// The engine and linker shared by all modules and calls.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    uses_fuel: bool,
+    allocation: Allocation,
+    cache: Option<ComponentCache>,
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    /// Sets up the engine for `policy` (fuel when a limit needs it; pool slots as large as the
+    /// largest limits). When the pool cannot be reserved (address space limits), logs why
+    /// and allocates on demand.
+    pub fn new(settings: &EngineSettings, policy: &Policy) -> wasmtime::Result<Self> {
+        let on_demand = || Engine::new(&settings.wasmtime_config(policy, None));
+        let slots = match settings.pool_instances {
+            0 => 0,
+            _ => settings.pool_slots(),
+        };
+        let (engine, allocation) = if slots == 0 {
+            (on_demand()?, Allocation::OnDemand)
+        } else {
+            match Engine::new(&settings.wasmtime_config(policy, Some(slots))) {
+                Ok(engine) => (engine, Allocation::Pooling { instances: slots }),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot reserve a pool of {slots} instances, allocating on demand: {e:#}"
+                    );
+                    (on_demand()?, Allocation::OnDemand)
+                }
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        imports::add_to_linker(&mut linker)?;
+        let ticker = EpochTicker::start(engine.clone());
+        let cache = settings
+            .cache_root()
+            .map(|root| ComponentCache::new(&root, &engine));
+        Ok(Sandbox {
+            engine,
+            linker,
+            uses_fuel: policy.uses_fuel(),
+            allocation,
+            cache,
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// How instances are allocated.
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
+    }
+
+    /// Compiles a component, or maps it from the cache when the cache holds it.
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, Provenance)> {
+        match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes),
+            None => Ok((Component::new(&self.engine, bytes)?, Provenance::Compiled)),
+        }
+    }
+
+    /// Links a compiled component against the host's imports, ready to instantiate.
+    pub fn link(
+        &self,
+        component: &Component,
+    ) -> wasmtime::Result<CallflowModulePre<InstanceState>> {
+        let pre = self.linker.instantiate_pre(component)?;
+        CallflowModulePre::new(pre)
+    }
+
+    /// A fresh store for one instance running under `limits`. Every epoch tick the instance
+    /// yields to other tasks; once its run time ([`RunClock`](crate::imports::RunClock): waits
+    /// are not counted) passes the state's deadline, it traps with [`Refusal::Deadline`].
+    pub fn store(&self, limits: &Limits, state: InstanceState) -> Store<InstanceState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state.limiter());
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            let deadline = state.deadline();
+            if state.clock().elapsed() >= deadline {
+                return Err(wasmtime::Error::new(Refusal::Deadline {
+                    module: state.module_name().to_string(),
+                    deadline,
+                }));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        self.rearm(&mut store, limits);
+        store
+    }
+
+    /// Refills a store's fuel and re-arms its epoch deadline before a call into it.
+    pub fn rearm(&self, store: &mut Store<InstanceState>, limits: &Limits) {
+        if self.uses_fuel {
+            store
+                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+                .expect("fuel is enabled on this engine");
+        }
+        store.set_epoch_deadline(1);
+    }
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("cfhost-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        EpochTicker { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

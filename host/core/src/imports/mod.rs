@@ -1,0 +1,213 @@
+//! The host side of every import of the `callflow-module` world, one file per WIT interface.
+//!
+//! Each instance's store holds an [`InstanceState`]: the call it runs for (if any), the module
+//! it runs and what it declared, its limits, how long it has run, and the inert WASI context a
+//! `wasm32-wasip2` guest links against. Every import checks that the module asked for the
+//! capability it belongs to; a refused call traps with a [`Refusal`] naming the module and the
+//! capability. Host calls that wait on the switch have their own timeout; the deadline counts
+//! only the instance's running time ([`RunClock`]).
+
+mod account;
+mod call;
+mod call_control;
+mod callbacks;
+mod clock;
+mod directory;
+mod limiter;
+mod log;
+mod notify;
+mod types;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::CallflowModule;
+use crate::context::CallContext;
+use crate::policy::{Capability, Limits, Refusal};
+pub use call::call_info;
+pub use clock::RunClock;
+use limiter::InstanceLimiter;
+
+/// What a module instance can reach, kept in its wasmtime `Store`.
+pub struct InstanceState {
+    context: Option<Arc<CallContext>>,
+    module_name: Arc<str>,
+    capabilities: Arc<[Capability]>,
+    limits: Arc<Limits>,
+    limiter: InstanceLimiter,
+    clock: Arc<RunClock>,
+    deadline: Duration,
+    logged_bytes: usize,
+    /// What the limits refused, for the host's counters.
+    pub refused: OutputCounters,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+/// Output an instance tried to hand back past its limits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutputCounters {
+    /// Log lines dropped past the log volume limit.
+    pub log_lines: u64,
+    /// Notifications and callback registrations refused for their size or number.
+    pub outputs: u64,
+}
+
+impl InstanceState {
+    /// State for an instance of `module_name` (which declared `capabilities`) running under
+    /// `limits` for at most `deadline` of run time; `context` is `None` only while a module is
+    /// being described at load time, when every call-related import traps.
+    pub fn new(
+        context: Option<Arc<CallContext>>,
+        module_name: Arc<str>,
+        capabilities: Arc<[Capability]>,
+        limits: Arc<Limits>,
+        deadline: Duration,
+    ) -> Self {
+        let mut wasi = WasiCtx::builder();
+        // No preopened files, environment, arguments, sockets or name lookups; output is
+        // discarded. The clocks are real only with the `clock` capability.
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        if !capabilities.contains(&Capability::Clock) {
+            wasi.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
+        }
+        InstanceState {
+            context,
+            limiter: InstanceLimiter {
+                module: Arc::clone(&module_name),
+                memory_bytes: limits.memory_bytes,
+                table_elements: limits.table_elements,
+            },
+            module_name,
+            capabilities,
+            limits,
+            clock: Arc::new(RunClock::default()),
+            deadline,
+            logged_bytes: 0,
+            refused: OutputCounters::default(),
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// The resource limiter for this store.
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limiter
+    }
+
+    /// The module this instance runs.
+    pub fn module_name(&self) -> &str {
+        &self.module_name
+    }
+
+    /// The clock of this instance's running time: drive every call into the instance with
+    /// [`RunClock::time`], or the deadline never passes.
+    pub fn clock(&self) -> &Arc<RunClock> {
+        &self.clock
+    }
+
+    /// How long this instance may run.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Readies a warm instance for its next use, for `context` with `deadline`: a new run
+    /// clock, and nothing counted against the log or output limits yet.
+    pub fn begin_use(&mut self, context: Arc<CallContext>, deadline: Duration) {
+        self.context = Some(context);
+        self.deadline = deadline;
+        self.clock = Arc::new(RunClock::default());
+        self.logged_bytes = 0;
+        self.refused = OutputCounters::default();
+    }
+
+    /// Lets go of the call after a use, so an idle warm instance keeps no call alive.
+    pub fn end_use(&mut self) {
+        self.context = None;
+    }
+
+    /// The call this instance runs for, or a trap when it runs for none (during `describe`).
+    fn context(&self) -> wasmtime::Result<&Arc<CallContext>> {
+        self.context.as_ref().ok_or_else(|| {
+            wasmtime::format_err!(
+                "module `{}` called a call import outside of a call",
+                self.module_name
+            )
+        })
+    }
+
+    /// The call, if the module asked for `capability`; a trap naming both otherwise.
+    fn granted(&self, capability: Capability) -> wasmtime::Result<Arc<CallContext>> {
+        if !self.capabilities.contains(&capability) {
+            return Err(wasmtime::Error::new(Refusal::Undeclared {
+                module: self.module_name.to_string(),
+                capability,
+            }));
+        }
+        self.context().cloned()
+    }
+
+    /// Waits for a host call at most the host-call timeout (the wait itself is not run time).
+    /// A timeout traps with [`Refusal::HostCallTimeout`].
+    async fn wait_for<T>(
+        &mut self,
+        call: &'static str,
+        host_call: impl Future<Output = T>,
+    ) -> wasmtime::Result<T> {
+        let timeout = self.limits.host_call_timeout;
+        let result = tokio::time::timeout(timeout, host_call).await;
+        result.map_err(|_| {
+            wasmtime::Error::new(Refusal::HostCallTimeout {
+                module: self.module_name.to_string(),
+                call,
+                timeout,
+            })
+        })
+    }
+}
+
+/// The clock of an instance without the `clock` capability: the wall clock reads the Unix
+/// epoch and the monotonic clock stands still.
+struct StoppedClock;
+
+impl HostWallClock for StoppedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Adds every import a module may use (ours and WASI's) to `linker`.
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    CallflowModule::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}

@@ -1,0 +1,361 @@
+//! What every test shares: a test host (a temporary data directory, the shipped modules plus
+//! the test fixtures `test_fixture`, `no_capabilities` and `hostile`, a policy, and an
+//! in-memory notification sink), a private RabbitMQ ([`broker`]), KAZOO's message definitions
+//! ([`kazoo`]), and small helpers.
+
+pub mod broker;
+pub mod kazoo;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cfhost_core::bindings::Outcome;
+use cfhost_core::call::Call;
+use cfhost_core::engine::EngineSettings;
+use cfhost_core::executor::CallReport;
+use cfhost_core::notify::{MemorySink, OutboundNotification, Sink};
+use cfhost_core::policy::Policy;
+use cfhost_core::registry::{BUILT_MODULES_DIR, ModuleSource};
+use cfhost_core::runtime::{CallError, HostOptions, LoadReport, Runtime};
+use cfhost_core::scenario::ScenarioCall;
+use cfhost_core::switch::{BridgeHook, SimulatedSwitch, SimulatorBehaviour, Switch};
+use serde_json::Value;
+
+/// Instance slots of a test host's pool: enough for any test but the load test (which sets
+/// its own), and few enough that the many hosts of one test binary, running at once, stay
+/// far below the kernel's limit on a process's memory mappings.
+pub const TEST_POOL_INSTANCES: u32 = 512;
+
+/// Writes a data directory, then starts a host on it.
+pub struct Builder {
+    dir: tempfile::TempDir,
+    policy: Policy,
+    engine: EngineSettings,
+    modules: Vec<ModuleSource>,
+    modules_dir: bool,
+}
+
+/// A running test host.
+pub struct TestHost {
+    dir: tempfile::TempDir,
+    runtime: Runtime,
+    /// The in-memory sink, unless the host was started with another one.
+    memory: Option<Arc<MemorySink>>,
+    /// What loading reported.
+    pub report: LoadReport,
+}
+
+impl Builder {
+    /// An empty data directory.
+    pub fn new() -> Self {
+        Builder {
+            dir: tempfile::tempdir().expect("temp dir"),
+            policy: Policy::default(),
+            engine: EngineSettings {
+                pool_instances: TEST_POOL_INSTANCES,
+                ..EngineSettings::default()
+            },
+            modules: ["test_fixture", "no_capabilities", "hostile"]
+                .into_iter()
+                .map(fixture_module)
+                .collect(),
+            modules_dir: false,
+        }
+    }
+
+    /// Changes the host's policy (limits, failure modes, grants).
+    pub fn policy(mut self, change: impl FnOnce(&mut Policy)) -> Self {
+        change(&mut self.policy);
+        self
+    }
+
+    /// Changes the engine settings (pool, compiled-component cache).
+    pub fn engine(mut self, change: impl FnOnce(&mut EngineSettings)) -> Self {
+        change(&mut self.engine);
+        self
+    }
+
+    /// Loads `module` too, after the shipped modules and the fixtures.
+    pub fn module(mut self, module: ModuleSource) -> Self {
+        self.modules.push(module);
+        self
+    }
+
+    /// Puts a built module into the operator's module directory ([`TestHost::modules_dir`])
+    /// as `file`.
+    pub fn system_module_file(mut self, file: &str, built: &str) -> Self {
+        self.modules_dir = true;
+        let path = format!("{SYSTEM_MODULES}/{file}");
+        self.write(&path, built_module(built))
+    }
+
+    /// Puts a built module into `account`'s own module directory as `file`.
+    pub fn account_module_file(self, account: &str, file: &str, built: &str) -> Self {
+        self.write(
+            &format!("accounts/{account}/modules/{file}"),
+            built_module(built),
+        )
+    }
+
+    /// Adds callflow `id` (written as `<id>.json`) to `account`.
+    pub fn callflow(self, account: &str, id: &str, document: Value) -> Self {
+        self.raw_callflow(account, &format!("{id}.json"), &document.to_string())
+    }
+
+    /// Adds a callflow file with exactly this text.
+    pub fn raw_callflow(self, account: &str, file: &str, text: &str) -> Self {
+        self.write(&format!("accounts/{account}/callflows/{file}"), text)
+    }
+
+    /// Writes `file` (e.g. `account.json`) into `account`'s directory.
+    pub fn account_document(self, account: &str, file: &str, document: Value) -> Self {
+        self.write(&format!("accounts/{account}/{file}"), document.to_string())
+    }
+
+    /// Adds user `id` to `account`.
+    pub fn user(self, account: &str, id: &str, document: Value) -> Self {
+        self.write(
+            &format!("accounts/{account}/users/{id}.json"),
+            document.to_string(),
+        )
+    }
+
+    fn write(self, relative: &str, text: impl AsRef<[u8]>) -> Self {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    /// Starts the host with the shipped modules and the test fixtures, publishing into memory.
+    pub async fn start(self) -> TestHost {
+        let memory = Arc::new(MemorySink::default());
+        let mut host = self.start_with_sink(memory.clone()).await;
+        host.memory = Some(memory);
+        host
+    }
+
+    /// Starts the host publishing to `sink`.
+    pub async fn start_with_sink(self, sink: Arc<dyn Sink>) -> TestHost {
+        let mut options = HostOptions::new(self.dir.path(), sink);
+        options.node = "cfhost@test".to_string();
+        options.modules.extend(self.modules);
+        options.policy = self.policy;
+        options.engine = self.engine;
+        if self.modules_dir {
+            options.modules_dir = Some(self.dir.path().join(SYSTEM_MODULES));
+        }
+        let (runtime, report) = Runtime::start(options).await.expect("host starts");
+        TestHost {
+            dir: self.dir,
+            runtime,
+            memory: None,
+            report,
+        }
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where [`Builder::system_module_file`] puts modules, under the host's temporary directory.
+const SYSTEM_MODULES: &str = "system-modules";
+
+/// The bytes of a module built from `modules/` (`versioned_v1`, `test_fixture`, ...).
+pub fn built_module(name: &str) -> Vec<u8> {
+    let path = Path::new(BUILT_MODULES_DIR).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A module built from `modules/fixtures`, treated as shipped: granted what it declares.
+pub fn fixture_module(name: &str) -> ModuleSource {
+    ModuleSource {
+        shipped: true,
+        ..dropped_in_module(name)
+    }
+}
+
+/// A module built from `modules/fixtures`, as if an operator dropped it in: granted only what
+/// the policy grants.
+pub fn dropped_in_module(name: &str) -> ModuleSource {
+    let path = Path::new(BUILT_MODULES_DIR).join(format!("{name}.wasm"));
+    ModuleSource {
+        origin: path.display().to_string(),
+        bytes: Arc::from(built_module(name)),
+        shipped: false,
+    }
+}
+
+impl TestHost {
+    /// The host under test.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The operator's module directory (used when a module was put there).
+    pub fn modules_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join(SYSTEM_MODULES)
+    }
+
+    /// Runs one call given as a scenario entry.
+    pub async fn call(&self, call: Value) -> Result<CallReport, CallError> {
+        let call: ScenarioCall = serde_json::from_value(call).expect("a valid scenario call");
+        let switch = Arc::new(SimulatedSwitch::new(call.behaviour, simulated_start()));
+        self.runtime.run_call(self.new_call(&call, 0), switch).await
+    }
+
+    /// Runs one call given as a scenario entry on `switch`.
+    pub async fn run_on(&self, call: Value, switch: Arc<dyn Switch>) -> CallReport {
+        let call: ScenarioCall = serde_json::from_value(call).expect("a valid scenario call");
+        self.runtime
+            .run_call(self.new_call(&call, 0), switch)
+            .await
+            .expect("the call runs")
+    }
+
+    /// The call of scenario entry `call` (the `index`th of its scenario), as a backend that
+    /// took it would hold it, with the details a switch fills in.
+    pub fn new_call(&self, call: &ScenarioCall, index: usize) -> Arc<Call> {
+        Arc::new(Call::new(
+            self.runtime.complete_details(call.details(index)),
+        ))
+    }
+
+    /// Runs one node of `module` with `data` for a call of `account`, outside of any flow.
+    pub async fn run_node(
+        &self,
+        account: &str,
+        module: &str,
+        data: Value,
+    ) -> Result<Outcome, CallError> {
+        let call = serde_json::json!({"account_id": account, "to": "node"});
+        let call: ScenarioCall = serde_json::from_value(call).expect("a valid scenario call");
+        let details = self.runtime.complete_details(call.details(0));
+        let switch = Arc::new(SimulatedSwitch::new(call.behaviour, simulated_start()));
+        self.runtime
+            .run_node(details, switch, module, &data.to_string())
+            .await
+    }
+
+    /// Runs a call that must find its callflow.
+    pub async fn run(&self, call: Value) -> CallReport {
+        self.call(call).await.expect("the call runs")
+    }
+
+    /// Everything published so far.
+    pub fn notifications(&self) -> Vec<OutboundNotification> {
+        self.memory
+            .as_ref()
+            .expect("this host publishes to another sink")
+            .published()
+    }
+
+    /// The published notifications' routing keys.
+    pub fn routing_keys(&self) -> Vec<String> {
+        self.notifications()
+            .into_iter()
+            .map(|n| n.routing_key)
+            .collect()
+    }
+
+    /// The `Template-ID` of every published `cf_notification`, in order.
+    pub fn template_ids(&self) -> Vec<String> {
+        self.notifications()
+            .iter()
+            .filter_map(|n| n.payload.get("Template-ID")?.as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// The seed `missed_call_alert` example's flow (`../shared/seeds/missed_call_alert.txt`).
+pub fn seed_missed_call_alert() -> Value {
+    serde_json::from_str(include_str!(
+        "../../examples/data/accounts/acme-missed/callflows/seed_missed_call_alert.json"
+    ))
+    .unwrap()
+}
+
+/// The seed `notification` example's flow (`../shared/seeds/notification.txt`).
+pub fn seed_notification() -> Value {
+    serde_json::from_str(include_str!(
+        "../../examples/data/accounts/acme-notify/callflows/seed_notification.json"
+    ))
+    .unwrap()
+}
+
+/// The users the seed examples refer to: a recipient and the user that is rung.
+pub fn with_seed_users(builder: Builder, account: &str) -> Builder {
+    builder
+        .user(
+            account,
+            "bdc3a4b7e3a5405a9aa8a0f9c6b76997",
+            serde_json::json!({"email": "office.manager@example.com"}),
+        )
+        .user(
+            account,
+            "3e3f1217bee3ba0aa7496ca61fb4ae8f",
+            serde_json::json!({"email": "front.desk@example.com"}),
+        )
+}
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Each of `items` as the line it prints: how tests read typed reports.
+pub fn lines<T: std::fmt::Display>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+/// A TCP port on loopback that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// Asserts the body of the alert the seed `missed_call_alert` callflow sends for an unanswered
+/// inbound call that hung up at voicemail.
+pub fn assert_seed_missed_call(payload: &Value, account_id: &str, call_id: &str) {
+    assert_eq!(payload["Event-Name"], "missed_call");
+    assert_eq!(payload["App-Name"], "callflow");
+    assert_eq!(payload["Account-ID"], account_id);
+    assert_eq!(payload["Call-ID"], call_id);
+    assert_eq!(payload["Call-Bridged"], false);
+    assert_eq!(payload["Message-Left"], false);
+    // The user recipient resolves through the directory, then the email list, in order.
+    assert_eq!(
+        payload["To"],
+        serde_json::json!([
+            "office.manager@example.com",
+            "support@test.com",
+            "john@doe.com"
+        ])
+    );
+    assert_eq!(
+        payload["Notify"],
+        serde_json::json!({"Hangup-Cause": "NORMAL_CLEARING", "Hangup-Code": "sip:200"})
+    );
+}
+
+/// A simulated call with `behaviour` whose bridges await `before_bridge` first.
+pub fn hooked_switch(behaviour: SimulatorBehaviour, before_bridge: BridgeHook) -> SimulatedSwitch {
+    SimulatedSwitch::new(behaviour, simulated_start()).before_bridge(before_bridge)
+}
+
+/// When simulated calls start.
+fn simulated_start() -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
+}
