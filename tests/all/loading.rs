@@ -181,3 +181,52 @@ async fn no_module_schema_carries_the_executors_keys() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_global_number_of_two_accounts_stays_with_the_first_and_the_second_is_told() {
+    let flow =
+        |number: &str| json!({"numbers": [number, "100"], "flow": {"module": "test_fixture"}});
+    let host = Builder::new()
+        .callflow("alpha", "main", flow("+14158867900"))
+        // The same global number, written nationally; an extension both may have.
+        .callflow("beta", "main", flow("4158867900"))
+        .start()
+        .await;
+    let errors = lines(&host.report.data.errors);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("accounts/beta/callflows/main.json")
+            && errors[0].contains("number `4158867900` belongs to account `alpha`"),
+        "{}",
+        errors[0]
+    );
+    let accounts = host.runtime().accounts();
+    assert_eq!(accounts.account_for_number("+14158867900"), Some("alpha"));
+    assert_eq!(accounts.account_for_number("14158867900"), Some("alpha"));
+    assert_eq!(
+        accounts.account_for_number("100"),
+        None,
+        "extensions are not global"
+    );
+    // Within its own account, beta's callflow still serves its numbers.
+    host.run(json!({"account_id": "beta", "to": "100"})).await;
+}
+
+#[tokio::test]
+async fn a_data_directory_entry_that_cannot_be_read_is_a_problem_naming_its_path() {
+    let host = Builder::new()
+        .callflow("acme", "main", json!({"numbers": ["1"], "flow": {}}))
+        .account_document("acme", "users", json!("not a directory"))
+        .start()
+        .await;
+    let [error] = host.report.data.errors.as_slice() else {
+        panic!("{:?}", host.report.data)
+    };
+    assert!(
+        matches!(error, DocumentError::Unreadable { file, .. } if file.ends_with("acme/users"))
+    );
+    assert!(
+        error.to_string().contains("acme/users: cannot read"),
+        "{error}"
+    );
+}

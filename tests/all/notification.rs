@@ -5,7 +5,7 @@ use cfhost_tests::{Builder, TestHost, seed_notification, with_seed_users};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "acme";
-const NUMBER: &str = "+15554441111";
+const NUMBER: &str = "+15554442222";
 
 async fn host_with_data(data: Value) -> TestHost {
     let flow = json!({

@@ -18,7 +18,6 @@ pub struct CallContext {
     switch: Arc<dyn Switch>,
     directory: Arc<dyn Directory>,
     notifier: Arc<Notifier>,
-    trace: Trace,
     callbacks: Mutex<Vec<Registration>>,
 }
 
@@ -53,7 +52,6 @@ impl CallContext {
             switch,
             directory,
             notifier,
-            trace: Trace::default(),
             callbacks: Mutex::new(Vec::new()),
         }
     }
@@ -80,7 +78,7 @@ impl CallContext {
 
     /// The call's trace.
     pub fn trace(&self) -> &Trace {
-        &self.trace
+        self.call.trace()
     }
 
     /// The account the call belongs to.
@@ -114,7 +112,7 @@ impl CallContext {
             callbacks.push(registration);
         }
         drop(callbacks);
-        self.trace.push(TraceEvent::Registered {
+        self.trace().push(TraceEvent::Registered {
             module: module.to_string(),
             duplicate,
         });

@@ -11,7 +11,7 @@
 //! Dependencies run one way, bottom to top (a test in `tests/all/layers.rs` keeps them so):
 //!
 //! ```text
-//! bindings, files
+//! bindings, files, hangup
 //! policy, trace
 //! call
 //! switch   directory   notify
@@ -37,6 +37,7 @@ pub mod directory;
 pub mod engine;
 pub mod executor;
 pub mod files;
+pub mod hangup;
 pub mod imports;
 pub mod notify;
 pub mod policy;

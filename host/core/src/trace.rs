@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Mutex;
 
-use crate::call::{Hangup, HangupCause};
+use crate::hangup::{Hangup, HangupCause};
 
 /// How much a log line matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -116,6 +116,9 @@ pub enum TraceEvent {
     },
     /// A termination callback starts.
     Callback { module: String },
+    /// The switch backend reports something of its own (a SIP request in, a leg rung and its
+    /// final response, who hung up).
+    Switch { event: String },
     /// The callback that started last finished; `error` says why it failed.
     CallbackResult {
         module: String,
@@ -141,6 +144,13 @@ impl Trace {
     /// Everything recorded so far, leaving the trace empty (for the report at the call's end).
     pub fn take(&self) -> Vec<TraceEvent> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records an event of the switch backend.
+    pub fn switch(&self, event: impl Into<String>) {
+        self.push(TraceEvent::Switch {
+            event: event.into(),
+        });
     }
 
     pub(crate) fn flag_set(&self, module: &str, flag: &str) {
@@ -221,6 +231,7 @@ impl fmt::Display for TraceEvent {
                 }
             }
             TraceEvent::Callback { module } => write!(f, "termination callback of {module}"),
+            TraceEvent::Switch { event } => write!(f, "switch: {event}"),
             TraceEvent::CallbackResult { error, .. } => match error {
                 None => write!(f, "  => ok"),
                 Some(e) => write!(f, "  => FAILED: {e}"),

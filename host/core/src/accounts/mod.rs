@@ -1,12 +1,21 @@
-//! The data directory: `accounts/<account_id>/` holding `callflows/*.json`, `users/*.json` and
-//! an optional `account.json` (`{"realm": "...", "name": "...", "timezone": "Europe/Paris"}`).
+//! The data directory: `accounts/<account_id>/` holding `callflows/*.json`, `users/*.json`,
+//! `devices/*.json` ([`devices`]) and an optional `account.json` (`{"realm": "...", "name":
+//! "...", "timezone": "Europe/Paris"}`).
 //!
 //! A user document needs at least `email`; `first_name`, `last_name` and `endpoints` (a list
-//! of `{"id", "address"}`) are optional. A user without endpoints rings one default endpoint.
+//! of `{"id", "address"}`) are optional. A user's endpoints are its document's and one per
+//! device it owns (`owner_id`); a user with neither rings one default endpoint.
+//!
+//! Across accounts, each SIP realm belongs to one account, and each globally routable number
+//! (E.164 after KAZOO's normalisation, [`numbers`]) to the callflows of one account: a second
+//! claim is a load error for the second account, naming both, and the first keeps it.
 //!
 //! Loading never stops at one bad document: each problem is reported with its file and place
-//! ([`report`]), and everything else loads.
+//! ([`report`]), and everything else loads. A directory that exists but cannot be read is a
+//! problem too, never silently empty.
 
+pub mod devices;
+pub mod numbers;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,9 +25,12 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::call::Endpoint;
+pub use crate::callflow::e164::normalize_e164;
 use crate::callflow::{AccountCallflows, CallflowError, parse_callflow, validate_callflow};
 use crate::directory::{AccountSettings, Directory, User};
 use crate::registry::{ModuleSet, ModuleView};
+pub use devices::{Device, DeviceDocument};
+pub use numbers::NumberIndex;
 pub use report::{DataReport, DocumentError, Warning};
 
 /// One account's data.
@@ -32,6 +44,33 @@ pub struct Account {
     pub timezone: Option<String>,
     pub callflows: AccountCallflows,
     users: HashMap<String, UserDocument>,
+    devices: Vec<Device>,
+}
+
+impl Account {
+    /// Its devices, in file-name order.
+    pub fn devices(&self) -> &[Device] {
+        &self.devices
+    }
+
+    /// The device that authenticates as SIP user `username`.
+    pub fn device_by_username(&self, username: &str) -> Option<&Device> {
+        self.devices
+            .iter()
+            .find(|d| d.document.sip.username == username)
+    }
+
+    /// The devices owned by user `user_id`.
+    pub fn devices_of<'a>(&'a self, user_id: &'a str) -> impl Iterator<Item = &'a Device> {
+        self.devices
+            .iter()
+            .filter(move |d| d.document.owner_id.as_deref() == Some(user_id))
+    }
+
+    /// The user document `user_id`, if the account has it.
+    pub fn user(&self, user_id: &str) -> Option<&UserDocument> {
+        self.users.get(user_id)
+    }
 }
 
 /// A user document.
@@ -62,6 +101,10 @@ struct AccountDocument {
 #[derive(Default, Clone)]
 pub struct Accounts {
     accounts: BTreeMap<String, Arc<Account>>,
+    /// Global numbers, by the account whose callflows claim them.
+    numbers: NumberIndex,
+    /// Account ids by SIP realm (lower case).
+    realms: HashMap<String, String>,
 }
 
 impl Accounts {
@@ -86,14 +129,58 @@ impl Accounts {
                 dir: accounts_dir.clone(),
             });
         }
-        for account_dir in sorted_entries(&accounts_dir, |p| p.is_dir()).unwrap_or_default() {
+        let mut loaded = Accounts::default();
+        let dirs = existing_entries(&accounts_dir, |p| p.is_dir(), &mut report);
+        for account_dir in dirs {
             let Some(id) = file_name(&account_dir) else {
                 continue;
             };
             let account = load_account(&account_dir, modules.view(&id), &mut report);
+            loaded.claim(&id, &account, &account_dir, &mut report);
             accounts.insert(id, Arc::new(account));
         }
-        Ok((Accounts { accounts }, report))
+        loaded.accounts = accounts;
+        Ok((loaded, report))
+    }
+
+    /// Takes `account`'s realm and global numbers into the indexes; what another account has
+    /// already is reported as an error for this one, and stays with the other.
+    fn claim(&mut self, id: &str, account: &Account, dir: &Path, report: &mut DataReport) {
+        if let Some(realm) = &account.realm {
+            let key = realm.to_lowercase();
+            match self.realms.get(&key) {
+                Some(owner) if owner != id => report.errors.push(DocumentError::Taken {
+                    file: dir.join("account.json"),
+                    what: format!("realm `{realm}`"),
+                    owner: owner.clone(),
+                }),
+                _ => {
+                    self.realms.insert(key, id.to_string());
+                }
+            }
+        }
+        for callflow in account.callflows.iter() {
+            for number in &callflow.numbers {
+                if let Err(owner) = self.numbers.claim(number, id) {
+                    report.errors.push(DocumentError::Taken {
+                        file: callflow.source.clone(),
+                        what: format!("number `{number}`"),
+                        owner,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The account whose callflows claim the global number `dialed` (normalised to E.164 by
+    /// KAZOO's rules first): where a carrier's call for it goes.
+    pub fn account_for_number(&self, dialed: &str) -> Option<&str> {
+        self.numbers.owner(dialed)
+    }
+
+    /// The account whose SIP realm is `realm` (any case).
+    pub fn account_for_realm(&self, realm: &str) -> Option<&str> {
+        self.realms.get(&realm.to_lowercase()).map(String::as_str)
     }
 
     /// The account with this id.
@@ -110,15 +197,23 @@ impl Accounts {
         modules: ModuleView<'_>,
     ) -> (Accounts, DataReport) {
         let mut report = DataReport::default();
-        let mut accounts = self.accounts.clone();
+        let mut reloaded = Accounts {
+            accounts: self.accounts.clone(),
+            numbers: self.numbers.without(account_id),
+            realms: self.realms.clone(),
+        };
+        reloaded.realms.retain(|_, owner| owner != account_id);
         let dir = data_dir.join("accounts").join(account_id);
         if dir.is_dir() {
             let account = load_account(&dir, modules, &mut report);
-            accounts.insert(account_id.to_string(), Arc::new(account));
+            reloaded.claim(account_id, &account, &dir, &mut report);
+            reloaded
+                .accounts
+                .insert(account_id.to_string(), Arc::new(account));
         } else {
-            accounts.remove(account_id);
+            reloaded.accounts.remove(account_id);
         }
-        (Accounts { accounts }, report)
+        (reloaded, report)
     }
 }
 
@@ -156,8 +251,9 @@ impl Directory for Accounts {
         let account = self.accounts.get(account_id);
         ids.iter()
             .map(|id| {
-                let doc = account?.users.get(id)?;
-                Some(user_from_document(id, doc))
+                let account = account?;
+                let doc = account.users.get(id)?;
+                Some(user_from_document(id, doc, account.devices_of(id)))
             })
             .collect()
     }
@@ -173,7 +269,13 @@ impl Directory for Accounts {
     }
 }
 
-fn user_from_document(id: &str, doc: &UserDocument) -> User {
+/// The user `id` as modules see it: its document's endpoints, then one endpoint per device it
+/// owns (id: the device's, no address: the switch finds where the device registered).
+fn user_from_document<'a>(
+    id: &str,
+    doc: &UserDocument,
+    devices: impl Iterator<Item = &'a Device>,
+) -> User {
     let mut endpoints: Vec<Endpoint> = doc
         .endpoints
         .iter()
@@ -181,6 +283,10 @@ fn user_from_document(id: &str, doc: &UserDocument) -> User {
             id: e.id.clone(),
             address: e.address.clone(),
         })
+        .chain(devices.map(|device| Endpoint {
+            id: device.id.clone(),
+            address: None,
+        }))
         .collect();
     if endpoints.is_empty() {
         endpoints.push(Endpoint {
@@ -210,8 +316,7 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) ->
             Err(e) => report.errors.push(e),
         }
     }
-    let users_dir = dir.join("users");
-    for path in sorted_entries(&users_dir, is_json).unwrap_or_default() {
+    for path in existing_entries(&dir.join("users"), is_json, report) {
         let Some(id) = stem(&path) else { continue };
         match read_json::<UserDocument>(&path) {
             Ok(user) => {
@@ -220,8 +325,15 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) ->
             Err(e) => report.errors.push(e),
         }
     }
+    for path in existing_entries(&dir.join("devices"), is_json, report) {
+        let Some(id) = stem(&path) else { continue };
+        match read_json::<DeviceDocument>(&path) {
+            Ok(document) => account.devices.push(Device { id, document }),
+            Err(e) => report.errors.push(e),
+        }
+    }
     let mut callflows = Vec::new();
-    for path in sorted_entries(&dir.join("callflows"), is_json).unwrap_or_default() {
+    for path in existing_entries(&dir.join("callflows"), is_json, report) {
         match load_callflow(&path, modules) {
             Ok((callflow, warnings)) => {
                 report.warnings.extend(warnings);
@@ -261,6 +373,26 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DocumentE
         column: e.column(),
         message: e.to_string(),
     })
+}
+
+/// The entries of `dir` that `keep`, in order; none when `dir` does not exist. A `dir` that
+/// exists but cannot be read (or is not a directory) is reported.
+fn existing_entries(
+    dir: &Path,
+    keep: impl Fn(&Path) -> bool,
+    report: &mut DataReport,
+) -> Vec<PathBuf> {
+    match sorted_entries(dir, keep) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            report.errors.push(DocumentError::Unreadable {
+                file: dir.to_path_buf(),
+                source,
+            });
+            Vec::new()
+        }
+    }
 }
 
 fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {

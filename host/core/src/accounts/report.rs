@@ -22,12 +22,19 @@ pub enum DocumentError {
         column: usize,
         message: String,
     },
-    /// A document that could not be read.
+    /// A document or directory that could not be read.
     #[error("{file}: cannot read: {source}")]
     Unreadable {
         file: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A realm or a global number another account has already: it stays with that one.
+    #[error("{file}: {what} belongs to account `{owner}`; it is not given to this account")]
+    Taken {
+        file: PathBuf,
+        what: String,
+        owner: String,
     },
 }
 
@@ -36,7 +43,9 @@ impl DocumentError {
     pub fn file(&self) -> &Path {
         match self {
             DocumentError::Callflow(e) => e.file(),
-            DocumentError::Malformed { file, .. } | DocumentError::Unreadable { file, .. } => file,
+            DocumentError::Malformed { file, .. }
+            | DocumentError::Unreadable { file, .. }
+            | DocumentError::Taken { file, .. } => file,
         }
     }
 

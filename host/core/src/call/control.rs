@@ -2,7 +2,7 @@
 //! `call-control` import converts from and to the WIT bindings (`imports/call_control.rs`), so
 //! that a backend never depends on the WIT.
 
-use super::hangup::Hangup;
+use crate::hangup::Hangup;
 
 /// A place to ring.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::hangup::{DEFAULT_HANGUP_CODE, Hangup, HangupCause};
+use crate::hangup::{DEFAULT_HANGUP_CODE, Hangup, HangupCause};
+use crate::trace::Trace;
 
 /// The fixed facts of a call, as the switch routed it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +113,8 @@ pub struct Call {
     state: Mutex<Mutable>,
     /// Becomes true when the channel is destroyed or transferred away.
     over: tokio::sync::watch::Sender<bool>,
+    /// What happened during the call: nodes, module output, and the switch's own events.
+    trace: Trace,
 }
 
 impl Call {
@@ -125,7 +128,13 @@ impl Call {
                 transferred: false,
             }),
             over: tokio::sync::watch::channel(false).0,
+            trace: Trace::default(),
         }
+    }
+
+    /// The call's trace; a switch backend adds its own events with [`Trace::switch`].
+    pub fn trace(&self) -> &Trace {
+        &self.trace
     }
 
     /// The call's fixed facts.

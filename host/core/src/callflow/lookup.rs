@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Callflow;
+use super::e164::{is_global, normalize_e164};
 
 /// The number that marks the catch-all callflow.
 pub const NO_MATCH: &str = "no_match";
@@ -49,9 +50,18 @@ impl AccountCallflows {
             })
     }
 
+    /// The callflow listing `number`, else the one listing a number that is the same global
+    /// number once both are normalised to E.164 (`4158867900` and `+14158867900`).
     fn by_number(&self, number: &str) -> Option<&Callflow> {
         self.iter()
             .find(|cf| cf.numbers.iter().any(|n| n == number))
+            .or_else(|| {
+                let global = normalize_e164(number);
+                is_global(&global).then(|| {
+                    self.iter()
+                        .find(|cf| cf.numbers.iter().any(|n| normalize_e164(n) == global))
+                })?
+            })
     }
 
     /// The pattern whose match is longest; with capture groups, the longest captured group
@@ -106,6 +116,12 @@ mod tests {
             ("catch-all", r#"{"numbers": ["no_match"], "flow": {}}"#),
         ]);
         assert_eq!(flows.find("+15554441111").unwrap().id, "exact");
+        assert_eq!(
+            flows.find("5554441111").unwrap().id,
+            "exact",
+            "the same E.164 number"
+        );
+        assert_eq!(flows.find("15554441111").unwrap().id, "exact");
         assert_eq!(flows.find("+15559990000").unwrap().id, "long");
         assert_eq!(flows.find("+4420").unwrap().id, "catch-all");
         assert_eq!(flows.find("4420").unwrap().id, "catch-all");

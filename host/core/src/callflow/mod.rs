@@ -5,6 +5,7 @@
 //! `{"numbers": [...], "patterns": [...], "flow": NODE}`, where
 //! `NODE = {"module": NAME, "data": {...}, "children": {KEY: NODE | {}}}`.
 
+pub mod e164;
 pub mod lookup;
 pub mod parse;
 pub mod validate;
