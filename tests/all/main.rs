@@ -10,6 +10,7 @@ mod lifecycle;
 mod loading;
 mod missed_call_alert;
 mod notification;
+mod sip;
 mod tenant_safety;
 mod time_of_day;
 mod wit_evolution;

@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod kazoo;
+pub mod sipp;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub struct Builder {
 /// A running test host.
 pub struct TestHost {
     dir: tempfile::TempDir,
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     /// The in-memory sink, unless the host was started with another one.
     memory: Option<Arc<MemorySink>>,
     /// What loading reported.
@@ -121,6 +122,12 @@ impl Builder {
         )
     }
 
+    /// Writes `document` as the file `relative` to the data directory (e.g.
+    /// `accounts/acme/devices/d1.json`).
+    pub fn write_json(self, relative: &str, document: Value) -> Self {
+        self.write(relative, document.to_string())
+    }
+
     fn write(self, relative: &str, text: impl AsRef<[u8]>) -> Self {
         let path = self.dir.path().join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -149,7 +156,7 @@ impl Builder {
         let (runtime, report) = Runtime::start(options).await.expect("host starts");
         TestHost {
             dir: self.dir,
-            runtime,
+            runtime: Arc::new(runtime),
             memory: None,
             report,
         }
@@ -194,6 +201,11 @@ impl TestHost {
     /// The host under test.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// The host under test, shared: what a backend such as SIP takes calls into.
+    pub fn shared_runtime(&self) -> Arc<Runtime> {
+        Arc::clone(&self.runtime)
     }
 
     /// The data directory.

@@ -10,6 +10,7 @@
 //! | `PUT`, `DELETE /v1/accounts/{account_id}/modules/{name}` | operator, the account | the account's own modules ([`modules`]) |
 //! | `GET /healthz` | anyone | the process is up |
 //! | `GET /readyz` | anyone | it takes calls (503 once shutting down) |
+//! | `GET /v1/sip/calls` | operator | the SIP calls that ended last, with their traces |
 //! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
 //!
 //! Errors are `{"error": "..."}` with a status that says whose fault it is. Tokens: [`auth`].
@@ -43,6 +44,7 @@ use metrics::CallMetrics;
 use cfhost_core::files::is_plain_name;
 use cfhost_core::notify::AmqpSink;
 use cfhost_core::runtime::Runtime;
+use cfhost_sip::SipService;
 
 /// Everything the handlers share.
 pub struct ApiState {
@@ -52,6 +54,8 @@ pub struct ApiState {
     pub capture: Arc<CaptureSink>,
     /// The AMQP sink behind it, if notifications go to a broker.
     pub amqp: Option<Arc<AmqpSink>>,
+    /// The SIP service, when `serve` takes SIP.
+    pub sip: Option<Arc<SipService>>,
     calls: CallMetrics,
     accepting: AtomicBool,
     /// Serialises document writes with the reload that follows each.
@@ -71,10 +75,23 @@ impl ApiState {
             tokens,
             capture,
             amqp,
+            sip: None,
             calls: CallMetrics::default(),
             accepting: AtomicBool::new(true),
             writes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// This state with the SIP service `sip` beside the API.
+    pub fn with_sip(mut self, sip: Option<Arc<SipService>>) -> Self {
+        self.sip = sip;
+        self
+    }
+
+    /// Calls in progress, through the API and over SIP.
+    fn calls_in_progress(&self) -> u64 {
+        let sip = self.sip.as_ref().map_or(0, |sip| sip.calls_in_progress());
+        self.calls.in_flight() + sip as u64
     }
 
     /// Whether new calls are taken (false once shutting down).
@@ -188,6 +205,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .delete(modules::remove)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/sip/calls", get(sip_calls))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -202,6 +220,20 @@ async fn readyz(axum::extract::State(state): axum::extract::State<Arc<ApiState>>
     }
 }
 
+/// The SIP calls that ended last, with their traces (operator only).
+async fn sip_calls(
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize_operator(&headers)?;
+    let calls = state
+        .sip
+        .as_ref()
+        .map(|sip| sip.recent_calls())
+        .unwrap_or_default();
+    Ok(axum::Json(calls).into_response())
+}
+
 async fn metrics(
     axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -214,7 +246,10 @@ async fn metrics(
         outbox: state.amqp.as_ref().map(|amqp| amqp.outbox().len()),
         rejected_modules: state.runtime.rejected_modules().len(),
     };
-    let text = metrics::render(&snapshot);
+    let mut text = metrics::render(&snapshot);
+    if let Some(sip) = &state.sip {
+        text.push_str(&sip.render_metrics());
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -255,15 +290,18 @@ pub async fn serve(
         () = signal => {}
     }
     state.accepting.store(false, Ordering::Release);
+    if let Some(sip) = &state.sip {
+        sip.stop_accepting();
+    }
     tracing::info!("shutting down: no new calls; waiting for the calls in flight");
     let _ = stop_tx.send(());
     let deadline = tokio::time::Instant::now() + drain;
     let _ = tokio::time::timeout_at(deadline, &mut server).await;
     // Calls outlive their requests (a client that hangs up does not cut a call short).
-    while state.calls.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+    while state.calls_in_progress() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let calls_cut_off = state.calls.in_flight();
+    let calls_cut_off = state.calls_in_progress();
     let unconfirmed = match &state.amqp {
         Some(amqp) => amqp.flush(flush).await,
         None => 0,

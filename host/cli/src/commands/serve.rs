@@ -38,6 +38,9 @@ pub struct Options {
     /// Per-account tokens: account=token,account=token.
     #[arg(long, env = "CFHOST_ACCOUNT_TOKENS", hide_env_values = true)]
     pub account_tokens: Option<String>,
+    /// Where to take SIP, UDP and TCP (default [sip] listen, 127.0.0.1:5060); `off` takes none.
+    #[arg(long, env = "CFHOST_SIP_LISTEN")]
+    pub sip_listen: Option<String>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
@@ -53,7 +56,12 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         },
         ..Flags::default()
     };
-    let (config, policy) = super::load_config(options.config.as_deref(), flags)?;
+    let (mut config, policy) = super::load_config(options.config.as_deref(), flags)?;
+    match options.sip_listen.as_deref() {
+        Some("off") => config.sip.enabled = false,
+        Some(listen) => config.sip.listen = listen.to_string(),
+        None => {}
+    }
     let serve = config.serve.clone();
     let listen = serve.listen;
     let data = serve.data_dir;
@@ -104,7 +112,16 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let state = Arc::new(ApiState::new(runtime, tokens, capture, amqp));
+    let sip = if config.sip.enabled {
+        let sip = cfhost_sip::SipService::start(Arc::clone(&runtime), &config.sip)
+            .await
+            .context("cannot start SIP")?;
+        eprintln!("cfhost serve: SIP on {} (UDP and TCP)", sip.local_addr());
+        Some(Arc::new(sip))
+    } else {
+        None
+    };
+    let state = Arc::new(ApiState::new(runtime, tokens, capture, amqp).with_sip(sip));
     eprintln!("cfhost serve: listening on http://{address}");
     let drain = Duration::from_secs(serve.shutdown_timeout_secs);
     let flush = Duration::from_secs(notifications.flush_timeout_secs);

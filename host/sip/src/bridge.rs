@@ -1,0 +1,334 @@
+//! Ringing a bridge's endpoints and bridging the caller to the first that answers.
+//!
+//! An endpoint with an address (a SIP URI) is rung there; one without is a device of the
+//! call's account, rung at every contact it registered. `simultaneous` forks to all of them
+//! (the first 2xx wins, the others are cancelled); `single` rings one after another, each for
+//! the timeout. 180 and 183 (with SDP: early media) are relayed to the caller, and SDP passes
+//! through both ways, so media flows endpoint to endpoint. Once answered, the call is over when
+//! either side sends BYE, which is relayed to the other.
+
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use cfhost_core::call::{
+    BridgeOutcome, BridgeRequest, Call, ChannelEvent, Endpoint, Hangup, HangupCause, RingStrategy,
+};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rsipstack::dialog::DialogId;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{StatusCodeKind, Transport, Uri};
+use rsipstack::transport::SipAddr;
+
+use crate::causes::hangup_of_sip;
+use crate::switch::{SipSwitch, sdp_content_type};
+
+/// Somewhere to ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    uri: String,
+    /// Where to send the INVITE when it is not the URI's host: the address a device's
+    /// REGISTER came from.
+    via: Option<std::net::SocketAddr>,
+}
+
+/// How one round of ringing ended.
+enum Round {
+    Answered(Answer),
+    Failed(Hangup),
+    TimedOut,
+    CallerGone,
+}
+
+/// The leg that answered, and the events of its dialog from now on.
+struct Answer {
+    dialog: InviteDialog,
+    id: DialogId,
+    sdp: Vec<u8>,
+    target: String,
+    states: DialogStateReceiver,
+}
+
+/// Rings `request`'s endpoints for `call` and reports how it ended.
+pub(crate) async fn bridge(
+    switch: &SipSwitch,
+    call: &Call,
+    request: &BridgeRequest,
+) -> BridgeOutcome {
+    let targets = targets(switch, call, &request.endpoints);
+    if targets.is_empty() {
+        call.trace()
+            .switch("no endpoint to ring: none has an address or a registration");
+        return BridgeOutcome::Failed(Hangup::new(HangupCause::from("USER_NOT_REGISTERED"), 404));
+    }
+    if request.delay_secs > 0 {
+        let delay = tokio::time::sleep(Duration::from_secs(u64::from(request.delay_secs)));
+        tokio::select! {
+            () = delay => {}
+            () = call.over() => return BridgeOutcome::CallerHungUp,
+        }
+    }
+    let timeout = Duration::from_secs(u64::from(request.timeout_secs.max(1)));
+    let rounds: Vec<Vec<Target>> = match request.strategy {
+        RingStrategy::Simultaneous => vec![targets],
+        RingStrategy::Single => targets.into_iter().map(|t| vec![t]).collect(),
+    };
+    let mut last = Hangup::new(HangupCause::NO_ANSWER, 480);
+    for round in rounds {
+        match ring(switch, call, &round, timeout).await {
+            Round::Answered(answer) => return talk(switch, call, answer).await,
+            Round::CallerGone => return BridgeOutcome::CallerHungUp,
+            Round::TimedOut => last = Hangup::new(HangupCause::NO_ANSWER, 480),
+            Round::Failed(hangup) => last = hangup,
+        }
+    }
+    BridgeOutcome::Failed(last)
+}
+
+/// Where the endpoints are: their addresses, and the registered contacts of the devices.
+fn targets(switch: &SipSwitch, call: &Call, endpoints: &[Endpoint]) -> Vec<Target> {
+    let accounts = switch.shared.runtime.accounts();
+    let account_id = &call.details().account_id;
+    let account = accounts.get(account_id);
+    let now = Instant::now();
+    let mut targets = Vec::new();
+    for endpoint in endpoints {
+        if let Some(address) = &endpoint.address {
+            targets.push(Target {
+                uri: address.clone(),
+                via: None,
+            });
+            continue;
+        }
+        let is_device = account.is_some_and(|a| a.devices().iter().any(|d| d.id == endpoint.id));
+        if !is_device {
+            continue;
+        }
+        for binding in switch
+            .shared
+            .registrar
+            .lookup(account_id, &endpoint.id, now)
+        {
+            targets.push(Target {
+                uri: binding.contact,
+                via: Some(binding.source),
+            });
+        }
+    }
+    targets.dedup();
+    targets
+}
+
+/// Rings `targets` at once until one answers, all fail, `timeout` passes or the caller goes.
+async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Duration) -> Round {
+    let shared = &switch.shared;
+    let (state_tx, mut states) = shared.dialogs.new_dialog_state_channel();
+    let mut legs: Vec<(InviteDialog, String)> = Vec::new();
+    let mut finals = FuturesUnordered::new();
+    let mut last = Hangup::new(HangupCause::NO_ANSWER, 480);
+    for target in targets {
+        let option = match invite_option(switch, call, target) {
+            Ok(option) => option,
+            Err(reason) => {
+                call.trace()
+                    .switch(format!("cannot ring {}: {reason}", target.uri));
+                continue;
+            }
+        };
+        match shared.dialogs.do_invite_async(option, state_tx.clone()) {
+            Ok((dialog, handle)) => {
+                let index = legs.len();
+                legs.push((dialog, target.uri.clone()));
+                finals.push(async move { (index, handle.await) });
+            }
+            Err(e) => call
+                .trace()
+                .switch(format!("cannot ring {}: {e}", target.uri)),
+        }
+    }
+    if legs.is_empty() {
+        return Round::Failed(Hangup::new(HangupCause::NORMAL_TEMPORARY_FAILURE, 503));
+    }
+    let names: Vec<&str> = legs.iter().map(|(_, uri)| uri.as_str()).collect();
+    call.trace().switch(format!("ringing {}", names.join(", ")));
+    let mut over = pin!(call.over());
+    let mut deadline = pin!(tokio::time::sleep(timeout));
+    let mut ringing_relayed = false;
+    let mut answered: Option<(usize, DialogId, Vec<u8>)> = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut over => {
+                cancel_all(&legs, None);
+                call.trace().switch("the caller hung up while it rang: legs cancelled");
+                return Round::CallerGone;
+            }
+            Some(state) = states.recv() => {
+                if let DialogState::Early(_, response) = state {
+                    relay_progress(switch, &response, &mut ringing_relayed);
+                }
+            }
+            () = &mut deadline => {
+                cancel_all(&legs, None);
+                call.trace().switch(format!("no answer in {}s: legs cancelled", timeout.as_secs()));
+                return Round::TimedOut;
+            }
+            Some((index, joined)) = finals.next() => {
+                let uri = &legs[index].1;
+                match joined {
+                    Ok(Ok((id, Some(response))))
+                        if response.status_code.kind() == StatusCodeKind::Successful =>
+                    {
+                        answered = Some((index, id, response.body.clone()));
+                    }
+                    Ok(Ok((_, Some(response)))) => {
+                        let code = response.status_code.code();
+                        call.trace().switch(format!("{uri} answered {code}"));
+                        last = hangup_of_sip(code);
+                    }
+                    Ok(Ok((_, None))) => {
+                        call.trace().switch(format!("{uri} gave no final response"));
+                        last = hangup_of_sip(408);
+                    }
+                    Ok(Err(e)) => {
+                        call.trace().switch(format!("{uri} failed: {e}"));
+                        last = hangup_of_sip(503);
+                    }
+                    Err(e) => {
+                        call.trace().switch(format!("{uri}: {e}"));
+                        last = hangup_of_sip(500);
+                    }
+                }
+                if answered.is_some() || finals.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    let Some((index, id, sdp)) = answered else {
+        return Round::Failed(last);
+    };
+    cancel_all(&legs, Some(index));
+    let (dialog, target) = legs.swap_remove(index);
+    Round::Answered(Answer {
+        dialog,
+        id,
+        sdp,
+        target,
+        states,
+    })
+}
+
+/// The INVITE of a leg: from the caller's number at cfhost, the caller's SDP passed through.
+fn invite_option(switch: &SipSwitch, call: &Call, target: &Target) -> Result<InviteOption, String> {
+    let callee = Uri::try_from(target.uri.as_str()).map_err(|e| e.to_string())?;
+    let details = call.details();
+    let user = details
+        .caller_id_number
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "anonymous".to_string());
+    let caller =
+        Uri::try_from(format!("sip:{user}@{}", switch.shared.local)).map_err(|e| e.to_string())?;
+    Ok(InviteOption {
+        caller_display_name: details.caller_id_name.clone(),
+        caller,
+        callee,
+        destination: target.via.map(|addr| SipAddr {
+            r#type: Some(Transport::Udp),
+            addr: addr.into(),
+        }),
+        content_type: (!switch.offer.is_empty()).then(|| "application/sdp".to_string()),
+        offer: (!switch.offer.is_empty()).then(|| switch.offer.clone()),
+        contact: switch.shared.contact.clone(),
+        ..InviteOption::default()
+    })
+}
+
+/// Relays a leg's 180 (once) or 183 with SDP (early media) to the caller.
+fn relay_progress(switch: &SipSwitch, response: &rsipstack::sip::Response, relayed: &mut bool) {
+    let code = response.status_code.code();
+    if code == 183 && !response.body.is_empty() {
+        let _ = switch
+            .caller
+            .ringing(Some(vec![sdp_content_type()]), Some(response.body.clone()));
+        switch.shared.metrics.response(183);
+    } else if !*relayed {
+        let _ = switch.caller.ringing(None, None);
+        switch.shared.metrics.response(180);
+    }
+    *relayed = true;
+}
+
+/// Cancels every leg but `keep`, in the background.
+fn cancel_all(legs: &[(InviteDialog, String)], keep: Option<usize>) {
+    for (index, (dialog, _)) in legs.iter().enumerate() {
+        if Some(index) == keep {
+            continue;
+        }
+        let dialog = dialog.clone();
+        tokio::spawn(async move {
+            let _ = dialog.cancel().await;
+        });
+    }
+}
+
+/// The caller and the answering leg talk until either hangs up; the BYE is relayed.
+async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome {
+    let Answer {
+        dialog,
+        id,
+        sdp,
+        target,
+        mut states,
+    } = answer;
+    if !switch.answered() {
+        let body = (!sdp.is_empty()).then_some(sdp);
+        let headers = body.as_ref().map(|_| vec![sdp_content_type()]);
+        if let Err(e) = switch.caller.accept(headers, body) {
+            call.trace()
+                .switch(format!("cannot answer the caller: {e}"));
+            let _ = dialog.hangup().await;
+            switch.shared.dialogs.remove_dialog(&id);
+            return BridgeOutcome::Failed(Hangup::new(HangupCause::NORMAL_TEMPORARY_FAILURE, 500));
+        }
+        switch.shared.metrics.response(200);
+        switch.mark_answered();
+    }
+    call.apply(&ChannelEvent::Bridge {
+        call_id: id.call_id.clone(),
+    });
+    call.trace()
+        .switch(format!("answered by {target}: bridged"));
+    let mut over = pin!(call.over());
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut over => {
+                let _ = dialog.hangup().await;
+                call.trace().switch(format!("BYE relayed to {target}"));
+                break;
+            }
+            state = states.recv() => match state {
+                Some(DialogState::Terminated(leg, reason)) if leg.call_id == id.call_id => {
+                    if matches!(reason, TerminatedReason::UasBye) {
+                        call.trace().switch(format!("{target} hung up (BYE): relayed to the caller"));
+                    }
+                    let _ = switch.caller.bye().await;
+                    SipSwitch::destroy(call, &Hangup::new(HangupCause::NORMAL_CLEARING, 200));
+                    break;
+                }
+                Some(_) => {}
+                None => {
+                    let _ = switch.caller.bye().await;
+                    SipSwitch::destroy(call, &Hangup::new(HangupCause::NORMAL_CLEARING, 200));
+                    break;
+                }
+            },
+        }
+    }
+    switch.shared.dialogs.remove_dialog(&id);
+    BridgeOutcome::Answered
+}

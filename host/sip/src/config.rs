@@ -1,0 +1,196 @@
+//! `[sip]`: where SIP is taken and from whom, and the limits that keep a flood from the rest.
+//!
+//! ```toml
+//! [sip]
+//! listen = "127.0.0.1:5060"        # UDP and TCP; port 0 takes a free one
+//! max_calls = 5000                 # calls at once; past it, INVITEs get 503
+//! max_cps = 500                    # new calls per second; past it, 503
+//! rtp_ports = "20000-29999"        # for the calls cfhost answers itself (voicemail)
+//! nonce_lifetime_secs = 300        # digest nonces older than this are stale
+//! silence_timeout_secs = 10        # a recording with no RTP for this long ends
+//! [sip.trunks.carrier]
+//! addresses = ["203.0.113.0/24", "198.51.100.7"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// `[sip]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Whether `cfhost serve` takes SIP at all.
+    pub enabled: bool,
+    /// The UDP and TCP address to listen on.
+    pub listen: String,
+    /// Calls in progress at most; an INVITE past it gets 503.
+    pub max_calls: usize,
+    /// New calls per second at most; an INVITE past it gets 503.
+    pub max_cps: u32,
+    /// RTP ports for the calls cfhost answers itself, `first-last`.
+    pub rtp_ports: String,
+    /// Seconds a digest nonce stays fresh.
+    pub nonce_lifetime_secs: u64,
+    /// Seconds without RTP after which a voicemail recording ends.
+    pub silence_timeout_secs: u64,
+    /// Carrier trunks by name: INVITEs from their addresses are offnet calls.
+    pub trunks: BTreeMap<String, TrunkConfig>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            enabled: true,
+            listen: "127.0.0.1:5060".to_string(),
+            max_calls: 5000,
+            max_cps: 500,
+            rtp_ports: "20000-29999".to_string(),
+            nonce_lifetime_secs: 300,
+            silence_timeout_secs: 10,
+            trunks: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[sip.trunks.<name>]`: a carrier.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// The addresses or networks (`203.0.113.0/24`) the carrier sends from.
+    pub addresses: Vec<String>,
+}
+
+/// A `[sip]` setting that cannot be used; each names its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SipConfigError {
+    #[error("sip.listen: `{0}` is not an address and port")]
+    Listen(String),
+    #[error("sip.rtp_ports: `{0}` is not a range of ports like `20000-29999`")]
+    RtpPorts(String),
+    #[error("sip.trunks.{trunk}.addresses: `{address}` is not an address or a network")]
+    TrunkAddress { trunk: String, address: String },
+    #[error("sip.max_calls and sip.max_cps must be at least 1")]
+    Limits,
+}
+
+/// The settings, checked.
+#[derive(Debug, Clone)]
+pub struct SipSettings {
+    pub listen: SocketAddr,
+    pub max_calls: usize,
+    pub max_cps: u32,
+    pub rtp_ports: (u16, u16),
+    pub nonce_lifetime: Duration,
+    pub silence_timeout: Duration,
+    pub trunks: Vec<(String, Vec<IpNet>)>,
+}
+
+impl SipConfig {
+    /// The settings, or the first that is wrong.
+    pub fn settings(&self) -> Result<SipSettings, SipConfigError> {
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|_| SipConfigError::Listen(self.listen.clone()))?;
+        let rtp_ports = parse_range(&self.rtp_ports)
+            .ok_or_else(|| SipConfigError::RtpPorts(self.rtp_ports.clone()))?;
+        if self.max_calls == 0 || self.max_cps == 0 {
+            return Err(SipConfigError::Limits);
+        }
+        let mut trunks = Vec::new();
+        for (name, trunk) in &self.trunks {
+            let networks = trunk
+                .addresses
+                .iter()
+                .map(|address| {
+                    parse_network(address).ok_or_else(|| SipConfigError::TrunkAddress {
+                        trunk: name.clone(),
+                        address: address.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            trunks.push((name.clone(), networks));
+        }
+        Ok(SipSettings {
+            listen,
+            max_calls: self.max_calls,
+            max_cps: self.max_cps,
+            rtp_ports,
+            nonce_lifetime: Duration::from_secs(self.nonce_lifetime_secs),
+            silence_timeout: Duration::from_secs(self.silence_timeout_secs.max(1)),
+            trunks,
+        })
+    }
+}
+
+impl SipSettings {
+    /// The trunk `source` belongs to, if any.
+    pub fn trunk_of(&self, source: IpAddr) -> Option<&str> {
+        self.trunks
+            .iter()
+            .find(|(_, networks)| networks.iter().any(|net| net.contains(&source)))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+fn parse_range(text: &str) -> Option<(u16, u16)> {
+    let (first, last) = text.split_once('-')?;
+    let (first, last): (u16, u16) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    (first >= 1024 && first < last).then_some((first, last))
+}
+
+fn parse_network(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_and_name_the_bad_key() {
+        let config: SipConfig = toml::from_str(
+            "listen = \"127.0.0.1:0\"\n[trunks.carrier]\naddresses = [\"127.0.0.2\", \"10.0.0.0/8\"]",
+        )
+        .unwrap();
+        let settings = config.settings().unwrap();
+        assert_eq!(
+            settings.trunk_of("127.0.0.2".parse().unwrap()),
+            Some("carrier")
+        );
+        assert_eq!(
+            settings.trunk_of("10.1.2.3".parse().unwrap()),
+            Some("carrier")
+        );
+        assert_eq!(settings.trunk_of("127.0.0.1".parse().unwrap()), None);
+        assert_eq!(settings.rtp_ports, (20000, 29999));
+
+        let mut bad = config.clone();
+        bad.trunks
+            .get_mut("carrier")
+            .unwrap()
+            .addresses
+            .push("example.com".into());
+        assert_eq!(
+            bad.settings().unwrap_err().to_string(),
+            "sip.trunks.carrier.addresses: `example.com` is not an address or a network"
+        );
+        let bad = SipConfig {
+            rtp_ports: "30000-20000".into(),
+            ..SipConfig::default()
+        };
+        assert!(matches!(bad.settings(), Err(SipConfigError::RtpPorts(_))));
+        let bad = SipConfig {
+            listen: "localhost".into(),
+            ..SipConfig::default()
+        };
+        assert!(matches!(bad.settings(), Err(SipConfigError::Listen(_))));
+        assert!(toml::from_str::<SipConfig>("listen_on = \"x\"").is_err());
+    }
+}

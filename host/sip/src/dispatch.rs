@@ -1,0 +1,369 @@
+//! One incoming transaction, by what it is: a request within a dialog goes to its dialog; out
+//! of dialog, `REGISTER` goes to the registrar, `OPTIONS` is answered, and an `INVITE` is
+//! admitted (caps, shutdown), authorised (a trunk by its source address, a device by digest,
+//! anyone else refused) and routed to its account's callflow, then run as a call
+//! ([`crate::call`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use cfhost_core::accounts::normalize_e164;
+use cfhost_core::call::CallDetails;
+use rsipstack::sip::headers::{Contact, Expires, ProxyAuthenticate, RetryAfter, WwwAuthenticate};
+use rsipstack::sip::prelude::*;
+use rsipstack::sip::{Header, Method, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+
+use crate::auth::Verdict;
+use crate::registrar::MAX_EXPIRES;
+use crate::service::{Refusal, Shared};
+
+/// Handles one transaction to its end.
+pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
+    let method = tx.original.method;
+    shared.metrics.request(&method.to_string());
+    let in_dialog = tx
+        .original
+        .to_header()
+        .and_then(|to| to.tag())
+        .ok()
+        .flatten()
+        .is_some();
+    if in_dialog {
+        match shared.dialogs.match_dialog(&tx) {
+            Some(mut dialog) => {
+                if let Err(e) = dialog.handle(&mut tx).await {
+                    tracing::debug!("in-dialog {method}: {e}");
+                }
+            }
+            None if method == Method::Ack => {}
+            None => reply(&shared, &mut tx, 481, vec![]).await,
+        }
+        return;
+    }
+    match method {
+        Method::Register => register(&shared, &mut tx).await,
+        Method::Options => reply(&shared, &mut tx, 200, vec![]).await,
+        Method::Invite => invite(shared, tx).await,
+        Method::Ack => {}
+        Method::Bye | Method::Cancel => reply(&shared, &mut tx, 481, vec![]).await,
+        _ => reply(&shared, &mut tx, 405, vec![]).await,
+    }
+}
+
+/// Sends a final response with `code` and `headers`, counted.
+pub(crate) async fn reply(shared: &Shared, tx: &mut Transaction, code: u16, headers: Vec<Header>) {
+    shared.metrics.response(code);
+    if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
+        tracing::debug!("cannot send {code}: {e}");
+    }
+}
+
+/// Where the request came from (the packet's source, not what it claims).
+fn source(tx: &Transaction) -> Option<SocketAddr> {
+    tx.connection
+        .as_ref()?
+        .get_remote_addr()?
+        .get_socketaddr()
+        .ok()
+}
+
+/// The user and host of a URI.
+fn user_and_host(uri: &rsipstack::sip::Uri) -> (Option<String>, String) {
+    let user = uri.auth.as_ref().map(|auth| auth.user.clone());
+    (user, uri.host_with_port.host.to_string())
+}
+
+async fn register(shared: &Shared, tx: &mut Transaction) {
+    let Ok(to) = tx.original.to_header().and_then(|to| to.typed()) else {
+        return reply(shared, tx, 400, vec![]).await;
+    };
+    let (aor_user, realm) = user_and_host(&to.uri);
+    let accounts = shared.runtime.accounts();
+    let Some(account_id) = accounts.account_for_realm(&realm).map(str::to_string) else {
+        shared.metrics.rejected("unknown_realm");
+        shared.metrics.registration("refused");
+        return reply(shared, tx, 403, vec![]).await;
+    };
+    let account = accounts.get(&account_id).expect("the realm's account");
+    let realm = account.realm.clone().unwrap_or(realm);
+    let now = SystemTime::now();
+    let Some(header) = tx
+        .original
+        .authorization_header()
+        .map(|h| h.value().to_string())
+    else {
+        shared.metrics.registration("challenged");
+        let challenge = shared.nonces.challenge(&realm, false, now);
+        return reply(
+            shared,
+            tx,
+            401,
+            vec![WwwAuthenticate::new(challenge).into()],
+        )
+        .await;
+    };
+    let password = |user: &str| {
+        account
+            .device_by_username(user)
+            .map(|d| d.document.sip.password.clone())
+    };
+    let (verdict, username) =
+        shared
+            .nonces
+            .verify(&header, &Method::Register, &realm, password, now);
+    match verdict {
+        Verdict::Valid => {}
+        Verdict::Stale => {
+            shared.metrics.registration("challenged");
+            let challenge = shared.nonces.challenge(&realm, true, now);
+            return reply(
+                shared,
+                tx,
+                401,
+                vec![WwwAuthenticate::new(challenge).into()],
+            )
+            .await;
+        }
+        Verdict::Wrong => {
+            shared.metrics.rejected("bad_credentials");
+            shared.metrics.registration("refused");
+            return reply(shared, tx, 403, vec![]).await;
+        }
+    }
+    let username = username.unwrap_or_default();
+    if aor_user.as_deref() != Some(username.as_str()) {
+        // A device registers its own address of record, and no other.
+        shared.metrics.rejected("bad_credentials");
+        shared.metrics.registration("refused");
+        return reply(shared, tx, 403, vec![]).await;
+    }
+    let device = account
+        .device_by_username(&username)
+        .expect("a verified user is a device");
+    let Some(from) = source(tx) else {
+        return reply(shared, tx, 400, vec![]).await;
+    };
+    let default_expires = tx
+        .original
+        .expires_header()
+        .and_then(|h| h.value().trim().parse::<u64>().ok())
+        .map_or(MAX_EXPIRES, Duration::from_secs);
+    let Ok(contacts) = tx.original.typed_contact_headers() else {
+        return reply(shared, tx, 400, vec![]).await;
+    };
+    let instant = Instant::now();
+    let mut bindings = shared.registrar.lookup(&account_id, &device.id, instant);
+    for contact in &contacts {
+        if contact.to_string() == "*" {
+            shared.registrar.unregister_all(&account_id, &device.id);
+            bindings.clear();
+            continue;
+        }
+        let expires = contact
+            .expires()
+            .map_or(default_expires, |secs| Duration::from_secs(u64::from(secs)));
+        bindings = shared.registrar.register(
+            &account_id,
+            &device.id,
+            &contact.uri.to_string(),
+            from,
+            expires,
+            instant,
+        );
+    }
+    shared.metrics.registration(if bindings.is_empty() {
+        "unregistered"
+    } else {
+        "ok"
+    });
+    let mut headers: Vec<Header> = bindings
+        .iter()
+        .map(|b| {
+            Contact::new(format!(
+                "<{}>;expires={}",
+                b.contact,
+                b.expires_in(instant).as_secs()
+            ))
+            .into()
+        })
+        .collect();
+    if let Some(first) = bindings.first() {
+        headers.push(Expires::from(first.expires_in(instant).as_secs() as u32).into());
+    }
+    reply(shared, tx, 200, headers).await;
+}
+
+/// Who placed a call, once it is authorised.
+pub(crate) enum Caller {
+    /// A carrier trunk: an offnet call for the account that has the number.
+    Trunk { name: String },
+    /// An authenticated device of the account.
+    Device { id: String },
+}
+
+async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
+    if let Err(refusal) = shared.admit() {
+        let reason = match refusal {
+            Refusal::ShuttingDown => "shutting_down",
+            Refusal::TooManyCalls => "max_calls",
+            Refusal::TooManyPerSecond => "max_cps",
+        };
+        shared.metrics.rejected(reason);
+        let retry = vec![RetryAfter::new("5").into()];
+        return reply(&shared, &mut tx, 503, retry).await;
+    }
+    let admitted = Admitted(Arc::clone(&shared));
+    let Some((details, caller)) = authorise(&shared, &mut tx).await else {
+        return;
+    };
+    let accounts = shared.runtime.accounts();
+    let has_callflow = accounts
+        .get(&details.account_id)
+        .is_some_and(|account| account.callflows.find(&details.request).is_some());
+    if !has_callflow {
+        shared.metrics.rejected("unknown_number");
+        return reply(&shared, &mut tx, 404, vec![]).await;
+    }
+    crate::call::run(admitted, tx, details, caller).await;
+}
+
+/// An admitted call, counted until this is dropped.
+pub(crate) struct Admitted(pub Arc<Shared>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.finished();
+    }
+}
+
+/// Who the INVITE is from and what it is for; `None` once it was refused (the refusal is sent).
+async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails, Caller)> {
+    let request = &tx.original;
+    let (dialed, _) = user_and_host(&request.uri);
+    let Some(dialed) = dialed.filter(|d| !d.is_empty()) else {
+        shared.metrics.rejected("unknown_number");
+        reply(shared, tx, 404, vec![]).await;
+        return None;
+    };
+    let Some(from_addr) = source(tx) else {
+        reply(shared, tx, 400, vec![]).await;
+        return None;
+    };
+    let Ok(from) = request.from_header().and_then(|h| h.typed()) else {
+        reply(shared, tx, 400, vec![]).await;
+        return None;
+    };
+    let to = request.to_header().and_then(|h| h.typed()).ok();
+    let call_id = request
+        .call_id_header()
+        .map(|h| h.value().to_string())
+        .unwrap_or_default();
+    let (from_user, from_realm) = user_and_host(&from.uri);
+    let (to_user, to_realm) = to
+        .as_ref()
+        .map(|to| user_and_host(&to.uri))
+        .unwrap_or((None, String::new()));
+    let accounts = shared.runtime.accounts();
+    if let Some(trunk) = shared.settings.trunk_of(from_addr.ip()) {
+        let Some(account_id) = accounts.account_for_number(&dialed).map(str::to_string) else {
+            shared.metrics.rejected("unknown_number");
+            reply(shared, tx, 404, vec![]).await;
+            return None;
+        };
+        // A carrier asserts who calls in P-Asserted-Identity; else the From.
+        let asserted = request
+            .p_asserted_identity_header()
+            .and_then(|h| rsipstack::sip::typed::From::parse(h.value()).ok());
+        let identity = asserted.as_ref().unwrap_or(&from);
+        let details = CallDetails {
+            call_id,
+            account_id,
+            request: normalize_e164(&dialed),
+            caller_id_name: identity.display_name.clone(),
+            caller_id_number: user_and_host(&identity.uri).0,
+            from_user,
+            from_realm: Some(from_realm),
+            to_user,
+            to_realm: Some(to_realm),
+            authorizing_type: Some("resource".to_string()),
+            authorizing_id: Some(trunk.to_string()),
+            ..CallDetails::default()
+        };
+        let caller = Caller::Trunk {
+            name: trunk.to_string(),
+        };
+        return Some((details, caller));
+    }
+    // Not a trunk: a device of the account whose realm the From names, with its credentials.
+    let Some(account_id) = accounts.account_for_realm(&from_realm).map(str::to_string) else {
+        shared.metrics.rejected("stranger");
+        reply(shared, tx, 403, vec![]).await;
+        return None;
+    };
+    let account = accounts.get(&account_id).expect("the realm's account");
+    let realm = account.realm.clone().unwrap_or_else(|| from_realm.clone());
+    let now = SystemTime::now();
+    let header = request.headers.iter().find_map(|h| match h {
+        Header::ProxyAuthorization(value) => Some(value.value().to_string()),
+        _ => None,
+    });
+    let Some(header) = header else {
+        let challenge = shared.nonces.challenge(&realm, false, now);
+        reply(
+            shared,
+            tx,
+            407,
+            vec![ProxyAuthenticate::new(challenge).into()],
+        )
+        .await;
+        return None;
+    };
+    let password = |user: &str| {
+        account
+            .device_by_username(user)
+            .map(|d| d.document.sip.password.clone())
+    };
+    let (verdict, username) = shared
+        .nonces
+        .verify(&header, &Method::Invite, &realm, password, now);
+    match verdict {
+        Verdict::Valid => {}
+        Verdict::Stale => {
+            let challenge = shared.nonces.challenge(&realm, true, now);
+            reply(
+                shared,
+                tx,
+                407,
+                vec![ProxyAuthenticate::new(challenge).into()],
+            )
+            .await;
+            return None;
+        }
+        Verdict::Wrong => {
+            shared.metrics.rejected("bad_credentials");
+            reply(shared, tx, 403, vec![]).await;
+            return None;
+        }
+    }
+    let device = account
+        .device_by_username(&username.unwrap_or_default())
+        .expect("a verified user is a device")
+        .clone();
+    let details = CallDetails {
+        call_id,
+        account_id,
+        request: dialed,
+        caller_id_name: from.display_name.clone(),
+        caller_id_number: from_user.clone(),
+        from_user,
+        from_realm: Some(from_realm),
+        to_user,
+        to_realm: Some(to_realm),
+        authorizing_type: Some("device".to_string()),
+        authorizing_id: Some(device.id.clone()),
+        ..CallDetails::default()
+    };
+    Some((details, Caller::Device { id: device.id }))
+}

@@ -1,0 +1,262 @@
+//! The SIP service: UDP and TCP on `[sip] listen`, rsipstack's transaction and dialog layers,
+//! and one task per incoming transaction ([`crate::dispatch`]). It admits calls within the
+//! caps, stops admitting on shutdown, and lets the calls in progress finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cfhost_core::runtime::Runtime;
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::platform::CancellationToken;
+use rsipstack::sip::Uri;
+use rsipstack::transport::TransportLayer;
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::udp::UdpConnection;
+
+use crate::auth::Nonces;
+use crate::config::{SipConfig, SipConfigError, SipSettings};
+use crate::media::rtp::RtpPorts;
+use crate::metrics::SipMetrics;
+use crate::registrar::Registrar;
+
+/// The SIP service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    #[error(transparent)]
+    Config(#[from] SipConfigError),
+    #[error("cannot listen for SIP on {address}: {reason}")]
+    Listen { address: SocketAddr, reason: String },
+}
+
+/// What every task of the service shares.
+pub(crate) struct Shared {
+    pub runtime: Arc<Runtime>,
+    pub settings: SipSettings,
+    pub dialogs: Arc<DialogLayer>,
+    pub registrar: Registrar,
+    pub nonces: Nonces,
+    pub rtp: RtpPorts,
+    pub metrics: SipMetrics,
+    /// `sip:cfhost@<address>`: the Contact of cfhost's dialogs.
+    pub contact: Uri,
+    pub local: SocketAddr,
+    admission: Admission,
+    /// The last calls that ended, newest last.
+    recent: std::sync::Mutex<std::collections::VecDeque<CallSummary>>,
+}
+
+/// How many ended calls [`SipService::recent_calls`] keeps.
+pub const RECENT_CALLS: usize = 256;
+
+/// A SIP call that ended, with its trace (the SIP side's events among the nodes').
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallSummary {
+    pub call_id: String,
+    pub account_id: String,
+    /// How it ended (`bridged`, `message_left`, `caller_hung_up`, ...).
+    pub result: String,
+    /// One line per event, as `cfhost simulate` prints them.
+    pub trace: Vec<String>,
+}
+
+/// The caps on calls at accept.
+struct Admission {
+    accepting: AtomicBool,
+    in_progress: AtomicUsize,
+    /// Calls admitted in the current second, and which second that is.
+    this_second: std::sync::Mutex<(Instant, u32)>,
+}
+
+/// Why a new call is not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    ShuttingDown,
+    TooManyCalls,
+    TooManyPerSecond,
+}
+
+impl Shared {
+    /// Admits one more call, within the caps; the call is counted until [`Shared::finished`].
+    pub fn admit(&self) -> Result<(), Refusal> {
+        let admission = &self.admission;
+        if !admission.accepting.load(Ordering::Acquire) {
+            return Err(Refusal::ShuttingDown);
+        }
+        {
+            let mut second = admission
+                .this_second
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if now.duration_since(second.0) >= Duration::from_secs(1) {
+                *second = (now, 0);
+            }
+            if second.1 >= self.settings.max_cps {
+                return Err(Refusal::TooManyPerSecond);
+            }
+            second.1 += 1;
+        }
+        let previous = admission.in_progress.fetch_add(1, Ordering::AcqRel);
+        if previous >= self.settings.max_calls {
+            admission.in_progress.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::TooManyCalls);
+        }
+        Ok(())
+    }
+
+    /// An admitted call ended.
+    pub fn finished(&self) {
+        self.admission.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Calls in progress.
+    pub fn in_progress(&self) -> usize {
+        self.admission.in_progress.load(Ordering::Acquire)
+    }
+
+    /// Keeps `summary` among the recent calls.
+    pub fn ended(&self, summary: CallSummary) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_CALLS {
+            recent.pop_front();
+        }
+        recent.push_back(summary);
+    }
+}
+
+/// A running SIP service.
+pub struct SipService {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+}
+
+impl SipService {
+    /// Starts listening on `config`'s address (UDP and TCP, on the same port) and taking calls
+    /// into `runtime`.
+    pub async fn start(runtime: Arc<Runtime>, config: &SipConfig) -> Result<SipService, SipError> {
+        let settings = config.settings()?;
+        let cancel = CancellationToken::new();
+        let listen_error = |address: SocketAddr| {
+            move |e: rsipstack::Error| SipError::Listen {
+                address,
+                reason: e.to_string(),
+            }
+        };
+        let udp =
+            UdpConnection::create_connection(settings.listen, None, Some(cancel.child_token()))
+                .await
+                .map_err(listen_error(settings.listen))?;
+        let bound = udp
+            .get_addr()
+            .get_socketaddr()
+            .map_err(listen_error(settings.listen))?;
+        let local = SocketAddr::new(settings.listen.ip(), bound.port());
+        let tcp = TcpListenerConnection::new(local, None)
+            .await
+            .map_err(listen_error(local))?;
+        let transports = TransportLayer::new(cancel.clone());
+        transports.add_transport(udp.into());
+        transports.add_transport(tcp.into());
+        let endpoint = EndpointBuilder::new()
+            .with_cancel_token(cancel.clone())
+            .with_transport_layer(transports)
+            .with_user_agent("cfhost")
+            .build();
+        let mut incoming = endpoint
+            .incoming_transactions()
+            .expect("taken once, right after the endpoint is built");
+        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let contact: Uri = format!("sip:cfhost@{bound}")
+            .as_str()
+            .try_into()
+            .expect("an address makes a SIP URI");
+        let (first, last) = settings.rtp_ports;
+        let shared = Arc::new(Shared {
+            dialogs,
+            registrar: Registrar::default(),
+            nonces: Nonces::new(settings.nonce_lifetime),
+            rtp: RtpPorts::new(bound.ip(), first, last),
+            metrics: SipMetrics::default(),
+            contact,
+            local: bound,
+            admission: Admission {
+                accepting: AtomicBool::new(true),
+                in_progress: AtomicUsize::new(0),
+                this_second: std::sync::Mutex::new((Instant::now(), 0)),
+            },
+            recent: std::sync::Mutex::default(),
+            settings,
+            runtime,
+        });
+        tokio::spawn(async move { endpoint.serve().await });
+        let accepting = Arc::clone(&shared);
+        tokio::spawn(async move {
+            while let Some(transaction) = incoming.recv().await {
+                let shared = Arc::clone(&accepting);
+                tokio::spawn(crate::dispatch::dispatch(shared, transaction));
+            }
+        });
+        tracing::info!("SIP on {bound} (UDP and TCP)");
+        Ok(SipService { shared, cancel })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// Calls in progress.
+    pub fn calls_in_progress(&self) -> usize {
+        self.shared.in_progress()
+    }
+
+    /// Its counters, as Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        let bindings = self.shared.registrar.len(Instant::now());
+        self.shared
+            .metrics
+            .render(self.shared.in_progress(), bindings)
+    }
+
+    /// The last calls that ended (at most [`RECENT_CALLS`]), oldest first.
+    pub fn recent_calls(&self) -> Vec<CallSummary> {
+        let recent = self.shared.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
+    }
+
+    /// Its counters.
+    pub fn metrics(&self) -> &SipMetrics {
+        &self.shared.metrics
+    }
+
+    /// New INVITEs get 503 from now on; calls in progress go on.
+    pub fn stop_accepting(&self) {
+        self.shared
+            .admission
+            .accepting
+            .store(false, Ordering::Release);
+    }
+
+    /// Stops taking calls, waits up to `drain` for the calls in progress (and their
+    /// termination callbacks) to finish, then closes the transports. Returns how many calls
+    /// were still running.
+    pub async fn shutdown(self, drain: Duration) -> usize {
+        self.stop_accepting();
+        let deadline = tokio::time::Instant::now() + drain;
+        while self.shared.in_progress() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self.shared.in_progress();
+        self.cancel.cancel();
+        left
+    }
+}
+
+impl Drop for SipService {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

@@ -1,0 +1,260 @@
+//! The call-control backend of one SIP call, behind `cfhost_core::switch::Switch`:
+//! - `answer`: 200 with cfhost's SDP (the caller's first offered G.711 law), an RTP port;
+//! - `bridge`: ring the endpoints ([`crate::bridge`]);
+//! - `record-voicemail`: answer if needed, a short tone, then the caller's RTP into a WAV;
+//! - `hangup`: BYE when answered, else the final response for the cause.
+//!
+//! Every change of the channel is applied to the [`Call`] as KAZOO's events would be.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use cfhost_core::call::{
+    BridgeOutcome, BridgeRequest, Call, ChannelEvent, Hangup, HangupCause, HangupEvent,
+    RecordOutcome,
+};
+use cfhost_core::switch::{Switch, SwitchError};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, StatusCode};
+use tokio::net::UdpSocket;
+
+use crate::causes::sip_of_cause;
+use crate::media::g711::Law;
+use crate::media::rtp::{send_audio, tone};
+use crate::media::sdp::{self, AudioOffer};
+use crate::media::voicemail::{self, MIN_MESSAGE, RecordingEnd};
+use crate::service::Shared;
+
+/// The media of a call cfhost answered itself.
+pub(crate) struct OwnMedia {
+    pub socket: UdpSocket,
+    pub law: Law,
+    /// Where the caller receives RTP, from its offer.
+    pub peer: Option<SocketAddr>,
+}
+
+/// The caller's leg as the switch left it.
+#[derive(Default)]
+struct CallerLeg {
+    /// A 200 went to the caller (cfhost answered, or a callee did through a bridge).
+    answered: bool,
+    media: Option<Arc<OwnMedia>>,
+}
+
+/// One SIP call's switch.
+pub(crate) struct SipSwitch {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) caller: InviteDialog,
+    /// The caller's SDP offer, passed through to the legs a bridge rings.
+    pub(crate) offer: Vec<u8>,
+    leg: Mutex<CallerLeg>,
+}
+
+/// A backend failure, as the core's error type.
+pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> SwitchError {
+    SwitchError::Backend(Box::new(e))
+}
+
+/// `application/sdp`, the content type of every body cfhost sends.
+pub(crate) fn sdp_content_type() -> Header {
+    Header::ContentType("application/sdp".into())
+}
+
+impl SipSwitch {
+    /// The switch of the call whose caller is `caller`, who offered `offer`.
+    pub fn new(shared: Arc<Shared>, caller: InviteDialog, offer: Vec<u8>) -> Self {
+        SipSwitch {
+            shared,
+            caller,
+            offer,
+            leg: Mutex::new(CallerLeg::default()),
+        }
+    }
+
+    fn leg(&self) -> std::sync::MutexGuard<'_, CallerLeg> {
+        self.leg.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a 200 went to the caller.
+    pub(crate) fn answered(&self) -> bool {
+        self.leg().answered
+    }
+
+    /// Marks the caller answered through a bridge.
+    pub(crate) fn mark_answered(&self) {
+        self.leg().answered = true;
+    }
+
+    /// Applies a destroy of the caller's channel with `hangup`.
+    pub(crate) fn destroy(call: &Call, hangup: &Hangup) {
+        let call_id = call.details().call_id.clone();
+        call.apply(&ChannelEvent::Destroy(HangupEvent::of(&call_id, hangup)));
+    }
+
+    /// Answers with cfhost's own media, if no one has answered yet; returns it (none when a
+    /// callee answered through a bridge).
+    async fn answer_with_media(&self, call: &Call) -> Result<Option<Arc<OwnMedia>>, SwitchError> {
+        if call.is_destroyed() {
+            return Err(SwitchError::Gone);
+        }
+        {
+            let leg = self.leg();
+            if leg.answered {
+                return Ok(leg.media.clone());
+            }
+        }
+        let offer = AudioOffer::parse(&self.offer);
+        if let Err(e) = &offer {
+            call.trace()
+                .switch(format!("the caller's SDP: {e}; answering with PCMU"));
+        }
+        let law = offer.as_ref().map_or(Law::Mu, |o| o.law);
+        let socket = self.shared.rtp.bind().await.map_err(backend)?;
+        let local = socket.local_addr().map_err(backend)?;
+        let body = sdp::answer(local, law, rand::random::<u32>().into());
+        self.caller
+            .accept(Some(vec![sdp_content_type()]), Some(body))
+            .map_err(backend)?;
+        self.shared.metrics.response(200);
+        let media = Arc::new(OwnMedia {
+            socket,
+            law,
+            peer: offer.ok().map(|o| o.address),
+        });
+        let mut leg = self.leg();
+        leg.answered = true;
+        leg.media = Some(Arc::clone(&media));
+        drop(leg);
+        call.trace().switch(format!(
+            "answered by cfhost ({}, RTP on {local})",
+            law.encoding_name()
+        ));
+        Ok(Some(media))
+    }
+
+    /// Ends the caller's leg if the flow left it up: BYE if answered, else 480.
+    pub(crate) async fn finish(&self, call: &Call) {
+        if !call.is_destroyed() {
+            let _ = self.hangup(call, &HangupCause::NORMAL_CLEARING).await;
+        }
+        if self.answered() {
+            let _ = self.caller.bye().await;
+        } else {
+            let _ = self
+                .caller
+                .reject(Some(StatusCode::TemporarilyUnavailable), None);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Switch for SipSwitch {
+    async fn answer(&self, call: &Call) -> Result<(), SwitchError> {
+        self.answer_with_media(call).await.map(|_| ())
+    }
+
+    async fn bridge(
+        &self,
+        call: &Call,
+        request: &BridgeRequest,
+    ) -> Result<BridgeOutcome, SwitchError> {
+        if call.is_destroyed() {
+            return Ok(BridgeOutcome::CallerHungUp);
+        }
+        Ok(crate::bridge::bridge(self, call, request).await)
+    }
+
+    async fn record_voicemail(
+        &self,
+        call: &Call,
+        box_id: &str,
+        max_secs: u32,
+    ) -> Result<RecordOutcome, SwitchError> {
+        if call.is_destroyed() {
+            return Ok(RecordOutcome::CallerHungUp);
+        }
+        let Some(media) = self.answer_with_media(call).await? else {
+            return Ok(RecordOutcome::Failed(
+                "the call was answered by a callee; cfhost has no media of it".to_string(),
+            ));
+        };
+        let started = SystemTime::now();
+        if let Some(peer) = media.peer {
+            let beep = tone(440.0, 500);
+            tokio::select! {
+                () = send_audio(&media.socket, peer, media.law, &beep) => {}
+                () = call.over() => return Ok(RecordOutcome::CallerHungUp),
+            }
+        }
+        let max = Duration::from_secs(u64::from(max_secs.max(1)));
+        let silence = self.shared.settings.silence_timeout;
+        let recording = voicemail::record(&media.socket, max, silence, call.over()).await;
+        let length = recording.length();
+        let why = match recording.end {
+            RecordingEnd::CallEnded => "the caller hung up",
+            RecordingEnd::MaxLength => "the longest message",
+            RecordingEnd::NoMedia => "no RTP",
+        };
+        call.trace()
+            .switch(format!("recorded {} ms ({why})", length.as_millis()));
+        if length < MIN_MESSAGE {
+            call.trace().switch(format!(
+                "shorter than {} ms: not a message",
+                MIN_MESSAGE.as_millis()
+            ));
+            return Ok(if call.is_destroyed() {
+                RecordOutcome::CallerHungUp
+            } else {
+                RecordOutcome::Failed("no message was recorded".to_string())
+            });
+        }
+        let account_dir = self
+            .shared
+            .runtime
+            .data_dir()
+            .join("accounts")
+            .join(&call.details().account_id);
+        match voicemail::store(&account_dir, box_id, call.details(), started, &recording) {
+            Ok(stored) => {
+                call.trace()
+                    .switch(format!("message stored as {}", stored.wav.display()));
+                let secs = ((length.as_millis() + 500) / 1000).max(1);
+                Ok(RecordOutcome::Recorded {
+                    secs: u32::try_from(secs).unwrap_or(u32::MAX),
+                })
+            }
+            Err(e) => {
+                tracing::error!("voicemail: {e}");
+                Ok(RecordOutcome::Failed(e.to_string()))
+            }
+        }
+    }
+
+    async fn hangup(&self, call: &Call, cause: &HangupCause) -> Result<(), SwitchError> {
+        if call.is_destroyed() {
+            return Ok(());
+        }
+        let hangup = if self.answered() {
+            self.caller.bye().await.map_err(backend)?;
+            call.trace()
+                .switch(format!("cfhost hung up ({cause}): BYE"));
+            Hangup::new(cause.clone(), 200)
+        } else {
+            let code = sip_of_cause(cause);
+            self.caller
+                .reject(Some(StatusCode::from(code)), None)
+                .map_err(backend)?;
+            self.shared.metrics.response(code);
+            call.trace()
+                .switch(format!("cfhost ended the call ({cause}): {code}"));
+            Hangup::new(cause.clone(), code)
+        };
+        Self::destroy(call, &hangup);
+        Ok(())
+    }
+
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}

@@ -1,0 +1,480 @@
+//! Real calls over SIP, against SIPp as carriers and devices on loopback: a trunk on
+//! 127.0.0.2, devices on 127.0.0.1 that register with digest authentication, strangers on
+//! 127.0.0.3. Each test starts its own host and SIP service on free ports.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use cfhost_sip::{SipConfig, SipService, TrunkConfig};
+use cfhost_tests::sipp::{Sipp, SippRun, free_udp_port, scenario};
+use cfhost_tests::{Builder, TestHost};
+use serde_json::{Value, json};
+
+const REALM: &str = "acme.example.com";
+const DIALED: &str = "+15554441111";
+const CALLER: &str = "+15550001234";
+const TRUNK_IP: &str = "127.0.0.2";
+const DEVICE_IP: &str = "127.0.0.1";
+const STRANGER_IP: &str = "127.0.0.3";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The seed's missed-call flow over SIP: the alert, then user u1 (3 s), then voicemail; a busy
+/// user goes to its `USER_BUSY` child.
+fn seed_flow() -> Value {
+    json!({
+        "numbers": [DIALED, "2000"],
+        "flow": {
+            "module": "missed_call_alert",
+            "data": {"recipients": [{"type": "email", "id": "boss@example.com"}]},
+            "children": {"_": {
+                "module": "user",
+                "data": {"id": "u1", "timeout": 3},
+                "children": {
+                    "_": {"module": "voicemail", "data": {"id": "box1", "max_message_length": 30}},
+                    "USER_BUSY": {"module": "test_fixture",
+                                  "data": {"register": [{"template_id": "took-busy"}]}}
+                }
+            }}
+        }
+    })
+}
+
+async fn start() -> (TestHost, SipService) {
+    let host = Builder::new()
+        .account_document("acme", "account.json", json!({"realm": REALM, "name": "Acme"}))
+        .user("acme", "u1", json!({"email": "u1@example.com"}))
+        .user("acme", "u2", json!({"email": "u2@example.com"}))
+        .write_json(
+            "accounts/acme/devices/d1.json",
+            json!({"name": "desk", "owner_id": "u1", "sip": {"username": "1001", "password": "secret"}}),
+        )
+        .write_json(
+            "accounts/acme/devices/d2.json",
+            json!({"name": "lobby", "owner_id": "u2", "sip": {"username": "1002", "password": "other"}}),
+        )
+        .callflow("acme", "seed", seed_flow())
+        .start()
+        .await;
+    assert!(host.report.data.errors.is_empty(), "{:?}", host.report.data);
+    let config = sip_config();
+    let sip = SipService::start(host.shared_runtime(), &config)
+        .await
+        .expect("SIP starts");
+    (host, sip)
+}
+
+fn sip_config() -> SipConfig {
+    let mut config = SipConfig {
+        listen: "127.0.0.1:0".to_string(),
+        rtp_ports: "44000-44999".to_string(),
+        nonce_lifetime_secs: 1,
+        ..SipConfig::default()
+    };
+    config.trunks.insert(
+        "carrier".to_string(),
+        TrunkConfig {
+            addresses: vec![format!("{TRUNK_IP}/32")],
+        },
+    );
+    config
+}
+
+/// Runs SIPp to its end on a blocking thread; fails the test unless it succeeded.
+async fn succeeds(sipp: Sipp) {
+    tokio::task::spawn_blocking(move || sipp.expect_success(WAIT))
+        .await
+        .unwrap();
+}
+
+/// Device `user` (with `password`) registers from `port`.
+async fn register(sip: &SipService, user: &str, password: &str, port: u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = SippRun::new(scenario("register", &[], dir.path()), DEVICE_IP, port);
+    run.remote = Some(sip.local_addr());
+    run.service = user;
+    run.keys = vec![("realm", REALM.to_string()), ("expires", "60".to_string())];
+    run.credentials = Some((user, password));
+    succeeds(Sipp::start(run)).await;
+}
+
+/// A device on `port` that behaves as `scenario` says for one call.
+fn device(name: &str, port: u16) -> Sipp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = SippRun::new(scenario(name, &[], dir.path()), DEVICE_IP, port);
+    run.service = "1001";
+    Sipp::start(run)
+}
+
+/// The carrier places one call with `scenario` to the dialed number.
+fn carrier(sip: &SipService, name: &str, replace: &[(&str, &str)], dir: &Path) -> Sipp {
+    carrier_from(TRUNK_IP, sip.local_addr(), name, replace, dir, DIALED)
+}
+
+fn carrier_from(
+    ip: &'static str,
+    to: SocketAddr,
+    name: &str,
+    replace: &[(&str, &str)],
+    dir: &Path,
+    dialed: &'static str,
+) -> Sipp {
+    let mut run = SippRun::new(scenario(name, replace, dir), ip, free_udp_port(ip));
+    run.remote = Some(to);
+    run.service = dialed;
+    run.keys = vec![("caller", CALLER.to_string())];
+    Sipp::start(run)
+}
+
+/// Waits until the host has run `count` calls to their end (their callbacks included).
+async fn calls_done(sip: &SipService, count: u64) {
+    let started = std::time::Instant::now();
+    loop {
+        let done: u64 = [
+            "bridged",
+            "message_left",
+            "caller_hung_up",
+            "flow_ended",
+            "error",
+        ]
+        .iter()
+        .map(|result| sip.metrics().calls(result))
+        .sum();
+        if done >= count && sip.calls_in_progress() == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the calls did not end:\n{}",
+            sip.render_metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_answers_at_a_registered_device_and_the_caller_hangs_up_at_voicemail() {
+    let (host, sip) = start().await;
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ringing = device("device_ring", port);
+    let call = carrier(&sip, "carrier_call", &[], dir.path());
+    succeeds(call).await;
+    succeeds(ringing).await;
+    calls_done(&sip, 1).await;
+    let notifications = host.notifications();
+    assert_eq!(notifications.len(), 1, "{notifications:?}");
+    let alert = &notifications[0].payload;
+    assert_eq!(
+        notifications[0].routing_key,
+        "notifications.sip.missed_call"
+    );
+    assert_eq!(alert["Caller-ID-Number"], CALLER);
+    assert_eq!(alert["Caller-ID-Name"], "Jane Caller");
+    assert_eq!(alert["Call-Bridged"], false);
+    assert_eq!(alert["Message-Left"], false);
+    assert_eq!(alert["To"], json!(["boss@example.com"]));
+    assert_eq!(
+        alert["Notify"],
+        json!({"Hangup-Cause": "NORMAL_CLEARING", "Hangup-Code": "sip:200"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_answers_the_caller_hangs_up_and_the_device_gets_the_bye() {
+    let (host, sip) = start().await;
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let answering = device("device_answer", port);
+    let call = carrier(&sip, "carrier_call", &[], dir.path());
+    succeeds(call).await;
+    // The device's scenario ends only once the BYE reached it.
+    succeeds(answering).await;
+    calls_done(&sip, 1).await;
+    assert_eq!(sip.metrics().calls("bridged"), 1);
+    assert!(
+        host.notifications().is_empty(),
+        "{:?}",
+        host.notifications()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_leaves_a_message_and_a_wav_of_its_length_is_stored() {
+    let (host, sip) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // No device registered: nobody to ring, so voicemail answers at once.
+    let call = carrier(&sip, "carrier_message", &[], dir.path());
+    succeeds(call).await;
+    calls_done(&sip, 1).await;
+    assert!(
+        host.notifications().is_empty(),
+        "{:?}",
+        host.notifications()
+    );
+    let boxdir = host.data_dir().join("accounts/acme/vmboxes/box1");
+    let wavs: Vec<_> = std::fs::read_dir(&boxdir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    assert_eq!(wavs.len(), 1, "{wavs:?}");
+    let reader = hound::WavReader::open(&wavs[0]).unwrap();
+    assert_eq!(reader.spec().sample_rate, 8000);
+    assert_eq!(reader.spec().channels, 1);
+    assert_eq!(reader.spec().bits_per_sample, 16);
+    // Debian's g711a.pcap is 236 packets of 30 ms: 7.08 s.
+    let secs = f64::from(reader.len()) / 8000.0;
+    assert!((6.5..=7.2).contains(&secs), "{secs} s recorded");
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(wavs[0].with_extension("json")).unwrap()).unwrap();
+    assert_eq!(meta["caller_id_number"], CALLER);
+    assert_eq!(sip.metrics().calls("message_left"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_device_sends_the_flow_to_the_user_busy_child() {
+    let (host, sip) = start().await;
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let busy = device("device_busy", port);
+    // The USER_BUSY child stops the flow: the host then ends the call (480 to the caller).
+    let call = carrier(&sip, "carrier_refused", &[("CODE", "480")], dir.path());
+    succeeds(busy).await;
+    succeeds(call).await;
+    calls_done(&sip, 1).await;
+    assert!(host.template_ids().contains(&"took-busy".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_cancels_while_it_rings_and_the_alert_says_originator_cancel() {
+    let (host, sip) = start().await;
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ringing = device("device_ring", port);
+    let call = carrier(&sip, "carrier_cancel", &[], dir.path());
+    succeeds(call).await;
+    // The device got the CANCEL relayed.
+    succeeds(ringing).await;
+    calls_done(&sip, 1).await;
+    let notifications = host.notifications();
+    assert_eq!(notifications.len(), 1, "{notifications:?}");
+    assert_eq!(
+        notifications[0].payload["Notify"],
+        json!({"Hangup-Cause": "ORIGINATOR_CANCEL", "Hangup-Code": "sip:487"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_call_from_an_authenticated_device_sends_no_alert() {
+    let (host, sip) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = SippRun::new(
+        scenario("device_call", &[], dir.path()),
+        DEVICE_IP,
+        free_udp_port(DEVICE_IP),
+    );
+    run.remote = Some(sip.local_addr());
+    run.service = "2000";
+    run.keys = vec![("realm", REALM.to_string()), ("user", "1002".to_string())];
+    run.credentials = Some(("1002", "other"));
+    succeeds(Sipp::start(run)).await;
+    calls_done(&sip, 1).await;
+    assert!(
+        host.notifications().is_empty(),
+        "{:?}",
+        host.notifications()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_and_unknown_numbers_are_refused_and_nothing_runs() {
+    let (host, sip) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = carrier_from(
+        STRANGER_IP,
+        sip.local_addr(),
+        "carrier_refused",
+        &[("CODE", "403")],
+        dir.path(),
+        DIALED,
+    );
+    succeeds(stranger).await;
+    let unknown = carrier_from(
+        TRUNK_IP,
+        sip.local_addr(),
+        "carrier_refused",
+        &[("CODE", "404")],
+        dir.path(),
+        "+15559990000",
+    );
+    succeeds(unknown).await;
+    assert_eq!(sip.metrics().rejections("stranger"), 1);
+    assert_eq!(sip.metrics().rejections("unknown_number"), 1);
+    assert!(host.notifications().is_empty());
+    assert_eq!(sip.calls_in_progress(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_port_does_not_disturb_the_next_call() {
+    let (host, sip) = start().await;
+    let socket = std::net::UdpSocket::bind((TRUNK_IP, 0)).unwrap();
+    let target = sip.local_addr();
+    let mut junk: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02garbage".to_vec(),
+        b"INVITE sip:x SIP/2.0\r\n\r\n".to_vec(),
+        b"SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n".to_vec(),
+        vec![b'A'; 60_000],
+        b"REGISTER sip:acme.example.com SIP/2.0\r\nContent-Length: 99999\r\n\r\n".to_vec(),
+    ];
+    junk.extend((0..200).map(|n| format!("OPTIONS {n}\r\n").into_bytes()));
+    for datagram in &junk {
+        let _ = socket.send_to(datagram, target);
+    }
+    let mut tcp = std::net::TcpStream::connect(target).unwrap();
+    use std::io::Write;
+    let _ = tcp.write_all(b"\x16\x03\x01 not SIP at all\r\n\r\n");
+    drop(tcp);
+    let dir = tempfile::tempdir().unwrap();
+    let call = carrier(&sip, "carrier_message", &[], dir.path());
+    succeeds(call).await;
+    calls_done(&sip, 1).await;
+    assert_eq!(sip.metrics().calls("message_left"), 1);
+    assert!(host.notifications().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_checks_the_password_honours_expiry_and_refuses_stale_nonces() {
+    let (_host, sip) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let contacts = |sip: &SipService| {
+        sip.render_metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("cfhost_sip_registered_contacts "))
+            .unwrap()
+            .to_string()
+    };
+    // Success.
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    assert_eq!(contacts(&sip), "1");
+    // A wrong password: 403.
+    let mut run = SippRun::new(
+        scenario("register_refused", &[], dir.path()),
+        DEVICE_IP,
+        free_udp_port(DEVICE_IP),
+    );
+    run.remote = Some(sip.local_addr());
+    run.service = "1002";
+    run.keys = vec![("realm", REALM.to_string()), ("expires", "60".to_string())];
+    run.credentials = Some(("1002", "guess"));
+    succeeds(Sipp::start(run)).await;
+    assert_eq!(contacts(&sip), "1");
+    // Unregister: Expires 0 takes the binding away.
+    let mut run = SippRun::new(scenario("register", &[], dir.path()), DEVICE_IP, port);
+    run.remote = Some(sip.local_addr());
+    run.service = "1001";
+    run.keys = vec![("realm", REALM.to_string()), ("expires", "0".to_string())];
+    run.credentials = Some(("1001", "secret"));
+    succeeds(Sipp::start(run)).await;
+    assert_eq!(contacts(&sip), "0");
+    // Expiry: a 1 s registration is gone after 2 s.
+    let mut run = SippRun::new(scenario("register", &[], dir.path()), DEVICE_IP, port);
+    run.remote = Some(sip.local_addr());
+    run.service = "1001";
+    run.keys = vec![("realm", REALM.to_string()), ("expires", "1".to_string())];
+    run.credentials = Some(("1001", "secret"));
+    succeeds(Sipp::start(run)).await;
+    assert_eq!(contacts(&sip), "1");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(contacts(&sip), "0");
+    // A response on a nonce past its 1 s lifetime is challenged again as stale.
+    let mut run = SippRun::new(scenario("register_stale", &[], dir.path()), DEVICE_IP, port);
+    run.remote = Some(sip.local_addr());
+    run.service = "1001";
+    run.keys = vec![("realm", REALM.to_string()), ("expires", "60".to_string())];
+    run.credentials = Some(("1001", "secret"));
+    succeeds(Sipp::start(run)).await;
+    assert_eq!(contacts(&sip), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_and_the_metrics_show_the_sip_side() {
+    let (_host, sip) = start().await;
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let busy = device("device_busy", port);
+    let call = carrier(&sip, "carrier_refused", &[("CODE", "480")], dir.path());
+    succeeds(busy).await;
+    succeeds(call).await;
+    calls_done(&sip, 1).await;
+    let calls = sip.recent_calls();
+    let [trace] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    let text = trace.trace.join("\n");
+    assert!(text.contains("switch: INVITE"), "{text}");
+    assert!(
+        text.contains(&format!("from {CALLER} (trunk carrier) to {DIALED}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("switch: ringing sip:1001@127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("answered 486"), "{text}");
+    assert!(text.contains("continue to USER_BUSY | sip:486"), "{text}");
+    assert!(
+        text.contains("cfhost ended the call (NORMAL_CLEARING): 480"),
+        "{text}"
+    );
+    let metrics = sip.render_metrics();
+    assert!(
+        metrics.contains("cfhost_sip_requests_total{method=\"INVITE\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cfhost_sip_requests_total{method=\"REGISTER\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cfhost_sip_registrations_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cfhost_sip_responses_total{code=\"401\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_new_invites_get_503_and_the_call_in_progress_finishes() {
+    let (host, sip) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A caller leaving a 7 s message is in progress...
+    let leaving = carrier(&sip, "carrier_message", &[], dir.path());
+    let started = std::time::Instant::now();
+    while sip.calls_in_progress() == 0 {
+        assert!(started.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...when the host stops taking calls.
+    sip.stop_accepting();
+    let refused = carrier(&sip, "carrier_refused", &[("CODE", "503")], dir.path());
+    succeeds(refused).await;
+    succeeds(leaving).await;
+    let left = sip.shutdown(WAIT).await;
+    assert_eq!(left, 0, "the call in progress finished");
+    let boxdir = host.data_dir().join("accounts/acme/vmboxes/box1");
+    assert_eq!(
+        std::fs::read_dir(boxdir).unwrap().count(),
+        2,
+        "its message was stored"
+    );
+}
