@@ -478,3 +478,86 @@ async fn at_shutdown_new_invites_get_503_and_the_call_in_progress_finishes() {
         "its message was stored"
     );
 }
+
+/// An INVITE from `from` for `dialed`, as a carrier would send it, with its own Call-ID.
+fn raw_invite(from: SocketAddr, to: SocketAddr, dialed: &str, n: u32) -> String {
+    format!(
+        "INVITE sip:{dialed}@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-cap-{n}\r\n\
+         From: <sip:{CALLER}@{from}>;tag=cap{n}\r\n\
+         To: <sip:{dialed}@{to}>\r\n\
+         Call-ID: cap-{n}@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:{CALLER}@{from}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The final status of each response read from `socket` until `count` final ones arrived.
+fn final_codes(socket: &std::net::UdpSocket, count: usize) -> Vec<u16> {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut codes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while codes.len() < count {
+        let (n, _) = socket.recv_from(&mut buf).expect("a response");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let code: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        if code >= 200 {
+            codes.push(code);
+        }
+    }
+    codes.sort_unstable();
+    codes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_the_caps_get_503_before_anything_runs() {
+    let host = Builder::new()
+        .account_document("acme", "account.json", json!({"realm": REALM}))
+        .callflow("acme", "seed", seed_flow())
+        .start()
+        .await;
+    let mut config = sip_config();
+    config.max_cps = 1;
+    let sip = SipService::start(host.shared_runtime(), &config)
+        .await
+        .unwrap();
+    let socket = std::net::UdpSocket::bind((TRUNK_IP, 0)).unwrap();
+    let from = socket.local_addr().unwrap();
+    // Two INVITEs in the same second for a number nobody has: one is admitted (and gets 404),
+    // the other is past max_cps (503).
+    for n in 0..2 {
+        let invite = raw_invite(from, sip.local_addr(), "+15559990000", n);
+        socket.send_to(invite.as_bytes(), sip.local_addr()).unwrap();
+    }
+    let codes = tokio::task::spawn_blocking(move || final_codes(&socket, 2))
+        .await
+        .unwrap();
+    assert_eq!(codes, [404, 503]);
+    assert_eq!(sip.metrics().rejections("max_cps"), 1);
+
+    let mut config = sip_config();
+    config.max_calls = 1;
+    let sip = SipService::start(host.shared_runtime(), &config)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let leaving = carrier(&sip, "carrier_message", &[], dir.path());
+    let started = std::time::Instant::now();
+    while sip.calls_in_progress() == 0 {
+        assert!(started.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = carrier(&sip, "carrier_refused", &[("CODE", "503")], dir.path());
+    succeeds(refused).await;
+    succeeds(leaving).await;
+    assert_eq!(sip.metrics().rejections("max_calls"), 1);
+    assert!(host.notifications().is_empty());
+}

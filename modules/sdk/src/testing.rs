@@ -320,6 +320,28 @@ impl ScriptedCall {
     }
 }
 
+/// Checks that the schema file `file` (relative to the crate) is exactly `T`'s JSON Schema, as
+/// [`schema_file_text`](crate::schema_file_text) writes it; with `CFHOST_WRITE_SCHEMAS=1` in
+/// the environment it writes the file instead. A module that embeds its schema with
+/// `include_str!` (so the component carries no schema generator) keeps it derived from its
+/// data type this way: a test calls this, and a changed type fails it until the file is
+/// written again.
+pub fn check_schema_file<T: schemars::JsonSchema>(crate_dir: &str, file: &str) {
+    let path = std::path::Path::new(crate_dir).join(file);
+    let derived = crate::schema_file_text::<T>();
+    if std::env::var_os("CFHOST_WRITE_SCHEMAS").is_some() {
+        std::fs::write(&path, &derived).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == derived,
+        "{} is not the schema of its data type; write it again with \
+         `CFHOST_WRITE_SCHEMAS=1 cargo test`",
+        path.display()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,26 +422,4 @@ mod tests {
     fn host_functions_outside_a_scripted_call_say_how_to_test() {
         crate::log::info("nobody is listening");
     }
-}
-
-/// Checks that the schema file `file` (relative to the crate) is exactly `T`'s JSON Schema, as
-/// [`schema_file_text`](crate::schema_file_text) writes it; with `CFHOST_WRITE_SCHEMAS=1` in
-/// the environment it writes the file instead. A module that embeds its schema with
-/// `include_str!` (so the component carries no schema generator) keeps it derived from its
-/// data type this way: a test calls this, and a changed type fails it until the file is
-/// written again.
-pub fn check_schema_file<T: schemars::JsonSchema>(crate_dir: &str, file: &str) {
-    let path = std::path::Path::new(crate_dir).join(file);
-    let derived = crate::schema_file_text::<T>();
-    if std::env::var_os("CFHOST_WRITE_SCHEMAS").is_some() {
-        std::fs::write(&path, &derived).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == derived,
-        "{} is not the schema of its data type; write it again with \
-         `CFHOST_WRITE_SCHEMAS=1 cargo test`",
-        path.display()
-    );
 }

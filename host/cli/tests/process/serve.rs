@@ -940,3 +940,56 @@ fn a_new_module_is_scaffolded_built_checked_dropped_in_called_and_replaced_live(
         run_call(&server, "acme-notify", &call).0 == "continue to matched"
     });
 }
+
+#[test]
+fn serve_takes_sip_beside_the_http_api_and_reports_it() {
+    let server = start();
+    // Its log says where SIP is (a free port here, from CFHOST_SIP__LISTEN=127.0.0.1:0).
+    let mut sip = None;
+    server.wait_until("the SIP address is logged", || {
+        sip = server.log().lines().find_map(|line| {
+            let rest = line.strip_prefix("cfhost serve: SIP on ")?;
+            rest.split_whitespace()
+                .next()?
+                .parse::<std::net::SocketAddr>()
+                .ok()
+        });
+        sip.is_some()
+    });
+    let sip = sip.unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = socket.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ping\r\n\
+         From: <sip:probe@{me}>;tag=p1\r\nTo: <sip:{sip}>\r\nCall-ID: ping@test\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(options.as_bytes(), sip).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = socket.recv_from(&mut buf).expect("OPTIONS is answered");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let (status, metrics) = request(&server, "GET", "/metrics", Some(OPERATOR), None);
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("cfhost_sip_requests_total{method=\"OPTIONS\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cfhost_sip_calls_in_progress 0"),
+        "{metrics}"
+    );
+    let (status, calls) = request(&server, "GET", "/v1/sip/calls", Some(OPERATOR), None);
+    assert_eq!((status, calls), (200, json!([])));
+    assert_eq!(
+        request(&server, "GET", "/v1/sip/calls", Some(ACME), None).0,
+        403
+    );
+}
