@@ -21,6 +21,7 @@ pub(crate) async fn run(
     mut tx: Transaction,
     details: CallDetails,
     caller: Caller,
+    started: std::time::Instant,
 ) {
     let shared = Arc::clone(&admitted.0);
     let (state_tx, state_rx) = shared.dialogs.new_dialog_state_channel();
@@ -56,7 +57,12 @@ pub(crate) async fn run(
             tracing::debug!("caller's INVITE transaction: {e}");
         }
     });
-    let switch = Arc::new(SipSwitch::new(Arc::clone(&shared), dialog.clone(), offer));
+    let switch = Arc::new(SipSwitch::new(
+        Arc::clone(&shared),
+        dialog.clone(),
+        offer,
+        started,
+    ));
     let watcher = tokio::spawn(watch_caller(state_rx, Arc::clone(&call)));
     let result = shared
         .runtime

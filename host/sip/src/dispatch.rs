@@ -204,6 +204,7 @@ pub(crate) enum Caller {
 }
 
 async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
+    let started = Instant::now();
     if let Err(refusal) = shared.admit() {
         let reason = match refusal {
             Refusal::ShuttingDown => "shutting_down",
@@ -226,7 +227,7 @@ async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
         shared.metrics.rejected("unknown_number");
         return reply(&shared, &mut tx, 404, vec![]).await;
     }
-    crate::call::run(admitted, tx, details, caller).await;
+    crate::call::run(admitted, tx, details, caller, started).await;
 }
 
 /// An admitted call, counted until this is dropped.

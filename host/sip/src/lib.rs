@@ -7,9 +7,11 @@
 //!   registrar ([`registrar`]), `OPTIONS`;
 //! - [`call`] and [`switch`]: a call's caller leg and its call control; [`bridge`]: ringing
 //!   devices and SIP URIs; [`media`]: answering and recording voicemail;
-//! - [`causes`]: SIP codes and the Q.850 cause names KAZOO reports; [`metrics`].
+//! - [`causes`]: SIP codes and the Q.850 cause names KAZOO reports; [`metrics`];
+//! - [`baseline`]: a bare B2BUA, what the SIP benchmark compares cfhost with.
 
 pub mod auth;
+pub mod baseline;
 mod bridge;
 mod call;
 pub mod causes;
@@ -22,4 +24,5 @@ pub mod service;
 mod switch;
 
 pub use config::{SipConfig, SipConfigError, TrunkConfig};
+pub use metrics::SetupSnapshot;
 pub use service::{CallSummary, SipError, SipService};

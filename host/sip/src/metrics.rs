@@ -5,11 +5,91 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Counters of the SIP service.
 #[derive(Default)]
 pub struct SipMetrics {
     counts: Mutex<Counts>,
+    setup: SetupTimes,
+}
+
+/// Call setup times (the INVITE to the 200 the caller got), in buckets a quarter of a binary
+/// order of magnitude wide, from 16 µs to about 60 s.
+pub struct SetupTimes {
+    buckets: [std::sync::atomic::AtomicU64; SETUP_BUCKETS],
+}
+
+const SETUP_BUCKETS: usize = 88;
+const SETUP_FIRST_US: f64 = 16.0;
+
+impl Default for SetupTimes {
+    fn default() -> Self {
+        SetupTimes {
+            buckets: std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+}
+
+impl SetupTimes {
+    fn bucket(micros: f64) -> usize {
+        if micros <= SETUP_FIRST_US {
+            return 0;
+        }
+        ((4.0 * (micros / SETUP_FIRST_US).log2()).ceil() as usize).min(SETUP_BUCKETS - 1)
+    }
+
+    /// The upper bound of bucket `i`, in µs.
+    fn bound(i: usize) -> f64 {
+        SETUP_FIRST_US * 2f64.powf(i as f64 / 4.0)
+    }
+
+    fn record(&self, time: Duration) {
+        let i = Self::bucket(time.as_secs_f64() * 1e6);
+        self.buckets[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn counts(&self) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .map(|b| b.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// The setup times recorded so far, to take percentiles of what happened between two of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupSnapshot(Vec<u64>);
+
+impl SetupSnapshot {
+    /// The `p`th percentile (an upper bound, within a quarter of a binary order of magnitude)
+    /// of the setups since `earlier`; `None` when there were none.
+    pub fn percentile_since(&self, earlier: &SetupSnapshot, p: f64) -> Option<Duration> {
+        let counts: Vec<u64> = self
+            .0
+            .iter()
+            .zip(&earlier.0)
+            .map(|(now, before)| now - before)
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(Duration::from_secs_f64(SetupTimes::bound(i) / 1e6));
+            }
+        }
+        None
+    }
+
+    /// How many setups are in it.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
 }
 
 #[derive(Default)]
@@ -53,6 +133,16 @@ impl SipMetrics {
     /// A call ended with `result`.
     pub fn call(&self, result: &str) {
         *self.counts().calls.entry(result.to_string()).or_default() += 1;
+    }
+
+    /// A call was answered `time` after its INVITE arrived.
+    pub fn setup(&self, time: Duration) {
+        self.setup.record(time);
+    }
+
+    /// The setup times so far.
+    pub fn setup_snapshot(&self) -> SetupSnapshot {
+        SetupSnapshot(self.setup.counts())
     }
 
     /// How many requests of `method` arrived.
@@ -183,5 +273,21 @@ mod tests {
         assert!(text.contains("cfhost_sip_calls_total{result=\"no_answer\"} 1"));
         assert!(text.contains("cfhost_sip_calls_in_progress 3"));
         assert_eq!(metrics.requests("INVITE"), 2);
+    }
+
+    #[test]
+    fn setup_percentiles_come_from_the_histogram_within_a_bucket() {
+        let metrics = SipMetrics::default();
+        let before = metrics.setup_snapshot();
+        for micros in [300, 320, 350, 400, 20_000] {
+            metrics.setup(Duration::from_micros(micros));
+        }
+        let after = metrics.setup_snapshot();
+        assert_eq!(after.total(), 5);
+        let p50 = after.percentile_since(&before, 50.0).unwrap();
+        assert!((350..=420).contains(&p50.as_micros()), "{p50:?}");
+        let p99 = after.percentile_since(&before, 99.0).unwrap();
+        assert!((20_000..=24_000).contains(&p99.as_micros()), "{p99:?}");
+        assert_eq!(after.percentile_since(&after, 50.0), None);
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct SipSwitch {
     pub(crate) caller: InviteDialog,
     /// The caller's SDP offer, passed through to the legs a bridge rings.
     pub(crate) offer: Vec<u8>,
+    /// When the INVITE arrived: the call's setup time is counted from it.
+    started: std::time::Instant,
     leg: Mutex<CallerLeg>,
 }
 
@@ -63,11 +65,17 @@ pub(crate) fn sdp_content_type() -> Header {
 
 impl SipSwitch {
     /// The switch of the call whose caller is `caller`, who offered `offer`.
-    pub fn new(shared: Arc<Shared>, caller: InviteDialog, offer: Vec<u8>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        caller: InviteDialog,
+        offer: Vec<u8>,
+        started: std::time::Instant,
+    ) -> Self {
         SipSwitch {
             shared,
             caller,
             offer,
+            started,
             leg: Mutex::new(CallerLeg::default()),
         }
     }
@@ -84,6 +92,7 @@ impl SipSwitch {
     /// Marks the caller answered through a bridge.
     pub(crate) fn mark_answered(&self) {
         self.leg().answered = true;
+        self.shared.metrics.setup(self.started.elapsed());
     }
 
     /// Applies a destroy of the caller's channel with `hangup`.
@@ -126,6 +135,7 @@ impl SipSwitch {
         leg.answered = true;
         leg.media = Some(Arc::clone(&media));
         drop(leg);
+        self.shared.metrics.setup(self.started.elapsed());
         call.trace().switch(format!(
             "answered by cfhost ({}, RTP on {local})",
             law.encoding_name()

@@ -20,6 +20,7 @@ mod floor;
 mod measure;
 mod memory;
 mod seed;
+pub mod sip;
 mod startup;
 mod throughput;
 

@@ -29,6 +29,11 @@ pub struct Options {
     /// With --workload: the shipped modules' instances are pooled.
     #[arg(long, requires = "workload")]
     pub pooled: bool,
+    /// Measure real calls over SIP instead, driven by SIPp (Debian's sip-tester) on loopback:
+    /// rising rates, CPU per call, setup time, memory with many calls held and after a soak,
+    /// against a bare rsipstack B2BUA. Takes about 10 minutes (one with --quick).
+    #[arg(long, conflicts_with_all = ["workload", "rss_child"])]
+    pub sip: bool,
 }
 
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
@@ -39,6 +44,20 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?;
         println!("{}", runtime.block_on(held_calls_peak_rss_mib(engine))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if options.sip {
+        let report = crate::bench::sip::run(
+            crate::bench::sip::SipBenchOptions {
+                quick: options.quick,
+            },
+            engine,
+        )?;
+        if options.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_sip_table(&report);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(calls) = options.workload {
@@ -128,4 +147,50 @@ fn print_table(report: &BenchReport) {
             target.limit
         );
     }
+}
+
+fn print_sip_table(report: &crate::bench::sip::SipBenchReport) {
+    println!("cfhost bench --sip: each rate for {} s", report.step_secs);
+    println!();
+    println!(
+        "{:<8} {:>6} {:>8} {:>7} {:>10} {:>10} {:>10}",
+        "target", "rate", "calls", "held", "cpu ms", "setup p50", "setup p99"
+    );
+    for step in &report.steps {
+        println!(
+            "{:<8} {:>6} {:>8} {:>7} {:>10.3} {:>10.1} {:>10.1}",
+            step.target,
+            step.rate,
+            step.calls,
+            if step.passed { "yes" } else { "NO" },
+            step.cpu_ms_per_call,
+            step.setup_ms_p50,
+            step.setup_ms_p99
+        );
+    }
+    println!();
+    println!("max_rate_held                {:>10}", report.max_rate_held);
+    println!(
+        "max_rate_held_bare           {:>10}",
+        report.max_rate_held_bare
+    );
+    println!(
+        "cpu_ms_per_call at {:>4}/s    {:>10.3} (bare {:.3}, ratio {:.2})",
+        report.compared_at_rate,
+        report.cpu_ms_per_call,
+        report.cpu_ms_per_call_bare,
+        report.cpu_ratio
+    );
+    println!(
+        "rss_mb_with_{}_calls       {:>10}",
+        report.calls_held, report.rss_mb_with_calls_held
+    );
+    println!(
+        "rss_mb before / after a {}-call soak {} / {}",
+        report.soak_calls, report.rss_mb_before_soak, report.rss_mb_after_soak
+    );
+    println!(
+        "alerts_published             {:>10}",
+        report.alerts_published
+    );
 }

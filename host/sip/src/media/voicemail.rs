@@ -52,7 +52,9 @@ pub async fn record(
     call_over: impl Future<Output = ()>,
 ) -> Recording {
     let max_samples = (max.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
-    let mut samples = Vec::with_capacity(max_samples.min(SAMPLE_RATE as usize * 60));
+    // Grown as audio arrives: a held call that sends nothing costs nothing here (a
+    // reservation for `max` would be a megabyte per call in voicemail).
+    let mut samples = Vec::new();
     let mut buf = [0u8; 2048];
     let mut call_over = std::pin::pin!(call_over);
     let end = loop {
