@@ -18,6 +18,7 @@ use rsipstack::transport::udp::UdpConnection;
 
 use crate::auth::Nonces;
 use crate::config::{SipConfig, SipConfigError, SipSettings};
+use crate::media::pacer::{Pacer, Prompt};
 use crate::media::rtp::RtpPorts;
 use crate::metrics::SipMetrics;
 use crate::registrar::Registrar;
@@ -39,6 +40,10 @@ pub(crate) struct Shared {
     pub registrar: Registrar,
     pub nonces: Nonces,
     pub rtp: RtpPorts,
+    /// The clock every call's prompts are played on.
+    pub pacer: Pacer,
+    /// The tone before a recording (500 ms at 440 Hz), encoded once.
+    pub beep: Prompt,
     pub metrics: SipMetrics,
     /// `sip:cfhost@<address>`: the Contact of cfhost's dialogs.
     pub contact: Uri,
@@ -179,6 +184,8 @@ impl SipService {
             registrar: Registrar::default(),
             nonces: Nonces::new(settings.nonce_lifetime),
             rtp: RtpPorts::new(bound.ip(), first, last),
+            pacer: Pacer::start(),
+            beep: Prompt::tone(440.0, 500),
             metrics: SipMetrics::default(),
             contact,
             local: bound,

@@ -21,14 +21,13 @@ use tokio::net::UdpSocket;
 
 use crate::causes::sip_of_cause;
 use crate::media::g711::Law;
-use crate::media::rtp::{send_audio, tone};
 use crate::media::sdp::{self, AudioOffer};
 use crate::media::voicemail::{self, MIN_MESSAGE, RecordingEnd};
 use crate::service::Shared;
 
 /// The media of a call cfhost answered itself.
 pub(crate) struct OwnMedia {
-    pub socket: UdpSocket,
+    pub socket: Arc<UdpSocket>,
     pub law: Law,
     /// Where the caller receives RTP, from its offer.
     pub peer: Option<SocketAddr>,
@@ -127,7 +126,7 @@ impl SipSwitch {
             .map_err(backend)?;
         self.shared.metrics.response(200);
         let media = Arc::new(OwnMedia {
-            socket,
+            socket: Arc::new(socket),
             law,
             peer: offer.ok().map(|o| o.address),
         });
@@ -191,9 +190,10 @@ impl Switch for SipSwitch {
         };
         let started = SystemTime::now();
         if let Some(peer) = media.peer {
-            let beep = tone(440.0, 500);
+            let beep = self.shared.beep.encoded(media.law);
+            let socket = Arc::clone(&media.socket);
             tokio::select! {
-                () = send_audio(&media.socket, peer, media.law, &beep) => {}
+                () = self.shared.pacer.play(socket, peer, beep) => {}
                 () = call.over() => return Ok(RecordOutcome::CallerHungUp),
             }
         }

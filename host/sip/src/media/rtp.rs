@@ -1,12 +1,11 @@
 //! RTP sockets for the calls cfhost answers itself: an even port from `[sip] rtp_ports` on the
-//! listening address, released when the socket is dropped; sending G.711 audio in 20 ms
-//! packets (the tone before a recording), and reading it back to linear samples.
+//! listening address, released when the socket is dropped, and G.711 RTP read back to linear
+//! samples ([`super::pacer`] sends it).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use rtp_rs::RtpReader;
 use tokio::net::UdpSocket;
 
 use super::g711::Law;
@@ -64,35 +63,6 @@ impl RtpPorts {
     }
 }
 
-/// Sends `samples` to `peer` as 20 ms G.711 packets in real time.
-pub async fn send_audio(socket: &UdpSocket, peer: SocketAddr, law: Law, samples: &[i16]) {
-    let ssrc = rand::random::<u32>();
-    let mut seq = Seq::from(rand::random::<u16>());
-    let mut timestamp = rand::random::<u32>();
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    let mut payload = [0u8; SAMPLES_PER_PACKET];
-    for (n, chunk) in samples.chunks(SAMPLES_PER_PACKET).enumerate() {
-        ticks.tick().await;
-        for (byte, sample) in payload.iter_mut().zip(chunk) {
-            *byte = law.encode(*sample);
-        }
-        let packet = RtpPacketBuilder::new()
-            .payload_type(law.payload_type())
-            .marked(n == 0)
-            .ssrc(ssrc)
-            .sequence(seq)
-            .timestamp(timestamp)
-            .payload(&payload[..chunk.len()])
-            .build();
-        if let Ok(packet) = packet {
-            // A lost tone packet is not worth failing a call for.
-            let _ = socket.send_to(&packet, peer).await;
-        }
-        seq = seq.next();
-        timestamp = timestamp.wrapping_add(chunk.len() as u32);
-    }
-}
-
 /// The audio of one RTP packet as linear samples, appended to `out`: G.711 only (other payload
 /// types, such as telephone events, and packets that do not parse are skipped). Returns
 /// whether the packet carried audio.
@@ -105,47 +75,4 @@ pub fn decode_packet(packet: &[u8], out: &mut Vec<i16>) -> bool {
     };
     out.extend(reader.payload().iter().map(|byte| law.decode(*byte)));
     true
-}
-
-/// A short tone: `millis` of a `hertz` sine at a moderate level.
-pub fn tone(hertz: f32, millis: u32) -> Vec<i16> {
-    let count = (SAMPLE_RATE * millis / 1000) as usize;
-    (0..count)
-        .map(|n| {
-            let t = n as f32 / SAMPLE_RATE as f32;
-            ((2.0 * std::f32::consts::PI * hertz * t).sin() * 8000.0) as i16
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn audio_sent_is_audio_received() {
-        let ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 41000, 41999);
-        let sender = ports.bind().await.unwrap();
-        let receiver = ports.bind().await.unwrap();
-        assert_eq!(sender.local_addr().unwrap().port() % 2, 0);
-        let peer = receiver.local_addr().unwrap();
-        let beep = tone(440.0, 60);
-        assert_eq!(beep.len(), 480);
-        send_audio(&sender, peer, Law::Mu, &beep).await;
-        let mut samples = Vec::new();
-        let mut buf = [0u8; 1500];
-        for _ in 0..3 {
-            let (n, _) = receiver.recv_from(&mut buf).await.unwrap();
-            assert!(decode_packet(&buf[..n], &mut samples));
-        }
-        assert_eq!(samples.len(), 480);
-        // G.711 is lossy, but close.
-        for (sent, got) in beep.iter().zip(&samples) {
-            assert!(
-                (i32::from(*sent) - i32::from(*got)).abs() < 300,
-                "{sent} {got}"
-            );
-        }
-        assert!(!decode_packet(b"garbage", &mut samples));
-    }
 }

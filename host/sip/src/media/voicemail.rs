@@ -157,7 +157,9 @@ pub fn wav_bytes(samples: &[i16]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::media::g711::Law;
-    use crate::media::rtp::{RtpPorts, send_audio, tone};
+    use crate::media::pacer::{Pacer, Prompt};
+    use crate::media::rtp::RtpPorts;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn a_recording_ends_at_the_call_end_or_the_silence_and_is_stored_as_a_wav() {
@@ -166,7 +168,8 @@ mod tests {
         let caller = ports.bind().await.unwrap();
         let to = socket.local_addr().unwrap();
         let sending = tokio::spawn(async move {
-            send_audio(&caller, to, Law::A, &tone(300.0, 400)).await;
+            let audio = Prompt::tone(300.0, 400).encoded(Law::A);
+            Pacer::start().play(Arc::new(caller), to, audio).await;
         });
         let recording = record(
             &socket,
