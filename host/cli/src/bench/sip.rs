@@ -38,6 +38,9 @@ const SEED_USER: &str = "3e3f1217bee3ba0aa7496ca61fb4ae8f";
 const CARRIER: &str = include_str!("../../../../tests/sip/carrier_call.xml");
 const DEVICE: &str = include_str!("../../../../tests/sip/device_busy.xml");
 
+/// How long finished transactions take to go, with a margin.
+const TRANSACTIONS_LINGER: Duration = Duration::from_secs(40);
+
 /// How long to measure.
 #[derive(Debug, Clone, Copy)]
 pub struct SipBenchOptions {
@@ -230,7 +233,9 @@ async fn measure(
     holding.wait(Duration::from_secs(120))?;
     drained(&sip).await?;
 
-    // The soak: RSS after a warm-up, then after many more calls.
+    // The soak: RSS after a warm-up, then after many more calls, each read once finished
+    // transactions are gone (rsipstack keeps them 32 s: timers K, D, L, M).
+    tokio::time::sleep(TRANSACTIONS_LINGER).await;
     let rss_mb_before_soak = rss_mib()?;
     let soak_calls = options.soak_calls();
     let soak = Sipp::carrier(
@@ -243,8 +248,7 @@ async fn measure(
     )?;
     soak.wait(Duration::from_secs(u64::from(soak_calls / 100 + 120)))?;
     drained(&sip).await?;
-    // rsipstack keeps finished transactions for 32 s (timers K, D, L, M).
-    tokio::time::sleep(Duration::from_secs(40)).await;
+    tokio::time::sleep(TRANSACTIONS_LINGER).await;
     let rss_mb_after_soak = rss_mib()?;
 
     Ok(SipBenchReport {
