@@ -5,7 +5,9 @@
 //! - arbitrary text and mutated documents go through the parser: errors only, never a panic;
 //! - generated callflows (random modules, scripted outcomes, branches, children, skips, junk
 //!   data and junk nodes) are parsed and validated, and those accepted are run on simulated
-//!   calls: every call ends, within a bounded number of nodes.
+//!   calls: every call ends, within a bounded number of nodes;
+//! - scenario calls with arbitrary values in every field (times past any clock among them) are
+//!   refused when read or run to their end.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use cfhost_core::callflow::{AccountCallflows, parse_callflow, validate_callflow};
 use cfhost_core::scenario::ScenarioCall;
 use cfhost_core::switch::SimulatedSwitch;
-use cfhost_tests::{Builder, TestHost, with_seed_users};
+use cfhost_tests::{Builder, TestHost, seed_missed_call_alert, with_seed_users};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -211,4 +213,88 @@ fn the_executor_ends_every_call_through_arbitrary_trees() {
     );
     assert!(rejected >= 100, "and callflows that must be rejected");
     assert!(nodes >= 2 * accepted, "the calls ran their nodes");
+}
+
+/// The fields of a scenario call, and one that is not.
+const SCENARIO_FIELDS: [&str; 17] = [
+    "name",
+    "account_id",
+    "to",
+    "caller_id_name",
+    "caller_id_number",
+    "callee_id_name",
+    "callee_id_number",
+    "authorizing_type",
+    "authorizing_id",
+    "call_id",
+    "from_user",
+    "from_realm",
+    "to_user",
+    "to_realm",
+    "start_time",
+    "behaviour",
+    "junk",
+];
+
+fn scenario_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        Just(json!(u64::MAX)),
+        Just(json!(cfhost_core::scenario::LATEST_START_TIME)),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[ -~]{0,12}".prop_map(Value::from),
+        Just(json!("+15554441111")),
+        Just(json!({"bridge": "busy", "voicemail": "leave_message"})),
+        Just(json!({"bridge": "sideways"})),
+        Just(json!([])),
+    ]
+}
+
+#[test]
+fn arbitrary_scenario_calls_are_refused_or_run_to_their_end() {
+    let rt = runtime();
+    let host: TestHost = rt.block_on(
+        with_seed_users(Builder::new(), "acme")
+            .callflow("acme", "seed", seed_missed_call_alert())
+            .start(),
+    );
+    let fields = prop::collection::vec(
+        (
+            prop::sample::select(SCENARIO_FIELDS.to_vec()),
+            scenario_value(),
+        ),
+        0..6,
+    );
+    let (accepted, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    runner(1_500)
+        .run(&fields, |fields| {
+            let mut call = json!({"account_id": "acme", "to": "+15554441111"});
+            for (field, value) in fields {
+                call[field] = value;
+            }
+            let Ok(call) = serde_json::from_value::<ScenarioCall>(call) else {
+                refused.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            };
+            accepted.fetch_add(1, Ordering::Relaxed);
+            let switch = Arc::new(SimulatedSwitch::new(
+                call.behaviour,
+                call.starts_at(std::time::SystemTime::now()),
+            ));
+            let run = host.runtime().run_call(host.new_call(&call, 0), switch);
+            let ended =
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await });
+            prop_assert!(ended.is_ok(), "the call ends");
+            Ok(())
+        })
+        .unwrap();
+    let (accepted, refused) = (accepted.into_inner(), refused.into_inner());
+    eprintln!("{accepted} scenario calls ran; {refused} were refused");
+    assert!(
+        accepted >= 200 && refused >= 200,
+        "{accepted} ran, {refused} refused"
+    );
 }

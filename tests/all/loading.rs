@@ -230,3 +230,29 @@ async fn a_data_directory_entry_that_cannot_be_read_is_a_problem_naming_its_path
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_account_time_zone_no_one_knows_is_a_warning_naming_the_file() {
+    let flow = json!({"numbers": ["100"], "flow": {"module": "test_fixture"}});
+    let host = Builder::new()
+        .account_document(
+            "mars",
+            "account.json",
+            json!({"timezone": "Mars/Olympus_Mons"}),
+        )
+        .callflow("mars", "main", flow.clone())
+        .account_document("paris", "account.json", json!({"timezone": "Europe/Paris"}))
+        .callflow("paris", "main", flow)
+        .start()
+        .await;
+    let warnings = lines(&host.report.data.warnings);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("accounts/mars/account.json")
+            && warnings[0].contains("timezone `Mars/Olympus_Mons` is no IANA time zone"),
+        "{}",
+        warnings[0]
+    );
+    // The account still loads and takes calls.
+    host.run(json!({"account_id": "mars", "to": "100"})).await;
+}

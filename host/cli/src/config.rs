@@ -103,6 +103,52 @@ impl Default for ServeConfig {
     }
 }
 
+impl ServeConfig {
+    /// Refuses token settings that cannot be right: an empty token, an account token equal to
+    /// the operator's (that account would be operator), one token for two accounts (either
+    /// could act as the other). The errors name accounts, never tokens.
+    pub fn check_tokens(&self) -> Result<(), TokenError> {
+        if self
+            .operator_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(TokenError::Empty("the operator".to_string()));
+        }
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (account, token) in &self.account_tokens {
+            if token.trim().is_empty() {
+                return Err(TokenError::Empty(format!("account `{account}`")));
+            }
+            if self.operator_token.as_deref() == Some(token.as_str()) {
+                return Err(TokenError::SameAsOperator(account.clone()));
+            }
+            if let Some(first) = seen.insert(token, account) {
+                return Err(TokenError::Shared {
+                    first: first.to_string(),
+                    second: account.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Token settings that cannot be right.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("[serve] the token of {0} is empty")]
+    Empty(String),
+    #[error(
+        "[serve] the token of account `{0}` is the operator's: it would make that account operator"
+    )]
+    SameAsOperator(String),
+    #[error(
+        "[serve] accounts `{first}` and `{second}` have the same token: each could act as the other"
+    )]
+    Shared { first: String, second: String },
+}
+
 /// What a command's flags (or their one-level environment variables, `CFHOST_LISTEN`, ...)
 /// set; each replaces the file's value when given.
 #[derive(Debug, Clone, Default)]
@@ -123,6 +169,7 @@ impl Config {
     pub fn load(path: Option<&Path>, flags: Flags) -> Result<Config, ConfigError> {
         let mut config = read_config_with_env(path, std::env::vars())?;
         config.apply(flags);
+        config.serve.check_tokens()?;
         Ok(config)
     }
 
@@ -164,6 +211,8 @@ pub enum ConfigError {
     },
     #[error("{file}: {message}")]
     Invalid { file: PathBuf, message: String },
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
 }
 
 /// The prefix of environment variables that set configuration keys.
@@ -346,6 +395,58 @@ mod tests {
         assert_eq!(config.notifications.target.as_deref(), Some("-"));
         assert_eq!(config.serve.account_tokens["acme"], "b");
         assert_eq!(config.serve.account_tokens["other"], "o");
+    }
+
+    #[test]
+    fn token_settings_that_cannot_be_right_are_refused_at_start() {
+        let serve = |operator: Option<&str>, accounts: &[(&str, &str)]| ServeConfig {
+            operator_token: operator.map(str::to_string),
+            account_tokens: accounts
+                .iter()
+                .map(|(a, t)| (a.to_string(), t.to_string()))
+                .collect(),
+            ..ServeConfig::default()
+        };
+        let ok = serve(Some("op-secret"), &[("acme", "a1"), ("other", "o1")]);
+        assert_eq!(ok.check_tokens(), Ok(()));
+        assert_eq!(serve(None, &[]).check_tokens(), Ok(()));
+        assert_eq!(
+            serve(Some(" "), &[]).check_tokens(),
+            Err(TokenError::Empty("the operator".into()))
+        );
+        assert_eq!(
+            serve(None, &[("acme", "")]).check_tokens(),
+            Err(TokenError::Empty("account `acme`".into()))
+        );
+        let same = serve(Some("op-secret"), &[("acme", "op-secret")]).check_tokens();
+        assert_eq!(same, Err(TokenError::SameAsOperator("acme".into())));
+        let shared = serve(None, &[("acme", "t"), ("other", "t")]).check_tokens();
+        assert_eq!(
+            shared,
+            Err(TokenError::Shared {
+                first: "acme".into(),
+                second: "other".into()
+            })
+        );
+        let message = shared.unwrap_err().to_string();
+        assert!(
+            !message.contains("\"t\""),
+            "no token in the message: {message}"
+        );
+        // Config::load checks them too, with the flags applied.
+        let err = Config::load(
+            None,
+            Flags {
+                operator_token: Some("x".into()),
+                account_tokens: BTreeMap::from([("acme".to_string(), "x".to_string())]),
+                ..Flags::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Tokens(TokenError::SameAsOperator(_))),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,10 +4,14 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Whether `name` can name a file in a directory without leaving it: letters, digits, `-`
-/// and `_` only (account ids, callflow ids and module names).
+/// The longest plain name: with an extension it still fits a file name (255 bytes).
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Whether `name` can name a file in a directory without leaving it: 1 to [`MAX_NAME_LEN`]
+/// letters, digits, `-` and `_` (account ids, callflow ids and module names).
 pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

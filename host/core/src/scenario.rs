@@ -12,6 +12,7 @@
 //! Unknown keys are refused, so a typo cannot silently change a scenario.
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
@@ -39,13 +40,36 @@ pub struct ScenarioCall {
     pub from_realm: Option<String>,
     pub to_user: Option<String>,
     pub to_realm: Option<String>,
-    /// When the call starts, in Unix seconds (default: when the run starts).
+    /// When the call starts, in Unix seconds (default: when the run starts); at most
+    /// [`LATEST_START_TIME`].
+    #[serde(default, deserialize_with = "start_time")]
     pub start_time: Option<u64>,
     #[serde(default)]
     pub behaviour: SimulatorBehaviour,
 }
 
+/// The latest `start_time` a call may have: 9999-12-31T23:59:59Z, in Unix seconds. Later ones
+/// are refused when the scenario is read (past it, clocks and KAZOO's Gregorian timestamps
+/// overflow).
+pub const LATEST_START_TIME: u64 = 253_402_300_799;
+
+fn start_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(secs) if secs > LATEST_START_TIME => Err(serde::de::Error::custom(format!(
+            "start_time {secs} is after 9999-12-31T23:59:59Z ({LATEST_START_TIME})"
+        ))),
+        start => Ok(start),
+    }
+}
+
 impl ScenarioCall {
+    /// When the call starts: its `start_time`, else `run_start`.
+    pub fn starts_at(&self, run_start: SystemTime) -> SystemTime {
+        self.start_time.map_or(run_start, |secs| {
+            UNIX_EPOCH + std::time::Duration::from_secs(secs)
+        })
+    }
+
     /// The call's details; `index` numbers the default call id.
     pub fn details(&self, index: usize) -> CallDetails {
         CallDetails {

@@ -36,7 +36,8 @@ impl Tokens {
         self.operator.is_some() || !self.accounts.is_empty()
     }
 
-    /// What the `Authorization: Bearer <token>` header of a request grants.
+    /// What the `Authorization: Bearer <token>` header of a request grants (the scheme in any
+    /// case, as RFC 9110 says auth schemes are).
     pub fn access(&self, headers: &HeaderMap) -> Access {
         if !self.required() {
             return Access::Operator;
@@ -44,7 +45,7 @@ impl Tokens {
         let Some(token) = headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(bearer_token)
         else {
             return Access::None;
         };
@@ -86,6 +87,15 @@ fn same(expected: &str, given: &str) -> bool {
             == 0
 }
 
+/// The token of an `Authorization` value of the `Bearer` scheme, in any case, with any spaces
+/// after it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +116,15 @@ mod tests {
         assert_eq!(tokens.access(&bearer("op-secreT")), Access::None);
         assert_eq!(tokens.access(&HeaderMap::new()), Access::None);
         assert!(!Access::None.allows("acme"));
+        // The scheme is case-insensitive; the token is not.
+        for value in ["bearer op-secret", "BEARER op-secret", "Bearer  op-secret"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(tokens.access(&headers), Access::Operator, "{value}");
+        }
+        let mut basic = HeaderMap::new();
+        basic.insert(AUTHORIZATION, "Basic op-secret".parse().unwrap());
+        assert_eq!(tokens.access(&basic), Access::None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `GET | PUT | DELETE /v1/accounts/{account_id}/callflows/{id}`: an account's callflow
 //! documents, as KAZOO's crossbar keeps them. A document is validated on write as loading
 //! would (shape, then every node's data against its module's schema; a 400 names the node's
-//! JSON path and the module), written atomically to
+//! JSON path and the module; so does a body `id` other than the path's, or a number another
+//! callflow of the account lists), written atomically to
 //! `<data>/accounts/<account_id>/callflows/<id>.json`, and live for the calls that start next.
 
 use std::path::PathBuf;
@@ -45,11 +46,27 @@ pub async fn put(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let _writing = state.writes.lock().await;
     let modules = state.runtime.modules();
-    let warnings: Vec<String> = check_callflow(&file, &text, modules.view(&account_id))
-        .map_err(invalid_callflow)?
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let (callflow, warnings) =
+        check_callflow(&file, &text, modules.view(&account_id)).map_err(invalid_callflow)?;
+    if callflow.id != id {
+        return Err(ApiError::bad_request(format!(
+            "the document's id `{}` is not the path's `{id}`",
+            callflow.id
+        ))
+        .with_details(json!({"id": callflow.id, "path_id": id})));
+    }
+    let accounts = state.runtime.accounts();
+    let existing = accounts.get(&account_id).map(|a| &a.callflows);
+    for number in &callflow.numbers {
+        if let Some(other) = existing.and_then(|c| c.claimant(number, &id)) {
+            return Err(ApiError::bad_request(format!(
+                "number `{number}` is already callflow `{}`'s in this account",
+                other.id
+            ))
+            .with_details(json!({"number": number, "callflow": other.id})));
+        }
+    }
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
     write_atomically(&file, text.as_bytes())
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     state.runtime.reload_account(&account_id).await;
@@ -77,7 +94,7 @@ pub async fn delete(
 fn document_file(state: &ApiState, account_id: &str, id: &str) -> Result<PathBuf, ApiError> {
     if !is_plain_name(id) {
         return Err(ApiError::bad_request(
-            "a callflow id is made of letters, digits, `-` and `_`",
+            "a callflow id is 1 to 128 letters, digits, `-` and `_`",
         ));
     }
     state.existing_account(account_id)?;

@@ -74,7 +74,10 @@ pub async fn run(
     }
     let details = state.runtime.complete_details(details);
     let call_id = details.call_id.clone();
-    let switch = Arc::new(SimulatedSwitch::new(call.behaviour, SystemTime::now()));
+    let switch = Arc::new(SimulatedSwitch::new(
+        call.behaviour,
+        call.starts_at(SystemTime::now()),
+    ));
 
     // The call runs in a task of its own: a client that hangs up does not cut it (or its
     // termination callbacks) short, and shutdown waits for it.

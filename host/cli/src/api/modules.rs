@@ -69,6 +69,7 @@ pub async fn for_account(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, &account_id)?;
+    state.existing_account(&account_id)?;
     let policy = state.runtime.policy();
     let modules = state.runtime.modules();
     let entries = modules.view(&account_id).modules().map(|module| {

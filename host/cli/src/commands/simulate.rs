@@ -76,9 +76,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let mut published = 0;
     for (index, call) in calls.iter().enumerate() {
         let details = runtime.complete_details(call.details(index));
-        let start = call.start_time.map_or(run_start, |secs| {
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
-        });
+        let start = call.starts_at(run_start);
         let switch = Arc::new(SimulatedSwitch::new(call.behaviour, start));
         let label = call
             .name

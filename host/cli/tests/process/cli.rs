@@ -127,6 +127,31 @@ fn a_bad_scenario_names_the_file_and_the_place() {
 }
 
 #[test]
+fn a_start_time_past_any_clock_is_refused_with_its_place_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.json");
+    std::fs::write(
+        &scenario,
+        r#"[{"account_id": "acme-missed", "to": "+15554441111"},
+           {"account_id": "acme-missed", "to": "+15554441111", "start_time": 9223372036854775807}]"#,
+    )
+    .unwrap();
+    let out = simulate(&[
+        "--data",
+        "examples/data",
+        "--scenario",
+        scenario.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("scenario.json:2:"), "{stderr}");
+    assert!(
+        stderr.contains("start_time 9223372036854775807 is after 9999-12-31T23:59:59Z"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn dropped_in_modules_need_grants_and_a_corrupt_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let modules = dir.path().join("modules");

@@ -471,10 +471,44 @@ fn callflows_are_validated_on_write_stored_and_live_for_the_next_call() {
         request(&server, "PUT", odd, Some(OPERATOR), Some(&reception)).0,
         400
     );
+    let long = format!("/v1/accounts/acme-missed/callflows/{}", "a".repeat(300));
+    let (status, body) = request(&server, "PUT", &long, Some(ACME), Some(&reception));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("1 to 128"),
+        "{body}"
+    );
     let unknown = "/v1/accounts/nobody/callflows/reception";
     assert_eq!(
         request(&server, "PUT", unknown, Some(OPERATOR), Some(&reception)).0,
         404
+    );
+
+    // A second callflow may not take its number, even written another way, and a body id
+    // must be the path's; both refusals name the other callflow and store nothing.
+    let second = "/v1/accounts/acme-missed/callflows/second";
+    let mut taker = reception.clone();
+    taker["numbers"] = json!(["5557770000"]);
+    let (status, body) = request(&server, "PUT", second, Some(ACME), Some(&taker));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["callflow"], "reception", "{body}");
+    assert_eq!(body["number"], "5557770000", "{body}");
+    let mut renamed = reception.clone();
+    renamed["numbers"] = json!(["+15557770001"]);
+    renamed["id"] = json!("reception");
+    let (status, body) = request(&server, "PUT", second, Some(ACME), Some(&renamed));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("`reception`"),
+        "{body}"
+    );
+    assert_eq!(body["path_id"], "second", "{body}");
+    let second_file = file.with_file_name("second.json");
+    assert!(!second_file.exists(), "a refused document is not stored");
+    // Rewriting a callflow with its own numbers is no collision.
+    assert_eq!(
+        request(&server, "PUT", path, Some(ACME), Some(&reception)).0,
+        200
     );
 
     // Deleted: gone from disk and from the next call.
@@ -539,6 +573,21 @@ fn modules_are_listed_with_what_each_account_may_use() {
     assert_eq!(theirs["missing_capability"], "call-control");
     let path = "/v1/accounts/acme-notify/modules";
     assert_eq!(request(&server, "GET", path, Some(ACME), None).0, 403);
+    let (status, body) = request(
+        &server,
+        "GET",
+        "/v1/accounts/nobody/modules",
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(
+        status, 404,
+        "an account that does not exist has no modules: {body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("`nobody`"),
+        "{body}"
+    );
 }
 
 #[test]

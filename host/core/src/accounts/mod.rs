@@ -26,7 +26,9 @@ use serde::Deserialize;
 
 use crate::call::Endpoint;
 pub use crate::callflow::e164::normalize_e164;
-use crate::callflow::{AccountCallflows, CallflowError, parse_callflow, validate_callflow};
+use crate::callflow::{
+    AccountCallflows, Callflow, CallflowError, parse_callflow, validate_callflow,
+};
 use crate::directory::{AccountSettings, Directory, User};
 use crate::registry::{ModuleSet, ModuleView};
 pub use devices::{Device, DeviceDocument};
@@ -235,15 +237,19 @@ pub fn account_modules_dir(data_dir: &Path, account_id: &str) -> PathBuf {
 }
 
 /// Checks a callflow document `text` meant for `file` as loading would: its shape, then each
-/// node's data against its module's schema. Returns the warnings (unknown modules).
+/// node's data against its module's schema. Returns the callflow and the warnings (unknown
+/// modules).
 pub fn check_callflow(
     file: &Path,
     text: &str,
     modules: ModuleView<'_>,
-) -> Result<Vec<Warning>, CallflowError> {
+) -> Result<(Callflow, Vec<Warning>), CallflowError> {
     let callflow = parse_callflow(file, &stem(file).unwrap_or_default(), text)?;
     let unknown = validate_callflow(&callflow, modules)?;
-    Ok(unknown.into_iter().map(Warning::UnknownModule).collect())
+    Ok((
+        callflow,
+        unknown.into_iter().map(Warning::UnknownModule).collect(),
+    ))
 }
 
 impl Directory for Accounts {
@@ -311,6 +317,15 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) ->
             Ok(doc) => {
                 account.realm = doc.realm;
                 account.name = doc.name;
+                if let Some(zone) = doc.timezone.as_deref()
+                    && let Err(e) = jiff::tz::TimeZone::get(zone)
+                {
+                    report.warnings.push(Warning::BadTimezone {
+                        file: account_file.clone(),
+                        timezone: zone.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
                 account.timezone = doc.timezone;
             }
             Err(e) => report.errors.push(e),

@@ -77,6 +77,13 @@ pub enum Warning {
     UnknownModule(UnknownModule),
     /// The data directory has no `accounts/` yet.
     NoAccounts { dir: PathBuf },
+    /// An account's `timezone` is no IANA time zone: the account loads, and modules that need
+    /// its time zone (`time_of_day`) fail on its calls.
+    BadTimezone {
+        file: PathBuf,
+        timezone: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -84,6 +91,16 @@ impl fmt::Display for Warning {
         match self {
             Warning::UnknownModule(unknown) => unknown.fmt(f),
             Warning::NoAccounts { dir } => write!(f, "{}: no accounts yet", dir.display()),
+            Warning::BadTimezone {
+                file,
+                timezone,
+                reason,
+            } => write!(
+                f,
+                "{}: timezone `{timezone}` is no IANA time zone ({reason}); time_of_day nodes \
+                 fail on this account's calls",
+                file.display()
+            ),
         }
     }
 }

@@ -64,6 +64,18 @@ impl AccountCallflows {
             })
     }
 
+    /// The callflow other than `except_id` that lists `number`, exactly or as the same global
+    /// number once both are normalised: who a new claim of `number` would collide with.
+    pub fn claimant(&self, number: &str, except_id: &str) -> Option<&Callflow> {
+        let global = normalize_e164(number);
+        let global = is_global(&global).then_some(global);
+        self.iter().filter(|cf| cf.id != except_id).find(|cf| {
+            cf.numbers
+                .iter()
+                .any(|n| n == number || global.as_deref().is_some_and(|g| normalize_e164(n) == g))
+        })
+    }
+
     /// The pattern whose match is longest; with capture groups, the longest captured group
     /// is what counts. The first pattern wins a tie.
     fn by_pattern(&self, number: &str) -> Option<&Callflow> {
