@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, json_body};
 use cfhost_core::accounts::check_callflow;
 use cfhost_core::callflow::CallflowError;
 use cfhost_core::files::{is_plain_name, write_atomically};
@@ -38,9 +39,10 @@ pub async fn put(
     State(state): State<Arc<ApiState>>,
     Path((account_id, id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(document): Json<Value>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, &account_id)?;
+    let document = json_body(&headers, &body)?;
     let file = document_file(&state, &account_id, &id)?;
     let text = serde_json::to_string_pretty(&document)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, json_body};
 use cfhost_core::call::Call;
 use cfhost_core::notify::OutboundNotification;
 use cfhost_core::notify::wire::new_msg_id;
@@ -44,9 +45,10 @@ pub async fn run(
     State(state): State<Arc<ApiState>>,
     Path(account_id): Path<String>,
     headers: HeaderMap,
-    Json(mut body): Json<Value>,
+    body: Bytes,
 ) -> Result<Json<CallResponse>, ApiError> {
     state.authorize(&headers, &account_id)?;
+    let mut body = json_body(&headers, &body)?;
     if !state.accepting() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -11,7 +11,7 @@
 //! | `max_rate_held` | the highest rate that passed with no failed call (cfhost, then the bare B2BUA) |
 //! | `cpu_ms_per_call` | host CPU per call at the highest rate both held, and its ratio to the bare B2BUA |
 //! | `rss_mb_with_5000_calls` | the process's RSS with 5,000 calls in voicemail at once |
-//! | `rss_mb_before_soak`, `rss_mb_after_soak` | RSS after a warm-up, and after `soak_calls` more calls once their transactions drained |
+//! | `rss_mb_before_soak`, `rss_mb_after_soak` | RSS after a warm-up of 5,000 calls at the soak's load, and after `soak_calls` more, each once the calls' transactions are gone |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -233,22 +233,14 @@ async fn measure(
     holding.wait(Duration::from_secs(120))?;
     drained(&sip).await?;
 
-    // The soak: RSS after a warm-up, then after many more calls, each read once finished
-    // transactions are gone (rsipstack keeps them 32 s: timers K, D, L, M).
-    tokio::time::sleep(TRANSACTIONS_LINGER).await;
+    // The soak: RSS after a warm-up at the soak's own load (so the heap has grown to what
+    // that load needs, and not to what the many calls held at once needed), then after many
+    // more calls; each read once finished transactions are gone (rsipstack keeps them 32 s:
+    // timers K, D, L, M).
+    soak(&carrier, &sip, SOAK_WARM_UP_CALLS, work.path()).await?;
     let rss_mb_before_soak = rss_mib()?;
     let soak_calls = options.soak_calls();
-    let soak = Sipp::carrier(
-        &carrier,
-        sip.local_addr(),
-        500,
-        soak_calls,
-        1000,
-        work.path(),
-    )?;
-    soak.wait(Duration::from_secs(u64::from(soak_calls / 100 + 120)))?;
-    drained(&sip).await?;
-    tokio::time::sleep(TRANSACTIONS_LINGER).await;
+    soak(&carrier, &sip, soak_calls, work.path()).await?;
     let rss_mb_after_soak = rss_mib()?;
 
     Ok(SipBenchReport {
@@ -314,6 +306,19 @@ async fn step(
         setup_ms_p50: setup_ms(50.0),
         setup_ms_p99: setup_ms(99.0),
     })
+}
+
+/// Calls of the soak's warm-up.
+const SOAK_WARM_UP_CALLS: u32 = 5000;
+
+/// `calls` calls at 500 calls/s, each hung up 1 s into voicemail; returns once they and their
+/// transactions are gone.
+async fn soak(carrier: &Path, sip: &SipService, calls: u32, dir: &Path) -> anyhow::Result<()> {
+    let sipp = Sipp::carrier(carrier, sip.local_addr(), 500, calls, 1000, dir)?;
+    sipp.wait(Duration::from_secs(u64::from(calls / 100 + 120)))?;
+    drained(sip).await?;
+    tokio::time::sleep(TRANSACTIONS_LINGER).await;
+    Ok(())
 }
 
 /// Waits until cfhost has no call in progress.

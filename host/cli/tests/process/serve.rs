@@ -312,6 +312,38 @@ fn bad_calls_are_client_errors_that_say_why() {
         body["error"].as_str().unwrap().starts_with("account_id:"),
         "{body}"
     );
+    // The token is checked before the body is read; a body that is no JSON is a JSON 400 that
+    // says where, and another content type a 415.
+    let calls = "/v1/accounts/acme-missed/calls";
+    let junk = b"{not json";
+    let (status, _) = send(server.port, "POST", calls, None, "application/json", junk);
+    assert_eq!(status, 401);
+    let (status, body) = send(
+        server.port,
+        "POST",
+        calls,
+        Some(OPERATOR),
+        "application/json",
+        junk,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("line 1 column 2"),
+        "{body}"
+    );
+    let (status, body) = send(
+        server.port,
+        "POST",
+        calls,
+        Some(OPERATOR),
+        "text/plain",
+        b"{}",
+    );
+    assert_eq!(status, 415, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("text/plain"),
+        "{body}"
+    );
 }
 
 #[test]
