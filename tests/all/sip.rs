@@ -561,3 +561,69 @@ async fn calls_past_the_caps_get_503_before_anything_runs() {
     assert_eq!(sip.metrics().rejections("max_calls"), 1);
     assert!(host.notifications().is_empty());
 }
+
+/// One request over a TCP connection from `from_ip`; the status of the first final response.
+async fn tcp_final_code(
+    from_ip: &str,
+    to: SocketAddr,
+    request: impl Fn(SocketAddr) -> String,
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind((from_ip.parse::<std::net::IpAddr>().unwrap(), 0).into())
+        .unwrap();
+    let mut stream = socket.connect(to).await.unwrap();
+    let from = stream.local_addr().unwrap();
+    stream.write_all(request(from).as_bytes()).await.unwrap();
+    let mut read = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed before a final response");
+            read.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&read).to_string();
+            let finals: Vec<u16> = text
+                .split("SIP/2.0 ")
+                .skip(1)
+                .filter_map(|r| r.get(..3)?.parse().ok())
+                .filter(|code| *code >= 200)
+                .collect();
+            if let Some(code) = finals.first() {
+                return *code;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read_all)
+        .await
+        .expect("a final response over TCP")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_tcp_are_answered_on_their_connection() {
+    let (_host, sip) = start().await;
+    let to = sip.local_addr();
+    let options = |from: SocketAddr| {
+        format!(
+            "OPTIONS sip:{to} SIP/2.0\r\n\
+             Via: SIP/2.0/TCP {from};branch=z9hG4bK-tcp-options\r\n\
+             From: <sip:probe@{from}>;tag=tcp1\r\n\
+             To: <sip:{to}>\r\n\
+             Call-ID: tcp-options@test\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    assert_eq!(tcp_final_code(DEVICE_IP, to, options).await, 200);
+    // From the trunk, to a number no account has: the lookup ran, over TCP.
+    let invite = |from: SocketAddr| {
+        raw_invite(from, to, "+19999999999", 7).replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+    };
+    assert_eq!(tcp_final_code(TRUNK_IP, to, invite).await, 404);
+    // A stranger's INVITE over TCP is refused as over UDP.
+    let stranger =
+        |from: SocketAddr| raw_invite(from, to, DIALED, 8).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    assert_eq!(tcp_final_code(STRANGER_IP, to, stranger).await, 403);
+}

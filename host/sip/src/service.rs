@@ -32,6 +32,53 @@ pub enum SipError {
     Listen { address: SocketAddr, reason: String },
 }
 
+/// How many ports to try when the UDP port the kernel picked is taken for TCP.
+const PORT_TRIES: usize = 16;
+
+/// A UDP socket on `listen` whose port is free for TCP too (the kernel picks a port for UDP
+/// alone when `listen`'s port is 0, so that pick is checked, and retried).
+async fn bind_udp_where_tcp_is_free(
+    listen: SocketAddr,
+    cancel: &CancellationToken,
+) -> Result<(UdpConnection, SocketAddr), SipError> {
+    let fail = |address: SocketAddr, reason: String| SipError::Listen { address, reason };
+    let mut last_error = String::new();
+    for _ in 0..PORT_TRIES {
+        let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| fail(listen, e.to_string()))?;
+        let bound = udp
+            .get_addr()
+            .get_socketaddr()
+            .map_err(|e| fail(listen, e.to_string()))?;
+        let local = SocketAddr::new(listen.ip(), bound.port());
+        match std::net::TcpListener::bind(local) {
+            // Free: dropped at once, for rsipstack to bind (with SO_REUSEADDR).
+            Ok(_probe) => return Ok((udp, bound)),
+            Err(e) if listen.port() == 0 => last_error = format!("TCP on {local}: {e}"),
+            Err(e) => return Err(fail(local, format!("TCP: {e}"))),
+        }
+    }
+    Err(fail(listen, last_error))
+}
+
+/// Waits (a few seconds at most) until the TCP listener on `local` accepts a connection.
+async fn tcp_accepts(local: SocketAddr) -> Result<(), SipError> {
+    let started = Instant::now();
+    loop {
+        match tokio::net::TcpStream::connect(local).await {
+            Ok(_) => return Ok(()),
+            Err(e) if started.elapsed() > std::time::Duration::from_secs(5) => {
+                return Err(SipError::Listen {
+                    address: local,
+                    reason: format!("the TCP listener did not start: {e}"),
+                });
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+        }
+    }
+}
+
 /// What every task of the service shares.
 pub(crate) struct Shared {
     pub runtime: Arc<Runtime>,
@@ -150,14 +197,7 @@ impl SipService {
                 reason: e.to_string(),
             }
         };
-        let udp =
-            UdpConnection::create_connection(settings.listen, None, Some(cancel.child_token()))
-                .await
-                .map_err(listen_error(settings.listen))?;
-        let bound = udp
-            .get_addr()
-            .get_socketaddr()
-            .map_err(listen_error(settings.listen))?;
+        let (udp, bound) = bind_udp_where_tcp_is_free(settings.listen, &cancel).await?;
         let local = SocketAddr::new(settings.listen.ip(), bound.port());
         let tcp = TcpListenerConnection::new(local, None)
             .await
@@ -199,6 +239,10 @@ impl SipService {
             runtime,
         });
         tokio::spawn(async move { endpoint.serve().await });
+        // rsipstack binds the TCP listener inside `serve`: wait until it accepts, so that a
+        // started service takes TCP (and a listener that cannot start is an error, not a
+        // warning in a log).
+        tcp_accepts(local).await?;
         let accepting = Arc::clone(&shared);
         tokio::spawn(async move {
             while let Some(transaction) = incoming.recv().await {
