@@ -504,3 +504,52 @@ async fn files_environment_and_clock_are_closed_unless_the_clock_is_granted() {
     host.run(call("101")).await;
     assert_eq!(host.template_ids(), ["sealed", "running"]);
 }
+
+/// A sink that refuses every notification, as a full disk or a full outbox would.
+struct BrokenSink;
+
+#[async_trait::async_trait]
+impl cfhost_core::notify::Sink for BrokenSink {
+    async fn publish(
+        &self,
+        _: &cfhost_core::notify::OutboundNotification,
+    ) -> Result<(), cfhost_core::notify::SinkError> {
+        Err(std::io::Error::other("No space left on device").into())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_sink_is_the_hosts_fault_and_never_quarantines_the_module() {
+    let host = cfhost_tests::with_seed_users(Builder::new(), "acme")
+        .policy(|policy| policy.quarantine.after_failures = 3)
+        .callflow("acme", "seed", cfhost_tests::seed_missed_call_alert())
+        .start_with_sink(Arc::new(BrokenSink))
+        .await;
+    let seed_call = json!({"account_id": "acme", "to": "+15554441111",
+        "caller_id_number": "+15550001234",
+        "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}});
+    for _ in 0..6 {
+        let report = host.run(seed_call.clone()).await;
+        // The call's report says the alert was not accepted, and why.
+        let refused = report.trace.iter().any(|event| {
+            matches!(event, TraceEvent::Published { routing_key: None, error: Some(e), .. }
+                if e.contains("No space left on device"))
+        });
+        assert!(refused, "{:?}", report.trace);
+    }
+    assert!(
+        !host
+            .runtime()
+            .health()
+            .is_quarantined("acme", "missed_call_alert"),
+        "the host's failure quarantined the module"
+    );
+    let alert = counters(&host, "missed_call_alert");
+    assert_eq!(
+        alert.failures.get(&FailureKind::Host),
+        Some(&6),
+        "{alert:?}"
+    );
+    assert_eq!(alert.failures.get(&FailureKind::Error), None, "{alert:?}");
+    assert_eq!(alert.quarantines, 0);
+}

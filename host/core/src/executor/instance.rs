@@ -145,7 +145,8 @@ impl Executor<'_> {
 
     /// Runs `call` in an instance of `module`: a fresh one, or for a pooled module a warm one
     /// of the account, given back after a success and dropped after any failure. Returns the
-    /// result, what the limits refused, and how long the instance ran.
+    /// result (a failure after a host service failed the instance is the host's), what the
+    /// limits refused, and how long the instance ran.
     async fn run_instance<T>(
         &self,
         context: &Arc<CallContext>,
@@ -191,9 +192,16 @@ impl Executor<'_> {
             let value = call(&mut store, &instance).await?;
             Ok((value, instance))
         };
-        let result = clock.time(run).await;
+        let result: Result<(T, CallflowModule), Failure> = clock.time(run).await;
         let refused = store.data().refused;
         let ran = clock.elapsed();
+        let result = match (result, &store.data().host_fault) {
+            (Err(failure), Some(fault)) => Err(Failure::new(
+                FailureKind::Host,
+                format!("{} (after the host failed it: {fault})", failure.message),
+            )),
+            (result, _) => result,
+        };
         match (result, lifecycle) {
             (Ok((value, instance)), Lifecycle::Pooled { max_uses }) => {
                 if uses + 1 < max_uses {

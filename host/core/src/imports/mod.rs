@@ -45,6 +45,9 @@ pub struct InstanceState {
     logged_bytes: usize,
     /// What the limits refused, for the host's counters.
     pub refused: OutputCounters,
+    /// The last failure of a host service the instance called (a publish the sink refused):
+    /// a failure of the instance after it is the host's, not the module's.
+    pub host_fault: Option<String>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -92,6 +95,7 @@ impl InstanceState {
             deadline,
             logged_bytes: 0,
             refused: OutputCounters::default(),
+            host_fault: None,
             wasi: wasi.build(),
             table: ResourceTable::new(),
         }
@@ -126,6 +130,7 @@ impl InstanceState {
         self.clock = Arc::new(RunClock::default());
         self.logged_bytes = 0;
         self.refused = OutputCounters::default();
+        self.host_fault = None;
     }
 
     /// Lets go of the call after a use, so an idle warm instance keeps no call alive.

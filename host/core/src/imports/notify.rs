@@ -27,6 +27,14 @@ impl Host for InstanceState {
             .publish(context.call(), now, &notification)
             .await;
         let error = result.as_ref().err().map(ToString::to_string);
+        if let Some(error) = &error {
+            tracing::error!(
+                module = &*self.module_name,
+                account = context.call().details().account_id,
+                "the host could not publish a notification: {error}"
+            );
+            self.host_fault = Some(error.clone());
+        }
         let routing_key = result.as_deref().ok();
         context
             .trace()

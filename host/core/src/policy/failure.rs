@@ -39,6 +39,9 @@ pub enum FailureKind {
     /// Could not be instantiated: every slot of the instance pool was taken. The host's
     /// capacity, not the module's doing: it never counts towards quarantine.
     Capacity,
+    /// Failed after one of the host's own services failed it (the notification sink or the
+    /// outbox refused a publish): the host's fault, counted apart, never towards quarantine.
+    Host,
 }
 
 impl FailureKind {
@@ -55,6 +58,7 @@ impl FailureKind {
             FailureKind::HostCallTimeout => "host_call_timeout",
             FailureKind::Error => "error",
             FailureKind::Capacity => "capacity",
+            FailureKind::Host => "host",
         }
     }
 

@@ -151,7 +151,10 @@ impl Health {
         // A capability the operator did not grant, or a full instance pool, is the host's
         // matter, not the module's misbehaviour.
         if self.rule.after_failures == 0
-            || matches!(kind, FailureKind::Capability | FailureKind::Capacity)
+            || matches!(
+                kind,
+                FailureKind::Capability | FailureKind::Capacity | FailureKind::Host
+            )
         {
             return false;
         }
