@@ -31,7 +31,7 @@ pub struct Options {
     pub pooled: bool,
     /// Measure real calls over SIP instead, driven by SIPp (Debian's sip-tester) on loopback:
     /// rising rates, CPU per call, setup time, memory with many calls held and after a soak,
-    /// against a bare rsipstack B2BUA. Takes about 10 minutes (one with --quick).
+    /// against a bare rsipstack B2BUA. Takes about 15 minutes (3 with --quick).
     #[arg(long, conflicts_with_all = ["workload", "rss_child"])]
     pub sip: bool,
 }
