@@ -41,7 +41,12 @@ fn seed_flow() -> Value {
 }
 
 async fn start() -> (TestHost, SipService) {
-    let host = Builder::new()
+    start_with(|builder| builder).await
+}
+
+/// [`start`], with more data from `extra`.
+async fn start_with(extra: impl FnOnce(Builder) -> Builder) -> (TestHost, SipService) {
+    let host = extra(Builder::new())
         .account_document("acme", "account.json", json!({"realm": REALM, "name": "Acme"}))
         .user("acme", "u1", json!({"email": "u1@example.com"}))
         .user("acme", "u2", json!({"email": "u2@example.com"}))
@@ -626,4 +631,69 @@ async fn requests_over_tcp_are_answered_on_their_connection() {
     let stranger =
         |from: SocketAddr| raw_invite(from, to, DIALED, 8).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
     assert_eq!(tcp_final_code(STRANGER_IP, to, stranger).await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_rings_one_endpoint_after_another_and_relays_the_ringing() {
+    let (ringing, answering) = (free_udp_port(DEVICE_IP), free_udp_port(DEVICE_IP));
+    let number = "+15554443333";
+    let (host, sip) = start_with(|builder| {
+        builder
+            .user(
+                "acme",
+                "u3",
+                json!({"email": "u3@example.com", "endpoints": [
+                    {"id": "hall", "address": format!("sip:hall@{DEVICE_IP}:{ringing}")},
+                    {"id": "desk", "address": format!("sip:desk@{DEVICE_IP}:{answering}")}]}),
+            )
+            .callflow(
+                "acme",
+                "single",
+                json!({"numbers": [number], "flow": {"module": "user",
+                    "data": {"id": "u3", "timeout": 2, "strategy": "single"}}}),
+            )
+    })
+    .await;
+    let hall = device("device_ring", ringing);
+    let desk = device("device_answer", answering);
+    let dir = tempfile::tempdir().unwrap();
+    // The carrier must see the first leg's 180.
+    let relayed = [(
+        r#"<recv response="180" optional="true"/>"#,
+        r#"<recv response="180"/>"#,
+    )];
+    let mut run = SippRun::new(
+        scenario("carrier_call", &relayed, dir.path()),
+        TRUNK_IP,
+        free_udp_port(TRUNK_IP),
+    );
+    run.remote = Some(sip.local_addr());
+    run.service = number;
+    run.keys = vec![("caller", CALLER.to_string())];
+    let call = Sipp::start(run);
+    succeeds(hall).await;
+    succeeds(desk).await;
+    succeeds(call).await;
+    calls_done(&sip, 1).await;
+    let calls = sip.recent_calls();
+    let [summary] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    let lines = &summary.trace;
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {lines:#?}"))
+    };
+    // One leg at a time: the hall rings alone, is cancelled at its timeout, then the desk rings.
+    let hall_rang = at(&format!("ringing sip:hall@{DEVICE_IP}:{ringing}"));
+    let hall_cancelled = at("no answer in 2s: legs cancelled");
+    let desk_rang = at(&format!("ringing sip:desk@{DEVICE_IP}:{answering}"));
+    assert!(
+        hall_rang < hall_cancelled && hall_cancelled < desk_rang,
+        "{lines:#?}"
+    );
+    assert!(!lines[hall_rang].contains("desk"), "{lines:#?}");
+    assert!(host.notifications().is_empty());
 }
