@@ -697,3 +697,41 @@ async fn single_rings_one_endpoint_after_another_and_relays_the_ringing() {
     assert!(!lines[hall_rang].contains("desk"), "{lines:#?}");
     assert!(host.notifications().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_from_the_device_reaches_the_caller_with_its_sdp() {
+    let (_host, sip) = start().await;
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The device answers 183 with SDP (early media) instead of 180, then 200.
+    let early = "SIP/2.0 183 Session Progress\n      [last_Via:]\n      [last_From:]\n      \
+        [last_To:];tag=[pid]SIPpTag01[call_number]\n      [last_Call-ID:]\n      [last_CSeq:]\n      \
+        Contact: <sip:[service]@[local_ip]:[local_port]>\n      Content-Type: application/sdp\n      \
+        Content-Length: [len]\n\n      v=0\n      o=device 1 1 IN IP[local_ip_type] [local_ip]\n      \
+        s=-\n      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      \
+        m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000\n";
+    let ringing = "SIP/2.0 180 Ringing\n      [last_Via:]\n      [last_From:]\n      \
+        [last_To:];tag=[pid]SIPpTag01[call_number]\n      [last_Call-ID:]\n      [last_CSeq:]\n      \
+        Contact: <sip:[service]@[local_ip]:[local_port]>\n      Content-Length: 0\n";
+    let device_scenario = scenario("device_answer", &[(ringing, early)], dir.path());
+    assert!(
+        std::fs::read_to_string(&device_scenario)
+            .unwrap()
+            .contains("183 Session Progress"),
+        "the device scenario was rewritten"
+    );
+    let mut run = SippRun::new(device_scenario, DEVICE_IP, port);
+    run.service = "1001";
+    let answering = Sipp::start(run);
+    // The carrier must get the 183, and an SDP in it.
+    let relayed = [(
+        r#"<recv response="183" optional="true"/>"#,
+        r#"<recv response="183"><action><ereg regexp="m=audio [0-9]+ RTP/AVP" search_in="body" check_it="true" assign_to="early_sdp"/></action></recv><Reference variables="early_sdp"/>"#,
+    )];
+    let call = carrier(&sip, "carrier_call", &relayed, dir.path());
+    succeeds(call).await;
+    succeeds(answering).await;
+    calls_done(&sip, 1).await;
+    assert_eq!(sip.metrics().calls("bridged"), 1);
+}

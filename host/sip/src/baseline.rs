@@ -12,7 +12,6 @@ use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::platform::CancellationToken;
-use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Header, Method, StatusCode, StatusCodeKind, Uri};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::TransportLayer;
@@ -91,14 +90,7 @@ const ANSWER: &str = "v=0\r\no=bare 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.
 
 impl Bare {
     async fn handle(self: Arc<Self>, mut tx: Transaction) {
-        let in_dialog = tx
-            .original
-            .to_header()
-            .and_then(|to| to.tag())
-            .ok()
-            .flatten()
-            .is_some();
-        if in_dialog {
+        if crate::dispatch::is_in_dialog(&tx) {
             if let Some(mut dialog) = self.dialogs.match_dialog(&tx) {
                 let _ = dialog.handle(&mut tx).await;
             }

@@ -23,14 +23,7 @@ use crate::service::{Refusal, Shared};
 pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
     let method = tx.original.method;
     shared.metrics.request(&method.to_string());
-    let in_dialog = tx
-        .original
-        .to_header()
-        .and_then(|to| to.tag())
-        .ok()
-        .flatten()
-        .is_some();
-    if in_dialog {
+    if is_in_dialog(&tx) {
         match shared.dialogs.match_dialog(&tx) {
             Some(mut dialog) => {
                 if let Err(e) = dialog.handle(&mut tx).await {
@@ -53,6 +46,35 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
 }
 
 /// Sends a final response with `code` and `headers`, counted.
+/// Whether a request belongs to a dialog (its To carries a tag).
+pub(crate) fn is_in_dialog(tx: &Transaction) -> bool {
+    tx.original
+        .to_header()
+        .and_then(|to| to.tag())
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+/// A 401 challenging a REGISTER in `realm` (`stale`: the nonce it used has expired).
+async fn challenge(
+    shared: &Shared,
+    tx: &mut Transaction,
+    realm: &str,
+    stale: bool,
+    now: SystemTime,
+) {
+    shared.metrics.registration("challenged");
+    let challenge = shared.nonces.challenge(realm, stale, now);
+    reply(
+        shared,
+        tx,
+        401,
+        vec![WwwAuthenticate::new(challenge).into()],
+    )
+    .await;
+}
+
 pub(crate) async fn reply(shared: &Shared, tx: &mut Transaction, code: u16, headers: Vec<Header>) {
     shared.metrics.response(code);
     if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
@@ -94,15 +116,7 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         .authorization_header()
         .map(|h| h.value().to_string())
     else {
-        shared.metrics.registration("challenged");
-        let challenge = shared.nonces.challenge(&realm, false, now);
-        return reply(
-            shared,
-            tx,
-            401,
-            vec![WwwAuthenticate::new(challenge).into()],
-        )
-        .await;
+        return challenge(shared, tx, &realm, false, now).await;
     };
     let password = |user: &str| {
         account
@@ -115,17 +129,7 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
             .verify(&header, &Method::Register, &realm, password, now);
     match verdict {
         Verdict::Valid => {}
-        Verdict::Stale => {
-            shared.metrics.registration("challenged");
-            let challenge = shared.nonces.challenge(&realm, true, now);
-            return reply(
-                shared,
-                tx,
-                401,
-                vec![WwwAuthenticate::new(challenge).into()],
-            )
-            .await;
-        }
+        Verdict::Stale => return challenge(shared, tx, &realm, true, now).await,
         Verdict::Wrong => {
             shared.metrics.rejected("bad_credentials");
             shared.metrics.registration("refused");
