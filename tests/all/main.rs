@@ -3,6 +3,7 @@
 
 mod engine;
 mod executor;
+mod fairness;
 mod fuzz;
 mod hot_reload;
 mod layers;

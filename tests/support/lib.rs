@@ -4,6 +4,7 @@
 //! ([`kazoo`]), and small helpers.
 
 pub mod broker;
+pub mod fairness;
 pub mod kazoo;
 pub mod sipp;
 

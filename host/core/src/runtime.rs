@@ -10,11 +10,13 @@ use crate::bindings::Outcome;
 use crate::call::{Call, CallDetails};
 use crate::callflow::{AccountCallflows, Callflow};
 use crate::context::CallContext;
-use crate::engine::{EngineSettings, Sandbox};
-use crate::executor::{CallReport, DEFAULT_MAX_BRANCHES, Executor, NodeError, WarmInstances};
+use crate::engine::{EngineSettings, Provenance, Sandbox};
+use crate::executor::{
+    CallBudget, CallReport, DEFAULT_MAX_BRANCHES, Executor, NodeError, WarmInstances,
+};
 use crate::files::write_atomically;
 use crate::notify::{Notifier, Sink};
-use crate::policy::{Health, Policy};
+use crate::policy::{CpuShares, Health, Policy};
 use crate::registry::{
     DataError, LoadedModule, ModuleError, ModuleSet, ModuleSource, ModuleView, Registry, Rejection,
     Scope, modules_in_dir,
@@ -144,6 +146,7 @@ pub struct Runtime {
     policy: Policy,
     health: Health,
     warm: WarmInstances,
+    shares: CpuShares,
     max_branches: u32,
 }
 
@@ -167,6 +170,7 @@ impl Runtime {
             notifier: Arc::new(Notifier::new(options.sink, options.node)),
             health: Health::new(policy.quarantine.clone()),
             warm: WarmInstances::default(),
+            shares: CpuShares::default(),
             policy,
             max_branches: options.max_branches,
         };
@@ -305,6 +309,9 @@ impl Runtime {
         let checked =
             Registry::check_one(&self.sandbox, &self.policy, scope, source.clone()).await?;
         if &**checked.name() != name {
+            if checked.provenance() == Provenance::Compiled {
+                self.sandbox.forget(&source.bytes);
+            }
             return Err(InstallError::NameMismatch {
                 name: name.to_string(),
                 described: checked.name().to_string(),
@@ -560,7 +567,9 @@ impl Runtime {
         callflows: &'a AccountCallflows,
         modules: ModuleView<'a>,
     ) -> (Executor<'a>, Arc<CallContext>) {
-        let limits = Arc::clone(self.policy.limits(&call.details().account_id));
+        let account = &call.details().account_id;
+        let limits = Arc::clone(self.policy.limits(account));
+        let share = self.shares.of(account, limits.cpu_share);
         let context = Arc::new(CallContext::new(
             call,
             switch,
@@ -572,6 +581,8 @@ impl Runtime {
             modules,
             callflows,
             max_branches: self.max_branches,
+            budget: CallBudget::new(&limits),
+            share,
             limits,
             policy: &self.policy,
             health: &self.health,

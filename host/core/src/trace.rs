@@ -48,6 +48,8 @@ pub enum AfterFailure {
     Continue,
     /// Fail-closed: the host hung up with this cause.
     HangUp(HangupCause),
+    /// The call's budget ran out: the flow ended, whatever the failure mode.
+    EndCall,
 }
 
 impl fmt::Display for NodeResult {
@@ -55,6 +57,7 @@ impl fmt::Display for NodeResult {
         let then = |f: &mut fmt::Formatter<'_>, then: &AfterFailure| match then {
             AfterFailure::Continue => write!(f, "; continuing"),
             AfterFailure::HangUp(cause) => write!(f, "; hanging up with {cause} (fail-closed)"),
+            AfterFailure::EndCall => write!(f, "; ending the call"),
         };
         match self {
             NodeResult::Continue(keys) if keys.is_empty() => write!(f, "continue"),

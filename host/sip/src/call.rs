@@ -137,6 +137,7 @@ fn result_label(result: &Result<CallReport, CallError>) -> String {
             EndReason::BranchLimit => "branch_limit",
             EndReason::Transferred => "transferred",
             EndReason::FailedClosed => "failed_closed",
+            EndReason::CallBudget => "call_budget",
         }
         .to_string(),
     }

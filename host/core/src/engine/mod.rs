@@ -71,7 +71,7 @@ impl Sandbox {
         let ticker = EpochTicker::start(engine.clone());
         let cache = settings
             .cache_root()
-            .map(|root| ComponentCache::new(&root, &engine));
+            .map(|root| ComponentCache::new(&root, &engine, settings.cache_max_files));
         Ok(Sandbox {
             engine,
             linker,
@@ -100,6 +100,19 @@ impl Sandbox {
         }
     }
 
+    /// Whether the cache holds a compilation of `bytes`.
+    pub fn is_cached(&self, bytes: &[u8]) -> bool {
+        self.cache.as_ref().is_some_and(|cache| cache.holds(bytes))
+    }
+
+    /// Removes the cached compilation of `bytes` (a module that was refused): a refused
+    /// upload leaves nothing behind.
+    pub fn forget(&self, bytes: &[u8]) {
+        if let Some(cache) = &self.cache {
+            cache.forget(bytes);
+        }
+    }
+
     /// Links a compiled component against the host's imports, ready to instantiate.
     pub fn link(
         &self,
@@ -110,21 +123,34 @@ impl Sandbox {
     }
 
     /// A fresh store for one instance running under `limits`. Every epoch tick the instance
-    /// yields to other tasks; once its run time ([`RunClock`](crate::imports::RunClock): waits
-    /// are not counted) passes the state's deadline, it traps with [`Refusal::Deadline`].
+    /// yields to other tasks, and passes its account's turn to the account's next waiting
+    /// instance ([`crate::policy::share`]); once its run time
+    /// ([`RunClock`](crate::imports::RunClock): waits are not counted) passes the state's
+    /// deadline, it traps with [`Refusal::Deadline`], and once it passes what is left of the
+    /// call's budget, with [`Refusal::CallBudget`].
     pub fn store(&self, limits: &Limits, state: InstanceState) -> Store<InstanceState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
         store.epoch_deadline_callback(|context| {
             let state = context.data();
-            let deadline = state.deadline();
-            if state.clock().elapsed() >= deadline {
+            let ran = state.clock().elapsed();
+            let module = || state.module_name().to_string();
+            if ran >= state.deadline() {
                 return Err(wasmtime::Error::new(Refusal::Deadline {
-                    module: state.module_name().to_string(),
-                    deadline,
+                    module: module(),
+                    deadline: state.deadline(),
                 }));
             }
-            Ok(UpdateDeadline::Yield(1))
+            if ran >= state.budget_left() {
+                return Err(wasmtime::Error::new(Refusal::CallBudget {
+                    module: module(),
+                    budget: state.call_budget(),
+                }));
+            }
+            Ok(match state.turn().and_then(|turn| turn.at_tick()) {
+                Some(next_turn) => UpdateDeadline::YieldCustom(1, next_turn),
+                None => UpdateDeadline::Yield(1),
+            })
         });
         self.rearm(&mut store, limits);
         store

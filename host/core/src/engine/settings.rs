@@ -53,7 +53,12 @@ pub struct EngineSettings {
     pub cache_dir: Option<PathBuf>,
     /// `false` compiles every module at every start.
     pub cache: bool,
+    /// Most compiled components kept in the cache; past it, the least recently used go.
+    pub cache_max_files: usize,
 }
+
+/// The default of [`EngineSettings::cache_max_files`].
+pub const DEFAULT_CACHE_MAX_FILES: usize = 512;
 
 impl Default for EngineSettings {
     fn default() -> Self {
@@ -62,6 +67,7 @@ impl Default for EngineSettings {
             keep_resident_kib: DEFAULT_KEEP_RESIDENT_KIB,
             cache_dir: None,
             cache: true,
+            cache_max_files: DEFAULT_CACHE_MAX_FILES,
         }
     }
 }

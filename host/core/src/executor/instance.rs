@@ -11,7 +11,7 @@ use crate::bindings::{CallflowModule, HangupInfo, Outcome};
 use crate::call::Hangup;
 use crate::context::CallContext;
 use crate::imports::{InstanceState, OutputCounters, call_info};
-use crate::policy::{Failure, FailureKind, Lifecycle, ModuleCounters};
+use crate::policy::{Failure, FailureKind, Lifecycle, ModuleCounters, Refusal, Turn};
 use crate::registry::LoadedModule;
 use crate::trace::{Level, TraceEvent};
 
@@ -155,6 +155,16 @@ impl Executor<'_> {
         call: impl AsyncFnOnce(&mut Store<InstanceState>, &CallflowModule) -> Result<T, Failure>,
     ) -> (Result<T, Failure>, OutputCounters, Duration) {
         let account = context.account_id();
+        let budget_left = self.budget.cpu_left();
+        if budget_left.is_zero() {
+            let spent = Refusal::CallBudget {
+                module: module.name().to_string(),
+                budget: self.limits.call_cpu,
+            };
+            let failure = Failure::new(FailureKind::CallBudget, format!("not run: {spent}"));
+            return (Err(failure), OutputCounters::default(), Duration::ZERO);
+        }
+        let turn = Turn::new(Arc::clone(&self.share));
         let lifecycle = module.lifecycle();
         let warm = match lifecycle {
             Lifecycle::Pooled { .. } => self.warm.take(account, module.id()),
@@ -179,6 +189,7 @@ impl Executor<'_> {
                 (self.sandbox.store(&self.limits, state), None, 0)
             }
         };
+        store.data_mut().allow(budget_left, Arc::clone(&turn));
         let clock = Arc::clone(store.data().clock());
         let run = async {
             let instance = match instance {
@@ -193,8 +204,10 @@ impl Executor<'_> {
             Ok((value, instance))
         };
         let result: Result<(T, CallflowModule), Failure> = clock.time(run).await;
+        turn.give_back();
         let refused = store.data().refused;
         let ran = clock.elapsed();
+        self.budget.charge(ran);
         let result = match (result, &store.data().host_fault) {
             (Err(failure), Some(fault)) => Err(Failure::new(
                 FailureKind::Host,

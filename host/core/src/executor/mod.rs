@@ -11,6 +11,12 @@
 //! - `stop` returns to the flow that branched here, if any, else ends the call. A branch pushes
 //!   the branching node's `_` child and is refused once the branch budget (50) is spent: the
 //!   call then ends.
+//! - A call has a budget ([`CallBudget`]): run time for all its instances, callbacks included,
+//!   and a number of nodes across its branches. Once it is spent the flow ends, and callbacks
+//!   not yet run are recorded as not run. An instance stopped by the budget is not the
+//!   module's failure (never towards quarantine).
+//! - An account's instances run WebAssembly only in their turn of the account's share of
+//!   threads ([`crate::policy::share`]): one account's heavy calls wait behind each other.
 //! - Once the channel is destroyed, the flow ends after the running node; after a transfer it
 //!   ends without callbacks.
 //! - When the flow ends before the channel was destroyed, the host hangs up itself and the
@@ -21,19 +27,23 @@
 //! callback that fails or traps is recorded and never skips the ones after it. Every instance
 //! runs with the account's limits and the module's grant ([`instance`]).
 
+mod budget;
 mod instance;
 mod warm;
 
 use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use crate::bindings::Outcome;
 use crate::call::{Call, CallFlags, Hangup, HangupCause};
 use crate::callflow::{AccountCallflows, Callflow, Child, Node};
 use crate::context::CallContext;
 use crate::engine::Sandbox;
-use crate::policy::{FailureMode, Health, Limits, Policy};
+use crate::policy::{FailureKind, FailureMode, Health, Limits, Policy};
 use crate::registry::{LoadedModule, ModuleView};
 use crate::trace::{AfterFailure, Level, NodeResult, TraceEvent};
+pub use budget::CallBudget;
 use instance::Run;
 pub use warm::{MAX_IDLE_INSTANCES, WarmInstances};
 
@@ -63,6 +73,8 @@ pub enum EndReason {
     Transferred,
     /// A fail-closed module failed (or was quarantined); the host hung up.
     FailedClosed,
+    /// The call spent its CPU or node budget; the host hung up.
+    CallBudget,
 }
 
 impl EndReason {
@@ -74,6 +86,7 @@ impl EndReason {
             EndReason::BranchLimit => "the branch limit was reached",
             EndReason::Transferred => "the call was transferred; no callbacks run",
             EndReason::FailedClosed => "a fail-closed module failed; the host hung up",
+            EndReason::CallBudget => "the call spent its budget; the host hung up",
         }
     }
 }
@@ -128,6 +141,10 @@ pub struct Executor<'a> {
     pub warm: &'a WarmInstances,
     /// The account's limits.
     pub limits: Arc<Limits>,
+    /// What this call has spent of its budget.
+    pub budget: CallBudget,
+    /// The account's share of threads.
+    pub share: Arc<Semaphore>,
 }
 
 /// What the executor does after a node.
@@ -137,6 +154,8 @@ enum Step {
     Branch(String),
     /// A fail-closed module failed: hang up with this cause.
     HangUp(HangupCause),
+    /// The call's budget ran out while the node ran.
+    OutOfBudget,
 }
 
 impl Executor<'_> {
@@ -201,11 +220,26 @@ impl Executor<'_> {
             if let Some(end) = channel_end(context.call()) {
                 return end;
             }
+            if self.budget.cpu_left().is_zero() || !self.budget.take_node() {
+                context.trace().push(TraceEvent::Log {
+                    module: node.module.clone(),
+                    level: Level::Warn,
+                    message: format!("not run: {}", self.budget.describe_spent()),
+                });
+                tracing::warn!(
+                    module = node.module,
+                    path = node.path,
+                    "call ended: {}",
+                    self.budget.describe_spent()
+                );
+                return EndReason::CallBudget;
+            }
             let step = self.step(context, node).await;
             if let Some(end) = channel_end(context.call()) {
                 return end;
             }
             current = match step {
+                Step::OutOfBudget => return EndReason::CallBudget,
                 Step::Next(keys) => node.next(&keys),
                 Step::Stop => None,
                 Step::HangUp(cause) => {
@@ -269,6 +303,13 @@ impl Executor<'_> {
             }
             Run::Done(Outcome::Stop) => (Step::Stop, NodeResult::Stop),
             Run::Done(Outcome::Branch(id)) => (Step::Branch(id.clone()), NodeResult::Branch(id)),
+            Run::Failed(failure) if failure.kind == FailureKind::CallBudget => {
+                // Not the module's failure: the flow ends here, whatever the module's
+                // failure mode.
+                let failure = failure.to_string();
+                let then = AfterFailure::EndCall;
+                (Step::OutOfBudget, NodeResult::Failed { failure, then })
+            }
             Run::Failed(failure) => {
                 tracing::error!(
                     module = node.module,

@@ -28,7 +28,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use crate::bindings::CallflowModule;
 use crate::context::CallContext;
-use crate::policy::{Capability, Limits, Refusal};
+use crate::policy::{Capability, Limits, Refusal, Turn};
 pub use call::call_info;
 pub use clock::RunClock;
 use limiter::InstanceLimiter;
@@ -42,6 +42,10 @@ pub struct InstanceState {
     limiter: InstanceLimiter,
     clock: Arc<RunClock>,
     deadline: Duration,
+    /// What is left of the call's CPU budget for this run.
+    budget_left: Duration,
+    /// The instance's place in its account's share of threads, while it runs for a call.
+    turn: Option<Arc<Turn>>,
     logged_bytes: usize,
     /// What the limits refused, for the host's counters.
     pub refused: OutputCounters,
@@ -93,6 +97,8 @@ impl InstanceState {
             limits,
             clock: Arc::new(RunClock::default()),
             deadline,
+            budget_left: Duration::MAX,
+            turn: None,
             logged_bytes: 0,
             refused: OutputCounters::default(),
             host_fault: None,
@@ -122,6 +128,27 @@ impl InstanceState {
         self.deadline
     }
 
+    /// What is left of the call's CPU budget for this run ([`Duration::MAX`]: no budget).
+    pub fn budget_left(&self) -> Duration {
+        self.budget_left
+    }
+
+    /// The call's whole CPU budget.
+    pub fn call_budget(&self) -> Duration {
+        self.limits.call_cpu
+    }
+
+    /// The instance's place in its account's share, while it runs for a call.
+    pub fn turn(&self) -> Option<&Arc<Turn>> {
+        self.turn.as_ref()
+    }
+
+    /// Sets what this run may spend of its call's budget, and its place in the account's share.
+    pub fn allow(&mut self, budget_left: Duration, turn: Arc<Turn>) {
+        self.budget_left = budget_left;
+        self.turn = Some(turn);
+    }
+
     /// Readies a warm instance for its next use, for `context` with `deadline`: a new run
     /// clock, and nothing counted against the log or output limits yet.
     pub fn begin_use(&mut self, context: Arc<CallContext>, deadline: Duration) {
@@ -133,9 +160,13 @@ impl InstanceState {
         self.host_fault = None;
     }
 
-    /// Lets go of the call after a use, so an idle warm instance keeps no call alive.
+    /// Lets go of the call (and its turn) after a use, so an idle warm instance keeps no call
+    /// alive.
     pub fn end_use(&mut self) {
         self.context = None;
+        if let Some(turn) = self.turn.take() {
+            turn.give_back();
+        }
     }
 
     /// The call this instance runs for, or a trap when it runs for none (during `describe`).
@@ -160,14 +191,26 @@ impl InstanceState {
     }
 
     /// Waits for a host call at most the host-call timeout (the wait itself is not run time).
-    /// A timeout traps with [`Refusal::HostCallTimeout`].
+    /// A host call that has to wait gives the account's turn to another instance meanwhile;
+    /// the instance runs on after it for one epoch tick before it waits for a turn again
+    /// ([`Turn::at_tick`]). A timeout traps with
+    /// [`Refusal::HostCallTimeout`].
     async fn wait_for<T>(
         &mut self,
         call: &'static str,
         host_call: impl Future<Output = T>,
     ) -> wasmtime::Result<T> {
         let timeout = self.limits.host_call_timeout;
-        let result = tokio::time::timeout(timeout, host_call).await;
+        let mut waiting = std::pin::pin!(tokio::time::timeout(timeout, host_call));
+        let result = match futures::poll!(waiting.as_mut()) {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => {
+                if let Some(turn) = &self.turn {
+                    turn.give_back_to_wait();
+                }
+                waiting.await
+            }
+        };
         result.map_err(|_| {
             wasmtime::Error::new(Refusal::HostCallTimeout {
                 module: self.module_name.to_string(),

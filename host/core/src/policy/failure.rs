@@ -42,6 +42,9 @@ pub enum FailureKind {
     /// Failed after one of the host's own services failed it (the notification sink or the
     /// outbox refused a publish): the host's fault, counted apart, never towards quarantine.
     Host,
+    /// Stopped because the call's CPU budget was spent (by this instance and the call's
+    /// others): the call's matter, never towards quarantine.
+    CallBudget,
 }
 
 impl FailureKind {
@@ -59,6 +62,7 @@ impl FailureKind {
             FailureKind::Error => "error",
             FailureKind::Capacity => "capacity",
             FailureKind::Host => "host",
+            FailureKind::CallBudget => "call_budget",
         }
     }
 
@@ -91,6 +95,8 @@ impl fmt::Display for FailureKind {
 pub enum Refusal {
     #[error("module `{module}` ran WebAssembly for more than its {deadline:?} deadline")]
     Deadline { module: String, deadline: Duration },
+    #[error("module `{module}` was stopped: the call spent its CPU budget of {budget:?}")]
+    CallBudget { module: String, budget: Duration },
     #[error("module `{module}` tried to grow its memory to {desired} bytes; the limit is {limit}")]
     Memory {
         module: String,
@@ -120,6 +126,7 @@ impl Refusal {
     fn kind(&self) -> FailureKind {
         match self {
             Refusal::Deadline { .. } => FailureKind::Deadline,
+            Refusal::CallBudget { .. } => FailureKind::CallBudget,
             Refusal::Memory { .. } | Refusal::Table { .. } => FailureKind::Memory,
             Refusal::Undeclared { .. } => FailureKind::Capability,
             Refusal::HostCallTimeout { .. } => FailureKind::HostCallTimeout,

@@ -148,12 +148,15 @@ impl Health {
     /// Records a failure; returns true when it puts the module into quarantine for `account`.
     pub fn failed(&self, account: &str, module: &str, kind: FailureKind) -> bool {
         self.count(module, |c| *c.failures.entry(kind).or_default() += 1);
-        // A capability the operator did not grant, or a full instance pool, is the host's
-        // matter, not the module's misbehaviour.
+        // A capability the operator did not grant, a full instance pool, a failing host
+        // service or a call's spent budget is not the module's misbehaviour.
         if self.rule.after_failures == 0
             || matches!(
                 kind,
-                FailureKind::Capability | FailureKind::Capacity | FailureKind::Host
+                FailureKind::Capability
+                    | FailureKind::Capacity
+                    | FailureKind::Host
+                    | FailureKind::CallBudget
             )
         {
             return false;

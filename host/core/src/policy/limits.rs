@@ -31,6 +31,19 @@ pub struct Limits {
     pub callback_state_bytes: usize,
     /// How long one host call (answer, bridge, record, hang up) may wait on the switch.
     pub host_call_timeout: Duration,
+    /// Run time all of one call's instances may spend together, termination callbacks
+    /// included; once spent, the flow ends and callbacks not yet run are not run.
+    pub call_cpu: Duration,
+    /// Most nodes one call may run, across all its branches.
+    pub nodes_per_call: u32,
+    /// How many of the account's instances may run WebAssembly at once ([`super::share`]).
+    pub cpu_share: usize,
+}
+
+/// The default share of an account: half the host's threads, at least one.
+pub fn default_cpu_share() -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (threads / 2).max(1)
 }
 
 impl Default for Limits {
@@ -47,6 +60,9 @@ impl Default for Limits {
             callbacks_per_call: 32,
             callback_state_bytes: 16 << 10,
             host_call_timeout: Duration::from_secs(300),
+            call_cpu: Duration::from_secs(10),
+            nodes_per_call: 1000,
+            cpu_share: default_cpu_share(),
         }
     }
 }
@@ -66,6 +82,9 @@ pub struct LimitOverrides {
     pub callbacks_per_call: Option<usize>,
     pub callback_state_bytes: Option<usize>,
     pub host_call_timeout_ms: Option<u64>,
+    pub call_cpu_ms: Option<u64>,
+    pub nodes_per_call: Option<u32>,
+    pub cpu_share: Option<usize>,
 }
 
 impl Limits {
@@ -98,6 +117,9 @@ impl Limits {
             host_call_timeout: overrides
                 .host_call_timeout_ms
                 .map_or(self.host_call_timeout, ms),
+            call_cpu: overrides.call_cpu_ms.map_or(self.call_cpu, ms),
+            nodes_per_call: overrides.nodes_per_call.unwrap_or(self.nodes_per_call),
+            cpu_share: overrides.cpu_share.unwrap_or(self.cpu_share).max(1),
         }
     }
 }

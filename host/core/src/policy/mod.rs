@@ -11,6 +11,7 @@ pub mod grants;
 pub mod health;
 pub mod lifecycle;
 pub mod limits;
+pub mod share;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use grants::{Capability, Grants, UnknownCapability};
 pub use health::{Health, ModuleCounters, QuarantineRule};
 pub use lifecycle::{Lifecycle, LifecycleError, LifecycleName};
 pub use limits::{LimitOverrides, Limits};
+pub use share::{CpuShares, Turn};
 
 use crate::call::HangupCause;
 

@@ -440,7 +440,25 @@ impl Registry {
 /// How long a module's `describe` may run at load time.
 const DESCRIBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Loads one module; a module refused leaves no compiled file in the cache (unless the file
+/// was there before, for another module of the same bytes).
 async fn load_one(
+    sandbox: &Sandbox,
+    policy: &Policy,
+    scope: Scope<'_>,
+    source: ModuleSource,
+    digest: [u8; 32],
+) -> Result<LoadedModule, ModuleError> {
+    let bytes = Arc::clone(&source.bytes);
+    let was_cached = sandbox.is_cached(&bytes);
+    let loaded = check_and_load(sandbox, policy, scope, source, digest).await;
+    if loaded.is_err() && !was_cached {
+        sandbox.forget(&bytes);
+    }
+    loaded
+}
+
+async fn check_and_load(
     sandbox: &Sandbox,
     policy: &Policy,
     scope: Scope<'_>,
