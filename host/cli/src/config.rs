@@ -12,6 +12,8 @@
 //! outbox_capacity = 100000                 # undelivered notifications kept at most
 //! flush_timeout_secs = 30                  # how long `simulate` waits for confirms at exit
 //!
+//! [serve.clients]                          # limits on HTTP clients; see `api::clients`
+//! max_connections = 1024
 //! [limits]                                 # for every account; see `policy::Limits`
 //! handle_deadline_ms = 2000
 //! [loading]
@@ -47,6 +49,8 @@ use cfhost_core::policy::{
     Policy, PolicyConfig,
 };
 use cfhost_mail::MailerConfig;
+
+use crate::api::ClientLimits;
 use cfhost_sip::SipConfig;
 
 /// The whole configuration file.
@@ -87,6 +91,8 @@ pub struct ServeConfig {
     pub shutdown_timeout_secs: u64,
     /// Reload modules and documents when their files change (see [`crate::watch`]).
     pub watch: bool,
+    /// `[serve.clients]`: limits on HTTP clients.
+    pub clients: ClientLimits,
 }
 
 impl Default for ServeConfig {
@@ -99,6 +105,7 @@ impl Default for ServeConfig {
             account_tokens: BTreeMap::new(),
             shutdown_timeout_secs: 30,
             watch: true,
+            clients: ClientLimits::default(),
         }
     }
 }

@@ -15,14 +15,18 @@
 //!
 //! Errors are `{"error": "..."}` with a status that says whose fault it is. Tokens: [`auth`].
 //!
-//! Shutdown ([`serve`]): once the signal comes, `/readyz` says 503 and new calls are refused;
-//! calls in flight, with their termination callbacks, finish (up to a deadline); then the
-//! notification outbox is flushed.
+//! Clients are held to limits ([`clients`]): connections at once, header-read, idle and request
+//! timeouts.
+//!
+//! Shutdown ([`serve`]): once the signal comes, `/readyz` says 503 (and is still answered) and
+//! new calls are refused; calls in flight, with their termination callbacks, finish (up to a
+//! deadline); then the connections close and the notification outbox is flushed.
 
 pub mod auth;
 mod callflows;
 mod calls;
 mod capture;
+pub mod clients;
 pub mod metrics;
 mod modules;
 
@@ -39,6 +43,7 @@ use axum::routing::{get, post, put};
 
 pub use auth::{Access, Tokens};
 pub use capture::CaptureSink;
+pub use clients::ClientLimits;
 use metrics::CallMetrics;
 
 use cfhost_core::files::is_plain_name;
@@ -290,51 +295,53 @@ pub struct ShutdownReport {
     pub unconfirmed: usize,
 }
 
-/// Serves the API on `listener` until `signal` completes, then stops taking calls, lets the
-/// calls in flight (and their termination callbacks) finish within `drain`, and flushes the
-/// AMQP outbox within `flush`.
+/// Serves the API on `listener`, with `limits` on its clients, until `signal` completes; then
+/// stops taking calls (`/readyz` answers 503, still served), lets the calls in flight (and
+/// their termination callbacks) finish within `drain`, closes the connections, and flushes
+/// the AMQP outbox within `flush`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
+    limits: ClientLimits,
     signal: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
     flush: Duration,
-) -> std::io::Result<ShutdownReport> {
+) -> ShutdownReport {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(Arc::clone(&state));
-    let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .into_future(),
-    );
-    tokio::select! {
-        result = &mut server => {
-            result??;
-            return Ok(ShutdownReport { calls_cut_off: 0, unconfirmed: 0 });
-        }
-        () = signal => {}
-    }
+    // Requests being answered when the connections close get this long.
+    let grace = Duration::from_secs(5).min(drain);
+    let server = tokio::spawn(clients::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            let _ = stop_rx.await;
+        },
+        grace,
+    ));
+    signal.await;
     state.accepting.store(false, Ordering::Release);
     if let Some(sip) = &state.sip {
         sip.stop_accepting();
     }
     tracing::info!("shutting down: no new calls; waiting for the calls in flight");
-    let _ = stop_tx.send(());
     let deadline = tokio::time::Instant::now() + drain;
-    let _ = tokio::time::timeout_at(deadline, &mut server).await;
     // Calls outlive their requests (a client that hangs up does not cut a call short).
     while state.calls_in_progress() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop_tx.send(());
+    if let Err(error) = server.await {
+        tracing::error!("the HTTP server failed: {error}");
     }
     let calls_cut_off = state.calls_in_progress();
     let unconfirmed = match &state.amqp {
         Some(amqp) => amqp.flush(flush).await,
         None => 0,
     };
-    Ok(ShutdownReport {
+    ShutdownReport {
         calls_cut_off,
         unconfirmed,
-    })
+    }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::api::{ApiState, CaptureSink, Tokens};
+use cfhost_core::files::remove_leftover_temporaries;
 use cfhost_core::notify::OpenSink;
 use cfhost_core::runtime::{HostOptions, Runtime};
 
@@ -81,6 +82,16 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(data.join("accounts"))
         .with_context(|| format!("cannot create the data directory {}", data.display()))?;
+    // accounts/<id>/{callflows,modules,users}/, and the module directory.
+    let leftovers = std::iter::once((data.join("accounts"), 2))
+        .chain(modules_dir.clone().map(|dir| (dir, 0)))
+        .flat_map(|(dir, depth)| remove_leftover_temporaries(&dir, depth));
+    for leftover in leftovers {
+        eprintln!(
+            "warning: removed {}, left by a write that was cut short",
+            leftover.display()
+        );
+    }
 
     let notifications = config.notifications.clone();
     let outbox_dir = notifications.outbox_dir(&data);
@@ -125,7 +136,15 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     eprintln!("cfhost serve: listening on http://{address}");
     let drain = Duration::from_secs(serve.shutdown_timeout_secs);
     let flush = Duration::from_secs(notifications.flush_timeout_secs);
-    let shutdown = crate::api::serve(listener, state, termination_signal(), drain, flush).await?;
+    let shutdown = crate::api::serve(
+        listener,
+        state,
+        serve.clients,
+        termination_signal(),
+        drain,
+        flush,
+    )
+    .await;
     if shutdown.calls_cut_off > 0 {
         eprintln!(
             "{} calls were still running after {}s and were cut off",

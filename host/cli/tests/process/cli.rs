@@ -349,3 +349,35 @@ fn a_module_directory_that_is_not_there_is_an_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_data_directory_entry_that_cannot_be_read_is_a_problem_naming_its_path() {
+    // Root reads any file, so "cannot be read" is made with a file where a directory goes.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let account = data.join("accounts/acme-missed");
+    std::fs::create_dir_all(account.join("callflows")).unwrap();
+    std::fs::copy(
+        repo_root()
+            .join("examples/data/accounts/acme-missed/callflows/seed_missed_call_alert.json"),
+        account.join("callflows/seed_missed_call_alert.json"),
+    )
+    .unwrap();
+    std::fs::write(account.join("users"), "not a directory").unwrap();
+    let out = simulate(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--scenario",
+        "examples/scenarios.json",
+        "--notifications",
+        dir.path().join("out.jsonl").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let users = account.join("users");
+    assert!(
+        stderr.contains(&format!("{}", users.display())),
+        "the error names {}: {stderr}",
+        users.display()
+    );
+}

@@ -3,4 +3,5 @@
 
 mod amqp;
 mod cli;
+mod clients;
 mod serve;

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use cfhost_tests::{built_module, free_port, repo_root};
 use serde_json::{Value, json};
 
-const OPERATOR: &str = "operator-secret";
+pub(crate) const OPERATOR: &str = "operator-secret";
 const ACME: &str = "acme-secret";
 
 /// A running `cfhost serve` on a free port, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) dir: tempfile::TempDir,
     /// What it wrote to stderr so far.
     log: Arc<Mutex<String>>,
 }
@@ -55,12 +55,12 @@ impl Server {
     }
 
     /// Everything written to stderr so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Waits (up to 30 s) until `done` holds.
-    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+    pub(crate) fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
         let started = Instant::now();
         while !done() {
             assert!(
@@ -83,6 +83,16 @@ impl Drop for Server {
 /// The seed accounts, a callflow whose first node spins for a while after registering a
 /// termination callback (`slow`), and the test fixture module, granted what it declares.
 fn start() -> Server {
+    start_with("")
+}
+
+/// [`start`], with `extra` appended to the configuration file.
+pub(crate) fn start_with(extra: &str) -> Server {
+    start_prepared(extra, |_| {})
+}
+
+/// [`start_with`], after `prepare` changed the data directory.
+fn start_prepared(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     copy_dir(&repo_root().join("examples/data"), &data);
@@ -93,6 +103,7 @@ fn start() -> Server {
         slow.to_string(),
     )
     .unwrap();
+    prepare(&data);
     let modules = dir.path().join("modules");
     std::fs::create_dir_all(&modules).unwrap();
     let built = Path::new(cfhost_core::registry::BUILT_MODULES_DIR);
@@ -118,7 +129,9 @@ fn start() -> Server {
         [serve]
         operator_token = "operator-secret"
         account_tokens = { acme-missed = "acme-secret" }
-        "#,
+        "#
+        .to_string()
+            + extra,
     )
     .unwrap();
     let port = free_port();
@@ -172,7 +185,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// One HTTP/1.1 request; returns the status and the body (JSON when it parses, else a string).
 /// Status 0 means the connection failed.
-fn request(
+pub(crate) fn request(
     server: &Server,
     method: &str,
     path: &str,
@@ -183,7 +196,7 @@ fn request(
 }
 
 /// [`request`] to a port.
-fn request_to(
+pub(crate) fn request_to(
     port: u16,
     method: &str,
     path: &str,
@@ -412,6 +425,18 @@ fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
             .unwrap()
             .success()
     );
+    // While the call drains, the server still answers: not ready, and no new calls.
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _) = request(&server, "GET", "/readyz", None, None);
+    assert_eq!(status, 503, "/readyz while shutting down");
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/v1/accounts/acme-missed/calls",
+        Some(OPERATOR),
+        Some(&missed_call()),
+    );
+    assert_eq!(status, 503, "a new call while shutting down: {body}");
     let (status, body) = in_flight.join().unwrap();
     assert_eq!(status, 200, "{body}");
     let notifications = body["notifications"].as_array().unwrap();
@@ -435,6 +460,28 @@ fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
     );
     // New connections are refused once it stopped.
     assert_eq!(request(&server, "GET", "/healthz", None, None).0, 0);
+}
+
+#[test]
+fn temporary_files_left_by_a_cut_short_write_are_removed_at_start() {
+    let callflows = "accounts/acme-missed/callflows";
+    let server = start_prepared("", |data| {
+        std::fs::write(data.join(callflows).join(".tmpK1LL3D"), "{\"numb").unwrap();
+    });
+    let leftover = server.data().join(callflows).join(".tmpK1LL3D");
+    assert!(!leftover.exists(), "the leftover is still there");
+    assert!(
+        server
+            .data()
+            .join(callflows)
+            .join("seed_missed_call_alert.json")
+            .exists()
+    );
+    server.wait_until("the removal is logged", || {
+        server
+            .log()
+            .contains(&format!("removed {}", leftover.display()))
+    });
 }
 
 #[test]
@@ -723,8 +770,18 @@ fn an_account_uploads_its_own_module_checked_stored_and_live_for_it_alone() {
         .data()
         .join("accounts/acme-missed/modules/versioned.wasm");
 
-    // Refused, and nothing stored: another account's token, not a component, the wrong name,
-    // too large, a system module's name.
+    // Refused, and nothing stored, not even a compiled file in the cache: another account's
+    // token, not a component, the wrong name, too large, a system module's name.
+    let cached = || {
+        let cache = server.dir.path().join("cache");
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .map(|engine| std::fs::read_dir(engine.path()).unwrap().count())
+            .sum::<usize>()
+    };
+    let cached_at_start = cached();
+    assert!(cached_at_start > 0, "the loaded modules are cached");
     let v1 = built_module("versioned_v1");
     assert_eq!(upload("acme-notify", "versioned", ACME, &v1).0, 403);
     let (status, body) = upload("acme-missed", "versioned", ACME, b"\0asm\x0d\0\x01\0junk");
@@ -758,6 +815,11 @@ fn an_account_uploads_its_own_module_checked_stored_and_live_for_it_alone() {
             .unwrap()
             .contains("is a system module"),
         "{body}"
+    );
+    assert_eq!(
+        cached(),
+        cached_at_start,
+        "a refused upload left a compiled file"
     );
     assert_eq!(
         upload("acme-missed", "../evil", ACME, &v1).0,
