@@ -86,8 +86,19 @@ pub async fn delete(
     state.authorize(&headers, &account_id)?;
     let file = document_file(&state, &account_id, &id)?;
     let _writing = state.writes.lock().await;
-    std::fs::remove_file(&file)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`")))?;
+    std::fs::remove_file(&file).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`"))
+        }
+        // The disk's fault, not the client's: the cause, and the path only in the log.
+        _ => {
+            tracing::error!("cannot remove {}: {error}", file.display());
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("callflow `{id}` could not be removed: {error}"),
+            )
+        }
+    })?;
     state.runtime.reload_account(&account_id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -485,6 +485,32 @@ fn temporary_files_left_by_a_cut_short_write_are_removed_at_start() {
 }
 
 #[test]
+fn a_callflow_the_disk_will_not_remove_is_a_503_with_the_cause_not_a_404() {
+    // Root may write anywhere, so the disk's refusal is made with a directory where the
+    // document goes (EISDIR).
+    let server = start_prepared("", |data| {
+        std::fs::create_dir(data.join("accounts/acme-missed/callflows/stuck.json")).unwrap();
+    });
+    let path = "/v1/accounts/acme-missed/callflows/stuck";
+    let (status, body) = request(&server, "DELETE", path, Some(ACME), None);
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("could not be removed"), "{error}");
+    assert!(
+        !error.contains(&server.data().display().to_string()),
+        "a server path: {error}"
+    );
+    let (status, _) = request(
+        &server,
+        "DELETE",
+        "/v1/accounts/acme-missed/callflows/gone",
+        Some(ACME),
+        None,
+    );
+    assert_eq!(status, 404);
+}
+
+#[test]
 fn callflows_are_validated_on_write_stored_and_live_for_the_next_call() {
     let server = start();
     let path = "/v1/accounts/acme-missed/callflows/reception";
