@@ -1,7 +1,7 @@
 //! Fairness between accounts (issue 17), in one run: the latency of one account's simple
 //! calls (one after another, each its own task) on an idle host, then while another account
-//! saturates the host with CPU-heavy calls (4 per thread, each about a second of work in
-//! nodes of a few milliseconds), with that account held to its share of threads (the
+//! saturates the host with CPU-heavy calls (4 per thread, each about 0.4 s of CPU in 40
+//! nodes of about 10 ms), with that account held to its share of threads (the
 //! default, half the threads) and, for comparison, with a share as large as its calls.
 //!
 //! `cargo bench -p cfhost-tests --bench fairness` prints each round and the medians; the

@@ -64,7 +64,7 @@ pub async fn serve(
     let cap = limits.max_connections.max(1);
     let connections = Arc::new(Semaphore::new(cap));
     let (closing, _) = tokio::sync::watch::channel(false);
-    let refused = RefusalLog::default();
+    let mut refused = RefusalLog::default();
     let limits = Arc::new(limits);
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -114,23 +114,26 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
-/// Logs refused connections at most once a second, with how many.
+/// Logs refused connections at most once a second, with how many (the accept loop's own).
 #[derive(Default)]
 struct RefusalLog {
-    since_logged: AtomicUsize,
-    last: std::sync::Mutex<Option<Instant>>,
+    since_logged: usize,
+    last: Option<Instant>,
 }
 
 impl RefusalLog {
-    fn count(&self, cap: usize) {
-        let refused = self.since_logged.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            *last = Some(Instant::now());
-            self.since_logged.store(0, Ordering::Relaxed);
+    fn count(&mut self, cap: usize) {
+        self.since_logged += 1;
+        if self
+            .last
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.last = Some(Instant::now());
             tracing::warn!(
-                "HTTP connection limit of {cap} reached: refused {refused} connection(s) with 503"
+                "HTTP connection limit of {cap} reached: refused {} connection(s) with 503",
+                self.since_logged
             );
+            self.since_logged = 0;
         }
     }
 }

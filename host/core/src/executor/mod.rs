@@ -15,8 +15,9 @@
 //!   and a number of nodes across its branches. Once it is spent the flow ends, and callbacks
 //!   not yet run are recorded as not run. An instance stopped by the budget is not the
 //!   module's failure (never towards quarantine).
-//! - An account's instances run WebAssembly only in their turn of the account's share of
-//!   threads ([`crate::policy::share`]): one account's heavy calls wait behind each other.
+//! - An account's instances run WebAssembly in turns of the account's share of threads
+//!   ([`crate::policy::share`], from their first epoch tick on): one account's heavy calls wait
+//!   behind each other.
 //! - Once the channel is destroyed, the flow ends after the running node; after a transfer it
 //!   ends without callbacks.
 //! - When the flow ends before the channel was destroyed, the host hangs up itself and the
