@@ -86,7 +86,7 @@ async fn bare_lapin(url: &str, messages: &[OutboundNotification]) -> Duration {
 async fn cfhost_sink(url: &str, messages: &[OutboundNotification]) -> (Duration, u64) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path(), MESSAGES * 2).unwrap();
-    let sink = Arc::new(AmqpSink::start(url.to_string(), outbox));
+    let sink = Arc::new(AmqpSink::start(url.to_string(), outbox, None));
     // Connect first, as the bare loop does before its clock starts: a running host is connected.
     sink.publish(&notification(usize::MAX)).await.unwrap();
     assert_eq!(sink.flush(Duration::from_secs(30)).await, 0);

@@ -163,16 +163,51 @@ pub struct Consumer {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Where a [`Consumer`]'s queue is bound.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// A direct exchange declared (not durable) if missing; `None` is `notifications`.
+    pub direct_exchange: Option<String>,
+    pub queue: String,
+    pub key: String,
+}
+
+impl Binding {
+    /// The test queue on `notifications`, bound to `notifications.*.*`.
+    pub fn notifications() -> Self {
+        Binding {
+            direct_exchange: None,
+            queue: "cfhost-test".to_string(),
+            key: "notifications.*.*".to_string(),
+        }
+    }
+
+    /// A queue on KAZOO's `targeted` direct exchange, bound to `server_id` (where a KAZOO
+    /// publisher waits for replies).
+    pub fn targeted(server_id: &str) -> Self {
+        Binding {
+            direct_exchange: Some("targeted".to_string()),
+            queue: format!("replies-{server_id}"),
+            key: server_id.to_string(),
+        }
+    }
+}
+
 impl Consumer {
-    /// Starts consuming; returns once the queue is bound.
+    /// Starts consuming the test queue on `notifications`; returns once it is bound.
     pub async fn start(url: String) -> Consumer {
+        Consumer::start_bound(url, Binding::notifications()).await
+    }
+
+    /// Starts consuming a queue bound as `binding` says; returns once it is bound.
+    pub async fn start_bound(url: String, binding: Binding) -> Consumer {
         let received = Arc::new(Mutex::new(Vec::new()));
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let store = Arc::clone(&received);
         let task = tokio::spawn(async move {
             let mut bound = Some(bound_tx);
             loop {
-                if let Err(e) = consume(&url, &store, &mut bound).await {
+                if let Err(e) = consume(&url, &binding, &store, &mut bound).await {
                     eprintln!("test consumer: {e}; reconnecting");
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -205,16 +240,33 @@ impl Drop for Consumer {
 
 async fn consume(
     url: &str,
+    binding: &Binding,
     store: &Arc<Mutex<Vec<Received>>>,
     bound: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), lapin::Error> {
     use futures::StreamExt;
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    declare_exchange(&channel).await?;
+    let exchange = match &binding.direct_exchange {
+        None => {
+            declare_exchange(&channel).await?;
+            "notifications".to_string()
+        }
+        Some(name) => {
+            channel
+                .exchange_declare(
+                    name.as_str().into(),
+                    lapin::ExchangeKind::Direct,
+                    lapin::options::ExchangeDeclareOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            name.clone()
+        }
+    };
     channel
         .queue_declare(
-            "cfhost-test".into(),
+            binding.queue.as_str().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
@@ -224,16 +276,16 @@ async fn consume(
         .await?;
     channel
         .queue_bind(
-            "cfhost-test".into(),
-            "notifications".into(),
-            "notifications.*.*".into(),
+            binding.queue.as_str().into(),
+            exchange.as_str().into(),
+            binding.key.as_str().into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await?;
     let mut consumer = channel
         .basic_consume(
-            "cfhost-test".into(),
+            binding.queue.as_str().into(),
             "cfhost-test-consumer".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
@@ -258,4 +310,70 @@ async fn consume(
         delivery.ack(BasicAckOptions::default()).await?;
     }
     Ok(())
+}
+
+/// A connection publishing to `notifications` as the host's AMQP sink does (persistent,
+/// confirmed), with the exchange and the mailers' durable queue declared.
+pub struct Publisher {
+    connection: Connection,
+    channel: lapin::Channel,
+}
+
+impl Publisher {
+    /// Connects and declares.
+    pub async fn connect(url: &str) -> Result<Publisher, lapin::Error> {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        declare_exchange(&channel).await?;
+        cfhost_core::notify::amqp::declare_mailer_queue(
+            &channel,
+            cfhost_core::notify::MAILER_QUEUE,
+        )
+        .await?;
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await?;
+        Ok(Publisher {
+            connection,
+            channel,
+        })
+    }
+
+    /// Publishes each `(routing key, payload)`, then waits for every confirm.
+    pub async fn publish(&self, messages: &[(&str, Value)]) -> Result<(), lapin::Error> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for (key, payload) in messages {
+            let properties = lapin::BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2);
+            let body = payload.to_string();
+            confirms.push(
+                self.channel
+                    .basic_publish(
+                        "notifications".into(),
+                        (*key).into(),
+                        lapin::options::BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        properties,
+                    )
+                    .await?,
+            );
+        }
+        for confirm in confirms {
+            assert!(confirm.await?.is_ack(), "the broker refused a publish");
+        }
+        Ok(())
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) -> Result<(), lapin::Error> {
+        self.connection.close(200, "published".into()).await
+    }
+}
+
+/// Publishes each `(routing key, payload)` over a connection of its own ([`Publisher`]).
+pub async fn publish(url: &str, messages: &[(&str, Value)]) -> Result<(), lapin::Error> {
+    let publisher = Publisher::connect(url).await?;
+    publisher.publish(messages).await?;
+    publisher.close().await
 }

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod fairness;
 pub mod kazoo;
 pub mod sipp;
+pub mod smtp;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -11,6 +11,11 @@
 //! outbox_dir = "/var/lib/cfhost/outbox"   # default: <data dir>/outbox
 //! outbox_capacity = 100000                 # undelivered notifications kept at most
 //! flush_timeout_secs = 30                  # how long `simulate` waits for confirms at exit
+//! mailer_queue = "cfhost.mailer"           # declared for `cfhost mailer`; "" for none
+//!
+//! [mailer]                                 # `cfhost mailer`; see `cfhost_mail::config`
+//! amqp = "amqp://guest:guest@127.0.0.1:5672/%2f"
+//! smtp = "smtp://127.0.0.1:25"
 //!
 //! [serve.clients]                          # limits on HTTP clients; see `api::clients`
 //! max_connections = 1024

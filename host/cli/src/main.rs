@@ -1,12 +1,14 @@
 //! The `cfhost` binary: the composition root. It reads the configuration file ([`config`]),
 //! builds the runtime of `cfhost-core` from its sections, and runs a command ([`commands`]):
 //! the simulator, the service with its HTTP API ([`api`]) and hot reload ([`watch`]), the
-//! benchmarks ([`bench`]), the module tools and the scaffold ([`scaffold`]).
+//! benchmarks ([`bench`]), the module tools and the scaffold ([`scaffold`]), the mailer, and
+//! the emails `simulate` writes ([`eml`]).
 
 mod api;
 mod bench;
 mod commands;
 mod config;
+mod eml;
 mod watch;
 
 /// mimalloc instead of the system allocator: every instance's store, strings lowered into and

@@ -1,29 +1,31 @@
-//! cfhost-mail: the mailer. It will consume cfhost's notifications from RabbitMQ, render them
-//! as KAZOO's teletype does and deliver them over SMTP. It knows cfhost only through KAZOO's
-//! wire format on the `notifications` exchange, and links no WebAssembly runtime. For now it
-//! owns its configuration section, `[mailer]`.
+//! cfhost-mail: the mailer. It consumes cfhost's notifications from RabbitMQ, renders them as
+//! KAZOO's teletype does and delivers them over SMTP, losing none. It knows cfhost only through
+//! KAZOO's wire format on the `notifications` exchange and the data directory's files, and
+//! links no WebAssembly runtime.
+//!
+//! - [`notification`]: a message, checked and normalised as teletype does;
+//! - [`account`], [`templates`]: what the data directory says of an account and its templates;
+//! - [`macros`], [`render`]: teletype's macros, and its ErlyDTL templates on minijinja;
+//! - [`email`]: the MIME message a notification becomes;
+//! - [`service`]: the consumer, with [`smtp`] delivery, the [`sent`] log, the dead-letter
+//!   [`queues`], teletype's [`replies`] and the [`counters`];
+//! - [`config`]: the `[mailer]` section.
 
-use serde::Deserialize;
+pub mod account;
+pub mod config;
+pub mod counters;
+pub mod email;
+pub mod macros;
+pub mod notification;
+pub mod queues;
+pub mod render;
+pub mod replies;
+pub mod sent;
+pub mod service;
+pub mod smtp;
+pub mod templates;
 
-/// `[mailer]`: where notifications come from and where emails go.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MailerConfig {
-    /// The broker: `amqp://user:pass@host:port/vhost`.
-    pub amqp: Option<String>,
-    /// The SMTP server: `smtp://host:port` or `smtps://host:port`.
-    pub smtp: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_section_refuses_unknown_keys() {
-        let config: MailerConfig = toml::from_str("smtp = \"smtp://127.0.0.1:25\"").unwrap();
-        assert_eq!(config.smtp.as_deref(), Some("smtp://127.0.0.1:25"));
-        assert!(config.amqp.is_none());
-        assert!(toml::from_str::<MailerConfig>("smtp_host = \"x\"").is_err());
-    }
-}
+pub use config::MailerConfig;
+pub use email::{ComposeError, Composed, Composer, Email};
+pub use notification::{Kind, Notification};
+pub use service::{Mailer, MailerError};

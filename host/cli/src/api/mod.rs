@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
+//! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/notifications/{template_id}` | operator, the account | email templates ([`notifications`]) |
+//! | `POST /v1/accounts/{account_id}/notifications/{template_id}/preview` | operator, the account | a template rendered, nothing sent |
 //! | `GET /v1/modules` | any valid token | the loaded modules ([`modules`]) |
 //! | `GET /v1/modules/rejected` | operator | module files the last reloads rejected, and why |
 //! | `GET /v1/accounts/{account_id}/modules` | operator, the account | the same, as the account may use them, with its own |
@@ -13,7 +15,8 @@
 //! | `GET /v1/sip/calls` | operator | the SIP calls that ended last, with their traces |
 //! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
 //!
-//! Errors are `{"error": "..."}` with a status that says whose fault it is. Tokens: [`auth`].
+//! Errors are `{"error": "..."}` with a status that says whose fault it is, and no answer names
+//! a server path ([`scrub`]). Tokens: [`auth`].
 //!
 //! Clients are held to limits ([`clients`]): connections at once, header-read, idle and request
 //! timeouts.
@@ -29,6 +32,8 @@ mod capture;
 pub mod clients;
 pub mod metrics;
 mod modules;
+mod notifications;
+mod scrub;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -65,6 +70,8 @@ pub struct ApiState {
     accepting: AtomicBool,
     /// Serialises document writes with the reload that follows each.
     writes: tokio::sync::Mutex<()>,
+    /// The mailer's renderer, for template previews.
+    mail: cfhost_mail::Composer,
 }
 
 impl ApiState {
@@ -75,6 +82,7 @@ impl ApiState {
         capture: Arc<CaptureSink>,
         amqp: Option<Arc<AmqpSink>>,
     ) -> Self {
+        let mail = composer(runtime.data_dir(), &cfhost_mail::MailerConfig::default());
         ApiState {
             runtime,
             tokens,
@@ -84,7 +92,14 @@ impl ApiState {
             calls: CallMetrics::default(),
             accepting: AtomicBool::new(true),
             writes: tokio::sync::Mutex::new(()),
+            mail,
         }
+    }
+
+    /// This state previewing templates as a mailer with `mailer`'s settings would render them.
+    pub fn with_mailer(mut self, mailer: &cfhost_mail::MailerConfig) -> Self {
+        self.mail = composer(self.runtime.data_dir(), mailer);
+        self
     }
 
     /// This state with the SIP service `sip` beside the API.
@@ -139,6 +154,15 @@ impl ApiState {
             )),
         }
     }
+}
+
+/// The mailer's renderer for the data directory `data`.
+fn composer(data: &std::path::Path, mailer: &cfhost_mail::MailerConfig) -> cfhost_mail::Composer {
+    let system = cfhost_mail::macros::SystemParams {
+        hostname: mailer.hostname(),
+        node: mailer.node(),
+    };
+    cfhost_mail::Composer::new(data, system, mailer.from())
 }
 
 /// An error answer: its status and `{"error": message}`, with more fields when they help.
@@ -217,6 +241,10 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, ApiE
 
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let private = Arc::new(scrub::PrivatePaths::new(
+        state.runtime.data_dir(),
+        state.runtime.modules_dir(),
+    ));
     Router::new()
         .route("/v1/accounts/{account_id}/calls", post(calls::run))
         .route(
@@ -224,6 +252,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(callflows::get)
                 .put(callflows::put)
                 .delete(callflows::delete),
+        )
+        .route(
+            "/v1/accounts/{account_id}/notifications/{template_id}",
+            get(notifications::get)
+                .put(notifications::put)
+                .delete(notifications::delete),
+        )
+        .route(
+            "/v1/accounts/{account_id}/notifications/{template_id}/preview",
+            post(notifications::preview),
         )
         .route("/v1/modules", get(modules::list))
         .route("/v1/modules/rejected", get(modules::rejected))
@@ -241,14 +279,48 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "no such method on this route",
+            )
+        })
+        .layer(axum::middleware::from_fn(errors_as_json))
+        .layer(axum::middleware::from_fn_with_state(private, scrub::scrub))
         .with_state(state)
+}
+
+/// Errors that axum's extractors answer as plain text (a path segment that is not UTF-8, for
+/// example) become `{"error": text}`, like every error of the API.
+async fn errors_as_json(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    ApiError::new(status, message).into_response()
 }
 
 async fn readyz(axum::extract::State(state): axum::extract::State<Arc<ApiState>>) -> Response {
     if state.accepting() {
         "ready\n".into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
     }
 }
 

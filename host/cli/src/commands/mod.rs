@@ -1,6 +1,7 @@
 //! The `cfhost` command line.
 
 mod bench;
+mod mailer;
 mod module;
 mod new_module;
 mod serve;
@@ -43,6 +44,12 @@ enum Command {
     /// Prints a table, or with --json one JSON object. Takes about half a minute (a few
     /// seconds with --quick).
     Bench(bench::Options),
+    /// Deliver the notifications as emails, as KAZOO's teletype does: consume the durable
+    /// queue, render the templates, send over SMTP, losing none.
+    ///
+    /// Settings come from --config's [mailer] section (or CFHOST_MAILER__* variables).
+    /// SIGTERM stops it: sends under way finish, retries waiting go back to the queue.
+    Mailer(mailer::Options),
     /// Work with module components.
     #[command(subcommand)]
     Module(module::Command),
@@ -56,6 +63,7 @@ enum Command {
 fn default_log_filter(command: &Command) -> &'static str {
     match command {
         Command::Serve(_) => "error,cfhost=info,cfhost_core::imports::log=warn",
+        Command::Mailer(_) => "error,cfhost=info,cfhost_mail=info",
         _ => "error",
     }
 }
@@ -83,6 +91,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Simulate(options) => runtime.block_on(simulate::run(options)),
         Command::Serve(options) => runtime.block_on(serve::run(options)),
         Command::Module(command) => runtime.block_on(module::run(command)),
+        Command::Mailer(options) => runtime.block_on(mailer::run(options)),
         Command::Bench(_) | Command::NewModule(_) => {
             unreachable!("handled above: they need no async runtime or build their own")
         }

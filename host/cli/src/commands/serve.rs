@@ -132,7 +132,11 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let state = Arc::new(ApiState::new(runtime, tokens, capture, amqp).with_sip(sip));
+    let state = Arc::new(
+        ApiState::new(runtime, tokens, capture, amqp)
+            .with_sip(sip)
+            .with_mailer(&config.mailer),
+    );
     eprintln!("cfhost serve: listening on http://{address}");
     let drain = Duration::from_secs(serve.shutdown_timeout_secs);
     let flush = Duration::from_secs(notifications.flush_timeout_secs);
@@ -182,7 +186,7 @@ fn parse_account_tokens(list: &str) -> anyhow::Result<BTreeMap<String, String>> 
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn termination_signal() {
+pub(super) async fn termination_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

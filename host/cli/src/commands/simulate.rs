@@ -5,14 +5,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use anyhow::Context;
 use cfhost_core::call::Call;
-use cfhost_core::notify::OpenSink;
+use cfhost_core::notify::{OpenSink, Sink};
 use cfhost_core::runtime::{HostOptions, Runtime};
 use cfhost_core::scenario::read_scenario;
 use cfhost_core::switch::SimulatedSwitch;
 use cfhost_core::trace::TraceEvent;
 
 use crate::config::Flags;
+use crate::eml::EmlSink;
 
 /// The command's arguments.
 #[derive(Debug, clap::Args)]
@@ -37,6 +39,10 @@ pub struct Options {
     /// replaces it.
     #[arg(long)]
     pub modules: Option<PathBuf>,
+    /// Also write the email `cfhost mailer` would send for each notification, as
+    /// `<call id>-<template id>.eml` files in this directory (created).
+    #[arg(long)]
+    pub emails: Option<PathBuf>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
@@ -56,6 +62,16 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let calls = read_scenario(&options.scenario)?;
     let notifications = config.notifications;
     let OpenSink { sink, amqp } = notifications.open(&options.data)?;
+    let emails = match &options.emails {
+        Some(dir) => Some(Arc::new(
+            EmlSink::new(sink.clone(), &options.data, &config.mailer, dir)
+                .with_context(|| format!("--emails {}", dir.display()))?,
+        )),
+        None => None,
+    };
+    let sink = emails
+        .clone()
+        .map_or(sink, |emails| emails as Arc<dyn Sink>);
     let mut host = HostOptions::new(&options.data, sink);
     host.policy = policy;
     host.engine = config.engine;
@@ -117,6 +133,9 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         calls.len()
     );
     report_module_trouble(&runtime);
+    for line in emails.iter().flat_map(|emails| emails.report()) {
+        eprintln!("{line}");
+    }
     if let Some(sink) = amqp {
         let timeout = std::time::Duration::from_secs(notifications.flush_timeout_secs);
         let waiting = sink.flush(timeout).await;

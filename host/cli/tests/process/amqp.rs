@@ -81,7 +81,7 @@ async fn no_notification_is_lost_when_the_broker_stops_in_the_middle_of_1000_cal
     let consumer = Consumer::start(broker.url()).await;
     let outbox_dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(outbox_dir.path(), 10_000).unwrap();
-    let sink = Arc::new(AmqpSink::start(broker.url(), outbox));
+    let sink = Arc::new(AmqpSink::start(broker.url(), outbox, None));
     let host = with_seed_users(Builder::new(), "acme")
         .callflow("acme", "seed", seed_missed_call_alert())
         .start_with_sink(sink.clone())

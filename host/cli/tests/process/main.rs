@@ -2,6 +2,8 @@
 //! `module check`, `new-module`) and talks to it as an operator would.
 
 mod amqp;
+mod api_fuzz;
 mod cli;
 mod clients;
+mod mailer;
 mod serve;

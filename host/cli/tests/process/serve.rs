@@ -25,19 +25,7 @@ pub(crate) struct Server {
 impl Server {
     /// Takes over a started `cfhost serve`, collecting its stderr.
     fn attach(mut child: Child, port: u16, dir: tempfile::TempDir) -> Server {
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let collected = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let mut log = collected.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let log = collect_stderr(&mut child);
         Server {
             child,
             port,
@@ -71,6 +59,24 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// What `child` writes to its (piped) stderr, collected as it comes.
+pub(crate) fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let collected = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut log = collected.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    log
 }
 
 impl Drop for Server {
@@ -215,7 +221,7 @@ pub(crate) fn request_to(
 }
 
 /// One HTTP/1.1 request with a body of `content_type`.
-fn send(
+pub(crate) fn send(
     port: u16,
     method: &str,
     path: &str,
@@ -508,6 +514,109 @@ fn a_callflow_the_disk_will_not_remove_is_a_503_with_the_cause_not_a_404() {
         None,
     );
     assert_eq!(status, 404);
+}
+
+#[test]
+fn email_templates_are_compiled_on_write_stored_previewed_and_removed() {
+    let server = start();
+    let path = "/v1/accounts/acme-missed/notifications/missed_call";
+    let notifications = server.data().join("accounts/acme-missed/notifications");
+
+    // Nothing stored: teletype's own.
+    let (status, body) = request(&server, "GET", path, Some(ACME), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["default"], true);
+    assert!(body["text"].as_str().unwrap().contains("Missed Call"));
+
+    // A template that does not compile is refused, naming the part and the line.
+    let broken = json!({"subject": "Missed {{caller_id.name}}",
+        "text": "line 1\n{% if caller_id.name %}\n{{ caller_id.name|truncatewords:2 }}\n{% endif %}"});
+    let (status, body) = request(&server, "PUT", path, Some(ACME), Some(&broken));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        (body["part"].as_str(), body["line"].as_u64()),
+        (Some("text"), Some(3)),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("truncatewords"),
+        "{body}"
+    );
+    assert!(!notifications.exists(), "a refused template stores nothing");
+    // A document field KAZOO does not have is refused too.
+    let (status, _) = request(
+        &server,
+        "PUT",
+        path,
+        Some(ACME),
+        Some(&json!({"subjet": "x"})),
+    );
+    assert_eq!(status, 400);
+    // Another account's token cannot touch it.
+    let other = "/v1/accounts/acme-notify/notifications/missed_call";
+    assert_eq!(
+        request(&server, "PUT", other, Some(ACME), Some(&broken)).0,
+        403
+    );
+
+    let template = json!({"subject": "Missed: {{caller_id.name_number}}",
+        "cc": {"type": "specified", "email_addresses": ["boss@example.com"]},
+        "text": "{{caller_id.name}} called {{to.user}} at {{date_called.local|date:\"H:i\"}}.\n",
+        "html": "<p>{{caller_id.name}}</p>"});
+    let (status, body) = request(&server, "PUT", path, Some(ACME), Some(&template));
+    assert_eq!(status, 200, "{body}");
+    assert!(notifications.join("missed_call.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(notifications.join("missed_call.text")).unwrap(),
+        template["text"].as_str().unwrap()
+    );
+    let (_, body) = request(&server, "GET", path, Some(ACME), None);
+    assert_eq!(body["subject"], template["subject"]);
+    assert!(body.get("default").is_none());
+
+    // A preview renders it against the call given, over a sample, and sends nothing.
+    let preview = json!({"call": {"Caller-ID-Name": "O'Brien <Pat>", "To": ["a@example.com"],
+        "Timestamp": 63879009900_i64}});
+    let (status, body) = request(
+        &server,
+        "POST",
+        &format!("{path}/preview"),
+        Some(ACME),
+        Some(&preview),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subject"], "Missed: O'Brien <Pat>((555) 000 - 1234)");
+    assert_eq!(
+        body["text"],
+        "O'Brien <Pat> called (555) 444 - 1111 at 02:25.\n"
+    );
+    assert_eq!(body["html"], "<p>O&#039;Brien &lt;Pat&gt;</p>");
+    assert_eq!(body["to"], json!(["a@example.com"]));
+    assert_eq!(body["cc"], json!(["boss@example.com"]));
+
+    // A custom template needs a subject and a body; previewing one not there is a 404.
+    let custom = "/v1/accounts/acme-missed/notifications/welcome";
+    let (status, _) = request(
+        &server,
+        "PUT",
+        custom,
+        Some(ACME),
+        Some(&json!({"text": "x"})),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = request(
+        &server,
+        "POST",
+        &format!("{custom}/preview"),
+        Some(ACME),
+        None,
+    );
+    assert_eq!(status, 404);
+
+    assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 204);
+    assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 404);
+    let (_, body) = request(&server, "GET", path, Some(ACME), None);
+    assert_eq!(body["default"], true);
 }
 
 #[test]

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
@@ -57,11 +60,17 @@ pub struct AmqpSink {
 
 impl AmqpSink {
     /// Starts delivering `outbox` (including what an earlier run left in it) to the broker at
-    /// `url`. Must be called inside a tokio runtime.
-    pub fn start(url: String, outbox: Outbox) -> Self {
+    /// `url`, declaring `mailer_queue` (if any) so that what is published while no mailer
+    /// runs waits for one. Must be called inside a tokio runtime.
+    pub fn start(url: String, outbox: Outbox, mailer_queue: Option<String>) -> Self {
         let outbox = Arc::new(outbox);
         let counters = Arc::new(AmqpCounters::default());
-        let delivery = tokio::spawn(deliver(url, Arc::clone(&outbox), Arc::clone(&counters)));
+        let delivery = tokio::spawn(deliver(
+            url,
+            mailer_queue,
+            Arc::clone(&outbox),
+            Arc::clone(&counters),
+        ));
         AmqpSink {
             outbox,
             counters,
@@ -128,12 +137,57 @@ pub async fn declare_exchange(channel: &Channel) -> Result<(), lapin::Error> {
         .await
 }
 
+/// The routing keys of the notifications a mailer sends.
+pub const MAILER_ROUTING_KEYS: [&str; 2] = [
+    "notifications.sip.missed_call",
+    "notifications.account.cf_notification",
+];
+
+/// Declares the mailers' durable queue, bound to both notification routing keys (the mailer
+/// declares it the same way; whichever comes first creates it).
+pub async fn declare_mailer_queue(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for key in MAILER_ROUTING_KEYS {
+        channel
+            .queue_bind(
+                queue.into(),
+                EXCHANGE.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Delivers the outbox forever, reconnecting with backoff.
-async fn deliver(url: String, outbox: Arc<Outbox>, counters: Arc<AmqpCounters>) {
+async fn deliver(
+    url: String,
+    mailer_queue: Option<String>,
+    outbox: Arc<Outbox>,
+    counters: Arc<AmqpCounters>,
+) {
     let mut retry = FIRST_RETRY;
     loop {
         outbox.wait_for_pending().await;
-        match deliver_connected(&url, &outbox, &counters, &mut retry).await {
+        let connected = deliver_connected(
+            &url,
+            mailer_queue.as_deref(),
+            &outbox,
+            &counters,
+            &mut retry,
+        );
+        match connected.await {
             Ok(()) => {}
             Err(e) => {
                 counters.connection_failures.fetch_add(1, Ordering::Relaxed);
@@ -161,6 +215,7 @@ enum DeliveryError {
 
 async fn deliver_connected(
     url: &str,
+    mailer_queue: Option<&str>,
     outbox: &Outbox,
     counters: &AmqpCounters,
     retry: &mut Duration,
@@ -168,6 +223,9 @@ async fn deliver_connected(
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     declare_exchange(&channel).await?;
+    if let Some(queue) = mailer_queue {
+        declare_mailer_queue(&channel, queue).await?;
+    }
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;

@@ -11,12 +11,12 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use amqp::AmqpSink;
+pub use amqp::{AmqpSink, MAILER_ROUTING_KEYS};
 pub use outbox::{Outbox, OutboxError};
 #[cfg(feature = "testing")]
 pub use sink::MemorySink;
 pub use sink::{JsonLinesSink, Sink, SinkError};
-pub use target::{NotificationTarget, NotificationsConfig, OpenError, OpenSink};
+pub use target::{MAILER_QUEUE, NotificationTarget, NotificationsConfig, OpenError, OpenSink};
 pub use wire::{OutboundNotification, WireError};
 
 use crate::bindings::cfhost::callflow::notify::Notification;

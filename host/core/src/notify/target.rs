@@ -21,6 +21,9 @@ pub struct NotificationsConfig {
     pub outbox_capacity: usize,
     /// How long a stopping host waits for the broker's confirms.
     pub flush_timeout_secs: u64,
+    /// The mailers' durable queue, declared by the AMQP sink so that notifications published
+    /// while no `cfhost mailer` runs wait for one; `""` declares none.
+    pub mailer_queue: String,
 }
 
 impl Default for NotificationsConfig {
@@ -30,9 +33,13 @@ impl Default for NotificationsConfig {
             outbox_dir: None,
             outbox_capacity: 100_000,
             flush_timeout_secs: 30,
+            mailer_queue: MAILER_QUEUE.to_string(),
         }
     }
 }
+
+/// The mailers' queue (`cfhost-mail` names the same in its `[mailer] queue`).
+pub const MAILER_QUEUE: &str = "cfhost.mailer";
 
 /// Where notifications go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +87,7 @@ fn open_sink(
     target: NotificationTarget,
     outbox_dir: &Path,
     outbox_capacity: usize,
+    mailer_queue: Option<String>,
 ) -> Result<OpenSink, OpenError> {
     let sink: Arc<dyn Sink> = match target {
         NotificationTarget::Stdout => Arc::new(JsonLinesSink::new(Box::new(std::io::stdout()))),
@@ -92,7 +100,7 @@ fn open_sink(
         }
         NotificationTarget::Amqp(url) => {
             let outbox = Outbox::open(outbox_dir, outbox_capacity)?;
-            let amqp = Arc::new(AmqpSink::start(url, outbox));
+            let amqp = Arc::new(AmqpSink::start(url, outbox, mailer_queue));
             return Ok(OpenSink {
                 sink: amqp.clone(),
                 amqp: Some(amqp),
@@ -116,7 +124,13 @@ impl NotificationsConfig {
             .target
             .as_deref()
             .map_or(NotificationTarget::Stdout, NotificationTarget::parse);
-        open_sink(target, &self.outbox_dir(data_dir), self.outbox_capacity)
+        let mailer_queue = Some(self.mailer_queue.clone()).filter(|q| !q.is_empty());
+        open_sink(
+            target,
+            &self.outbox_dir(data_dir),
+            self.outbox_capacity,
+            mailer_queue,
+        )
     }
 }
 

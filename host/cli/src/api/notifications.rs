@@ -1,0 +1,272 @@
+//! `GET | PUT | DELETE /v1/accounts/{account_id}/notifications/{template_id}` and
+//! `POST .../{template_id}/preview`: an account's email templates, as `cfhost mailer` renders
+//! them (`cfhost_mail::templates`). A template is one JSON body: KAZOO's document fields
+//! (`subject`, `from`, `to`, `cc`, `bcc`, `reply_to`, `enabled`) with its bodies as `text`
+//! and `html`; it is compiled when stored (a 400 names the part and line of what does not
+//! compile), then kept as `<template_id>.json`, `.text` and `.html` under
+//! `<data>/accounts/<account_id>/notifications/`. `GET` of `missed_call` with nothing stored
+//! answers teletype's default, marked `"default": true`. A preview renders against the call
+//! given (KAZOO's payload fields) or a sample one, and sends nothing.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, ApiState, json_body};
+use cfhost_core::files::{is_plain_name, write_atomically};
+use cfhost_mail::render::{Sources, Template};
+use cfhost_mail::templates::{
+    Document, MISSED_CALL_HTML, MISSED_CALL_SUBJECT, MISSED_CALL_TEXT, Stored, TemplateFiles,
+};
+use cfhost_mail::{Kind, Notification};
+
+/// The stored template, or teletype's `missed_call`.
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, template_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let files = template_files(&state, &headers, &account_id, &template_id)?;
+    let stored = Stored::read(&files).map_err(unavailable)?;
+    if stored.is_empty() {
+        if template_id == "missed_call" {
+            return Ok(Json(json!({
+                "id": template_id, "default": true, "subject": MISSED_CALL_SUBJECT,
+                "to": {"type": "original"}, "text": MISSED_CALL_TEXT, "html": MISSED_CALL_HTML,
+            })));
+        }
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no template `{template_id}`"),
+        ));
+    }
+    Ok(Json(answer(&template_id, &stored)))
+}
+
+/// Checks, compiles and stores a template.
+pub async fn put(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, template_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let files = template_files(&state, &headers, &account_id, &template_id)?;
+    let Value::Object(mut fields) = json_body(&headers, &body)? else {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    };
+    let mut body_part = |name: &str| match fields.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(ApiError::bad_request(format!("`{name}` must be a string"))),
+    };
+    let (text, html) = (body_part("text")?, body_part("html")?);
+    let document: Document = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::bad_request(format!("the template document: {e}")))?;
+    if let Some(id) = document.id.as_deref().filter(|id| *id != template_id) {
+        return Err(ApiError::bad_request(format!(
+            "the document's id `{id}` is not the path's `{template_id}`"
+        )));
+    }
+    if template_id != "missed_call" {
+        if document.subject.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiError::bad_request("a template needs a `subject`"));
+        }
+        if text.is_none() && html.is_none() {
+            return Err(ApiError::bad_request(
+                "a template needs a `text` or an `html` body",
+            ));
+        }
+    }
+    let sources = Sources {
+        subject: document
+            .subject
+            .clone()
+            .unwrap_or_else(|| MISSED_CALL_SUBJECT.to_string()),
+        text: text.clone(),
+        html: html.clone(),
+    };
+    Template::compile(&sources).map_err(|e| {
+        ApiError::bad_request(format!("the template does not compile: {e}"))
+            .with_details(json!({"part": e.part, "line": e.line}))
+    })?;
+    let stored = Stored {
+        document: Some(document),
+        text,
+        html,
+    };
+    let _writing = state.writes.lock().await;
+    let document = serde_json::to_vec_pretty(&stored.document).expect("a document serialises");
+    let written = write_atomically(&files.document, &document).and_then(|()| {
+        for (file, part) in [(&files.text, &stored.text), (&files.html, &stored.html)] {
+            match part {
+                Some(part) => write_atomically(file, part.as_bytes())?,
+                None => remove_if_there(file)?,
+            }
+        }
+        Ok(())
+    });
+    written.map_err(|e| {
+        tracing::error!("cannot store template {template_id} of {account_id}: {e}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("template `{template_id}` could not be stored: {e}"),
+        )
+    })?;
+    Ok(Json(answer(&template_id, &stored)))
+}
+
+/// Removes a template (a `missed_call` goes back to teletype's).
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, template_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let files = template_files(&state, &headers, &account_id, &template_id)?;
+    let _writing = state.writes.lock().await;
+    let mut removed = false;
+    for file in [&files.document, &files.text, &files.html] {
+        match std::fs::remove_file(file) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!("cannot remove {}: {e}", file.display());
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("template `{template_id}` could not be removed: {e}"),
+                ));
+            }
+        }
+    }
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no template `{template_id}`"),
+        ))
+    }
+}
+
+/// Renders the stored template against `{"call": {...}}` (KAZOO's payload fields, over a
+/// sample missed call) and answers subject, text, HTML and recipients; sends nothing.
+pub async fn preview(
+    State(state): State<Arc<ApiState>>,
+    Path((account_id, template_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    template_files(&state, &headers, &account_id, &template_id)?;
+    let given = if body.is_empty() {
+        Map::new()
+    } else {
+        match json_body(&headers, &body)? {
+            Value::Object(mut fields) => match fields.remove("call") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(call)) => call,
+                Some(_) => return Err(ApiError::bad_request("`call` must be an object")),
+            },
+            _ => return Err(ApiError::bad_request("the body must be a JSON object")),
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut payload = sample_call(&account_id, &template_id, now);
+    payload.extend(given);
+    // Its identity stays the template's: the preview's fields choose what renders.
+    payload.insert("Account-ID".into(), json!(account_id));
+    let kind = if template_id == "missed_call" {
+        Kind::MissedCall
+    } else {
+        Kind::CfNotification
+    };
+    payload.insert("Event-Name".into(), json!(kind.event_name()));
+    if kind == Kind::CfNotification {
+        payload.insert("Template-ID".into(), json!(template_id));
+    }
+    let notification = Notification::parse(&serde_json::to_vec(&payload).unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("the call: {e}")))?;
+    let email = state.mail.preview(&notification, now).map_err(|e| {
+        use cfhost_mail::templates::TemplateLookupError;
+        match e {
+            cfhost_mail::ComposeError::Template(TemplateLookupError::Missing { .. }) => {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no template `{template_id}`"),
+                )
+            }
+            e => ApiError::bad_request(e.to_string()),
+        }
+    })?;
+    Ok(Json(serde_json::to_value(&email).unwrap_or_default()))
+}
+
+/// A missed call to render a preview with: KAZOO's payload fields.
+fn sample_call(account_id: &str, template_id: &str, now: i64) -> Map<String, Value> {
+    let gregorian = now + cfhost_mail::macros::GREGORIAN_TO_UNIX;
+    let sample = json!({
+        "App-Name": "callflow", "App-Version": "4.0.0", "Event-Category": "notification",
+        "Event-Name": "missed_call", "Msg-ID": "preview", "Account-ID": account_id,
+        "Template-ID": template_id, "Call-ID": "preview", "Call-Bridged": false,
+        "Message-Left": false, "Caller-ID-Name": "Jane Caller",
+        "Caller-ID-Number": "+15550001234", "To-User": "+15554441111",
+        "From-User": "+15550001234", "Timestamp": gregorian,
+        "Notify": {"Hangup-Cause": "NO_ANSWER"},
+    });
+    match sample {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    }
+}
+
+/// The template's files once the token covers the account, the account exists and the id is
+/// a plain name.
+fn template_files(
+    state: &ApiState,
+    headers: &HeaderMap,
+    account_id: &str,
+    template_id: &str,
+) -> Result<TemplateFiles, ApiError> {
+    state.authorize(headers, account_id)?;
+    if !is_plain_name(template_id) {
+        return Err(ApiError::bad_request(
+            "a template id is 1 to 128 letters, digits, `-` and `_`",
+        ));
+    }
+    state.existing_account(account_id)?;
+    Ok(TemplateFiles::new(
+        state.runtime.data_dir(),
+        account_id,
+        template_id,
+    ))
+}
+
+/// A stored template as the API shows it.
+fn answer(template_id: &str, stored: &Stored) -> Value {
+    let mut answer = serde_json::to_value(stored.document.clone().unwrap_or_default())
+        .unwrap_or_else(|_| json!({}));
+    answer["id"] = json!(template_id);
+    answer["text"] = json!(stored.text);
+    answer["html"] = json!(stored.html);
+    answer
+}
+
+fn remove_if_there(file: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn unavailable(error: cfhost_mail::templates::TemplateLookupError) -> ApiError {
+    tracing::error!("{error}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the template could not be read",
+    )
+}

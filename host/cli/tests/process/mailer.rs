@@ -1,0 +1,536 @@
+//! `cfhost mailer` as a process, against a real RabbitMQ and a real SMTP server (aiosmtpd):
+//! the seed's calls become teletype's emails, failures are dead-lettered or retried as they
+//! should be, and no email is lost or sent twice when the SMTP server goes away, the mailer
+//! is killed, or two mailers share the queue.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cfhost_tests::broker::{Binding, Broker, Consumer, publish};
+use cfhost_tests::repo_root;
+use cfhost_tests::smtp::{Mail, SmtpServer};
+use serde_json::{Value, json};
+
+use crate::serve::collect_stderr;
+
+const WAIT: Duration = Duration::from_secs(60);
+const MISSED_CALL: &str = "notifications.sip.missed_call";
+const CF_NOTIFICATION: &str = "notifications.account.cf_notification";
+
+/// A data directory (the examples') and a configuration for the broker and SMTP server.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(broker: &Broker, smtp: &SmtpServer, extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo_root().join("examples/data"), &dir.path().join("data"));
+        std::fs::write(
+            dir.path().join("cfhost.toml"),
+            format!(
+                "[mailer]\namqp = \"{}\"\nsmtp = \"{}\"\nhostname = \"mx.test\"\n\
+                 retry_initial_ms = 200\nretry_max_ms = 1000\nsend_timeout_ms = 3000\n{}\n{extra}",
+                broker.url(),
+                smtp.url(),
+                // Retries enough to ride out the SMTP server's 20 s away, unless the test says.
+                if extra.contains("max_attempts") {
+                    ""
+                } else {
+                    "max_attempts = 60"
+                },
+            ),
+        )
+        .unwrap();
+        Setup { dir }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("cfhost.toml")
+    }
+
+    /// `cfhost mailer` with `args` after the configuration and data.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cfhost"));
+        command
+            .arg("mailer")
+            .arg("--config")
+            .arg(self.config())
+            .arg("--data")
+            .arg(self.data())
+            .args(args)
+            .env("RUST_LOG", "error,cfhost_mail=info");
+        command
+    }
+
+    /// The dead letters once there are any (up to [`WAIT`]).
+    fn wait_for_dead_letters(&self) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let letters = self.dead_letters();
+            if !letters.is_empty() || started.elapsed() > WAIT {
+                return letters;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The dead letters, as `cfhost mailer dead-letters list` prints them.
+    fn dead_letters(&self) -> Vec<Value> {
+        let out = self.command(&["dead-letters", "list"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+/// A running mailer, killed when dropped.
+struct MailerProcess {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl MailerProcess {
+    fn start(setup: &Setup) -> MailerProcess {
+        let mut child = setup
+            .command(&[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cfhost mailer starts");
+        let log = collect_stderr(&mut child);
+        let process = MailerProcess { child, log };
+        process.wait_for_log("mailer: consuming");
+        process
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_for_log(&self, text: &str) {
+        let started = Instant::now();
+        while !self.log().contains(text) {
+            assert!(
+                started.elapsed() < WAIT,
+                "never logged `{text}`:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the summary it logs at exit.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the mailer exited {status}:\n{}",
+            self.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        self.log()
+    }
+}
+
+impl Drop for MailerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A missed call of `account` for `to`, with its own Msg-ID and Call-ID.
+fn missed_call(account: &str, n: usize, to: &[&str]) -> Value {
+    json!({"App-Name": "callflow", "App-Version": "4.0.0", "Event-Category": "notification",
+        "Event-Name": "missed_call", "Msg-ID": format!("msg-{n}"), "Node": "cfhost@test",
+        "Account-ID": account, "Call-ID": format!("call-{n}"), "Call-Bridged": false,
+        "Message-Left": false, "Caller-ID-Name": "Jane Caller",
+        "Caller-ID-Number": "+15550001234", "To-User": "+15554441111",
+        "Timestamp": 63879009900_i64, "Notify": {"Hangup-Cause": "NO_ANSWER"}, "To": to})
+}
+
+/// `count` missed calls of `acme-missed`, the `n`th to `to(n)`.
+fn missed_calls(count: usize, to: impl Fn(usize) -> String) -> Vec<(&'static str, Value)> {
+    (0..count)
+        .map(|n| (MISSED_CALL, missed_call("acme-missed", n, &[&to(n)])))
+        .collect()
+}
+
+/// Counts the emails received per Message-ID.
+fn by_message_id(mails: &[Mail]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for mail in mails {
+        let id = mail.header("Message-ID").expect("a Message-ID");
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// `cfhost simulate` of the examples, publishing to `broker` as the host does.
+fn simulate(setup: &Setup, broker: &Broker) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .args(["simulate", "--scenario"])
+        .arg(repo_root().join("examples/scenarios.json"))
+        .arg("--data")
+        .arg(setup.data())
+        .args(["--notifications", &broker.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("every notification was confirmed"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seeds_calls_become_teletypes_emails_and_kazoo_gets_its_replies() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "");
+    // Published before any mailer runs: the host's sink declared the queue, so they wait.
+    simulate(&setup, &broker);
+    // A KAZOO publisher's reply queue on `targeted`, there before the mailer connects.
+    let replies = Consumer::start_bound(broker.url(), Binding::targeted("kazoo-worker-1")).await;
+    let mailer = MailerProcess::start(&setup);
+    let mails = smtp.wait_for(2, WAIT);
+    assert_eq!(mails.len(), 2, "{}", mailer.log());
+    let missed = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Missed call"))
+        .expect("the missed call's email");
+    assert_eq!(
+        missed.subject,
+        "Missed call from Jane Caller((555) 000 - 1234)"
+    );
+    let mut to = missed.rcpt_tos.clone();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "john@doe.com",
+            "office.manager@example.com",
+            "support@test.com"
+        ],
+        "one email for the recipient set"
+    );
+    assert_eq!(missed.mail_from, "no_reply@mx.test");
+    let text = missed.part("text/plain").unwrap().replace("\r\n", "\n");
+    assert!(
+        text.contains("A call was received on phone number (555) 444 - 1111\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    Caller: Jane Caller((555) 000 - 1234)\n"),
+        "{text}"
+    );
+    assert!(text.contains("    Account Name: acme-missed\n"), "{text}");
+    let html = missed.part("text/html").unwrap();
+    assert!(html.contains("The caller was <b>Jane Caller((555) 000 - 1234)</b>."));
+    assert_eq!(missed.header("X-Call-ID").as_deref(), Some("call-1"));
+    let custom = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Call from"))
+        .expect("the custom notification's email, from the account's template");
+    assert_eq!(custom.mail_from, "alerts@acme-notify.sip.example.com");
+    assert!(
+        custom
+            .part("text/plain")
+            .unwrap()
+            .contains("Account: acme-notify")
+    );
+
+    // As teletype does for a KAZOO publisher waiting on `targeted`.
+    let mut asked = missed_call("acme-missed", 7, &["a@example.com"]);
+    asked["Server-ID"] = json!("kazoo-worker-1");
+    publish(&broker.url(), &[(MISSED_CALL, asked)])
+        .await
+        .unwrap();
+    let got = replies.wait_for(2, WAIT).await;
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|r| r.payload["Status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["pending", "completed"], "{got:?}");
+    assert!(got.iter().all(|r| r.payload["Msg-ID"] == "msg-7"));
+    assert_eq!(got[1].payload["Event-Name"], "notify_update");
+    assert_eq!(smtp.wait_for(3, WAIT).len(), 3);
+    let summary = mailer.stop();
+    assert!(summary.contains("missed_call sent=2"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_template_is_dead_lettered_a_disabled_one_sends_nothing_and_requeue_works() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "");
+    let notifications = setup.data().join("accounts/acme-missed/notifications");
+    std::fs::create_dir_all(&notifications).unwrap();
+    std::fs::write(
+        notifications.join("missed_call.json"),
+        r#"{"enabled": false}"#,
+    )
+    .unwrap();
+    let mailer = MailerProcess::start(&setup);
+    let cf = json!({"App-Name": "callflow", "App-Version": "4.0.0",
+        "Event-Category": "notification", "Event-Name": "cf_notification", "Msg-ID": "cf-1",
+        "Account-ID": "acme-notify", "Template-ID": "not_there", "Call-ID": "c-1",
+        "To": ["x@example.com"]});
+    publish(
+        &broker.url(),
+        &[
+            (CF_NOTIFICATION, cf),
+            (
+                MISSED_CALL,
+                missed_call("acme-missed", 1, &["a@example.com"]),
+            ),
+            (
+                MISSED_CALL,
+                missed_call("acme-notify", 2, &["b@example.com"]),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let mails = smtp.wait_for(1, WAIT);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].rcpt_tos,
+        ["b@example.com"],
+        "the disabled account sent nothing"
+    );
+    let letters = setup.wait_for_dead_letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has no template `not_there`"),
+        "{letters:?}"
+    );
+    assert_eq!(letters[0]["routing_key"], CF_NOTIFICATION);
+    // Listing leaves them there.
+    assert_eq!(setup.dead_letters().len(), 1);
+    // Once the template exists, a requeue delivers it.
+    let custom = setup.data().join("accounts/acme-notify/notifications");
+    std::fs::copy(
+        custom.join("my_custom_template.json"),
+        custom.join("not_there.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        custom.join("my_custom_template.text"),
+        custom.join("not_there.text"),
+    )
+    .unwrap();
+    let out = setup
+        .command(&["dead-letters", "requeue"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mails = smtp.wait_for(2, WAIT);
+    assert_eq!(mails.len(), 2, "{}", mailer.log());
+    assert_eq!(mails[1].rcpt_tos, ["x@example.com"]);
+    assert!(setup.dead_letters().is_empty());
+    let summary = mailer.stop();
+    assert!(summary.contains("skipped=1"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_451_is_retried_and_delivered_once_and_a_550_is_dead_lettered_with_the_servers_text() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "");
+    let mailer = MailerProcess::start(&setup);
+    smtp.reply_next(&["451 4.3.0 try again later"]);
+    publish(
+        &broker.url(),
+        &[(
+            MISSED_CALL,
+            missed_call("acme-missed", 1, &["a@example.com"]),
+        )],
+    )
+    .await
+    .unwrap();
+    let mails = smtp.wait_for(1, WAIT);
+    assert_eq!(mails.len(), 1);
+    publish(
+        &broker.url(),
+        &[(
+            MISSED_CALL,
+            missed_call("acme-missed", 2, &["reject@example.com"]),
+        )],
+    )
+    .await
+    .unwrap();
+    let letters = setup.wait_for_dead_letters();
+    assert_eq!(letters.len(), 1);
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("550") && reason.contains("Recipient address rejected"),
+        "{reason}"
+    );
+    assert_eq!(letters[0]["attempts"], 1, "a 550 is not retried");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.received().len(), 1, "delivered once");
+    let summary = mailer.stop();
+    assert!(
+        summary.contains("missed_call sent=1 retried=1 dead_lettered=1"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_that_lasts_past_max_attempts_is_dead_lettered_with_the_reason() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "max_attempts = 3\n");
+    let mailer = MailerProcess::start(&setup);
+    smtp.reply_next(&[
+        "451 4.3.0 busy",
+        "451 4.3.0 busy",
+        "451 4.3.0 still busy",
+        "",
+    ]);
+    publish(
+        &broker.url(),
+        &missed_calls(1, |_| "a@example.com".to_string()),
+    )
+    .await
+    .unwrap();
+    let letters = setup.wait_for_dead_letters();
+    assert_eq!(letters.len(), 1, "{}", mailer.log());
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("still busy") && reason.contains("after 3 attempts"),
+        "{reason}"
+    );
+    assert_eq!(letters[0]["attempts"], 3);
+    assert!(smtp.received().is_empty());
+    let summary = mailer.stop();
+    assert!(
+        summary.contains("missed_call sent=0 retried=2 dead_lettered=1"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_smtp_server_down_for_20s_1000_notifications_are_all_delivered_once() {
+    let broker = Broker::start().await;
+    let mut smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "");
+    let mailer = MailerProcess::start(&setup);
+    smtp.stop();
+    let messages = missed_calls(1000, |n| format!("u{n}@example.com"));
+    publish(&broker.url(), &messages).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(smtp.received().is_empty());
+    smtp.resume();
+    let mails = smtp.wait_for(1000, Duration::from_secs(120));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mails = if mails.len() >= 1000 {
+        smtp.received()
+    } else {
+        mails
+    };
+    let ids = by_message_id(&mails);
+    assert_eq!(
+        ids.len(),
+        1000,
+        "every notification delivered:\n{}",
+        mailer.log()
+    );
+    assert_eq!(mails.len(), 1000, "none twice");
+    let recipients: HashSet<String> = mails.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
+    assert_eq!(recipients.len(), 1000);
+    let summary = mailer.stop();
+    assert!(summary.contains("missed_call sent=1000"), "{summary}");
+    assert!(!summary.contains("dead_lettered=1"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mailer_killed_mid_batch_and_restarted_delivers_every_email() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "");
+    let messages = missed_calls(1000, |_| "a@example.com".to_string());
+    publish(&broker.url(), &messages).await.unwrap();
+    let mut first = MailerProcess::start(&setup);
+    let started = Instant::now();
+    while smtp.received().len() < 50 {
+        assert!(
+            started.elapsed() < WAIT,
+            "nothing delivered:\n{}",
+            first.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let at_kill = smtp.received().len();
+    assert!(at_kill < 1000, "the batch was over before the kill");
+    let second = MailerProcess::start(&setup);
+    let mails = smtp.wait_for(1000, WAIT);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ids = by_message_id(&smtp.received());
+    assert_eq!(ids.len(), 1000, "every email delivered:\n{}", second.log());
+    // A repeat can only be one in flight at the kill, with the same Message-ID.
+    let repeats: usize = ids.values().map(|n| n - 1).sum();
+    assert!(repeats <= 64, "{repeats} repeats");
+    assert!(mails.len() >= 1000);
+    let summary = second.stop();
+    assert!(summary.contains("dead_lettered=0"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_mailers_on_one_queue_send_each_email_once() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "prefetch = 8\n");
+    let a = MailerProcess::start(&setup);
+    let b = MailerProcess::start(&setup);
+    let messages = missed_calls(300, |_| "a@example.com".to_string());
+    publish(&broker.url(), &messages).await.unwrap();
+    smtp.wait_for(300, WAIT);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mails = smtp.received();
+    assert_eq!(by_message_id(&mails).len(), 300);
+    assert_eq!(mails.len(), 300, "each email once");
+    let sent = |summary: &str| -> u64 {
+        let at = summary.rfind("missed_call sent=").expect("a summary") + "missed_call sent=".len();
+        summary[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let (a, b) = (sent(&a.stop()), sent(&b.stop()));
+    assert_eq!(a + b, 300);
+    assert!(a > 0 && b > 0, "both mailers took a share: {a} and {b}");
+}
