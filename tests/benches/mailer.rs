@@ -48,12 +48,16 @@ fn now() -> f64 {
 /// Waits until the server has `count` arrivals whose call id starts with `tag`.
 async fn arrived(smtp: &SmtpServer, tag: &str, count: usize) -> Vec<(f64, String)> {
     let started = Instant::now();
+    let mut reader = smtp.arrivals();
+    let mut arrivals = Vec::new();
+    let prefix = format!("{tag}-");
     loop {
-        let arrivals: Vec<(f64, String)> = smtp
-            .arrivals()
-            .into_iter()
-            .filter(|(_, call)| call.starts_with(&format!("{tag}-")))
-            .collect();
+        arrivals.extend(
+            reader
+                .read_new()
+                .into_iter()
+                .filter(|(_, call)| call.starts_with(&prefix)),
+        );
         if arrivals.len() >= count {
             return arrivals;
         }
@@ -92,6 +96,26 @@ async fn bare_lettre(smtp: &SmtpServer, composer: &Composer, tag: &str) -> Durat
         .await;
     arrived(smtp, tag, EMAILS).await;
     started.elapsed()
+}
+
+/// One bare lettre send after another: how long the SMTP exchange itself takes, in ms.
+async fn bare_send_times(smtp: &SmtpServer, composer: &Composer) -> Vec<f64> {
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(smtp.url().rsplit(':').next().unwrap().parse().unwrap())
+        .build();
+    let mut times = Vec::new();
+    for n in 0..100 {
+        let notification = Notification::parse(payload("one", n).to_string().as_bytes()).unwrap();
+        let Composed::Email(email) = composer.compose(&notification, 0).unwrap() else {
+            unreachable!()
+        };
+        let message = email.to_message().unwrap();
+        let started = Instant::now();
+        transport.send(message).await.unwrap();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    times
 }
 
 fn mailer_config(broker: &Broker, smtp: &SmtpServer) -> MailerConfig {
@@ -169,6 +193,13 @@ async fn main() {
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
     println!("median ratio mailer / bare lettre: {median:.2} (target >= 0.8)");
+
+    let sends = bare_send_times(&smtp, &composer).await;
+    println!(
+        "one bare lettre send after another: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&sends, 50.0),
+        percentile(&sends, 99.0)
+    );
 
     // Latency at half the best rate: published one by one, each with its time.
     let rate = best_rate / 2.0;

@@ -190,11 +190,40 @@ impl SmtpServer {
 }
 
 impl SmtpServer {
-    /// For a [`start_timing`](Self::start_timing) server: when each message came (Unix
-    /// seconds) and its `X-Call-ID`, in order.
-    pub fn arrivals(&self) -> Vec<(f64, String)> {
-        let text = std::fs::read_to_string(self.dir.path().join("arrivals")).unwrap_or_default();
-        text.lines()
+    /// For a [`start_timing`](Self::start_timing) server: a reader of when each message came.
+    pub fn arrivals(&self) -> Arrivals {
+        Arrivals {
+            file: self.dir.path().join("arrivals"),
+            offset: 0,
+        }
+    }
+}
+
+/// Reads a timing server's arrivals as they are appended, each line once.
+pub struct Arrivals {
+    file: PathBuf,
+    offset: u64,
+}
+
+impl Arrivals {
+    /// The arrivals since the last call: when each message came (Unix seconds) and its
+    /// `X-Call-ID`, in order.
+    pub fn read_new(&mut self) -> Vec<(f64, String)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(&self.file) else {
+            return Vec::new();
+        };
+        let mut text = String::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_err()
+            || file.read_to_string(&mut text).is_err()
+        {
+            return Vec::new();
+        }
+        // Only whole lines: the server may be in the middle of one.
+        let whole = text.rfind('\n').map_or(0, |at| at + 1);
+        self.offset += whole as u64;
+        text[..whole]
+            .lines()
             .filter_map(|line| {
                 let (at, call) = line.split_once(' ')?;
                 Some((at.parse().ok()?, call.to_string()))

@@ -2,7 +2,10 @@
 //! `accounts/<id>/account.json` (name, realm, time zone, language) and the e-mail addresses of
 //! its admins (`users/*.json` with `priv_level: "admin"`), for `admins` recipients.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
@@ -103,6 +106,36 @@ impl AccountInfo {
     }
 }
 
+/// The accounts as last read, read again when `account.json` or the `users/` directory
+/// changes (a file written in place of another, as `serve` writes, changes the directory).
+#[derive(Debug, Default)]
+pub struct Accounts {
+    cache: Mutex<HashMap<String, (Fingerprint, Arc<AccountInfo>)>>,
+}
+
+type Fingerprint = [Option<(u64, SystemTime)>; 2];
+
+impl Accounts {
+    /// Account `id` of the data directory `data`.
+    pub fn get(&self, data: &Path, id: &str) -> Result<Arc<AccountInfo>, AccountError> {
+        let dir = data.join("accounts").join(id);
+        let fingerprint = [dir.join("account.json"), dir.join("users")].map(|path| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+        });
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((known, info)) = cache.get(id)
+            && *known == fingerprint
+        {
+            return Ok(Arc::clone(info));
+        }
+        let info = Arc::new(AccountInfo::load(data, id)?);
+        cache.insert(id.to_string(), (fingerprint, Arc::clone(&info)));
+        Ok(info)
+    }
+}
+
 /// The addresses of the users whose `priv_level` is `admin`, sorted.
 fn admin_emails(users: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(users) else {
@@ -157,6 +190,21 @@ mod tests {
             AccountInfo::load(dir.path(), "nobody"),
             Err(AccountError::Unknown(_))
         ));
+        let accounts = Accounts::default();
+        assert_eq!(
+            accounts.get(dir.path(), "acme").unwrap().timezone,
+            "America/New_York"
+        );
+        std::fs::write(
+            account.join("account.json"),
+            r#"{"name": "Acme", "timezone": "Europe/Paris"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            accounts.get(dir.path(), "acme").unwrap().timezone,
+            "Europe/Paris",
+            "a change is read again"
+        );
         std::fs::write(account.join("account.json"), "{").unwrap();
         let error = AccountInfo::load(dir.path(), "acme")
             .unwrap_err()

@@ -11,7 +11,7 @@ use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 
-use crate::account::{AccountError, AccountInfo};
+use crate::account::{AccountError, AccountInfo, Accounts};
 use crate::macros::{self, SystemParams};
 use crate::notification::{Kind, Notification};
 use crate::render::{Rendered, Sources, Template, TemplateError};
@@ -143,6 +143,7 @@ impl Email {
 /// Turns notifications into emails, as teletype would.
 pub struct Composer {
     templates: TemplateStore,
+    accounts: Accounts,
     system: SystemParams,
     /// The sender of teletype's default template.
     from: String,
@@ -153,6 +154,7 @@ impl Composer {
     pub fn new(data: &Path, system: SystemParams, from: String) -> Self {
         Composer {
             templates: TemplateStore::new(data, &from),
+            accounts: Accounts::default(),
             system,
             from,
         }
@@ -215,8 +217,10 @@ impl Composer {
     fn lookup(
         &self,
         notification: &Notification,
-    ) -> Result<(AccountInfo, Arc<Resolved>), ComposeError> {
-        let account = AccountInfo::load(self.templates.data_dir(), &notification.account_id)?;
+    ) -> Result<(Arc<AccountInfo>, Arc<Resolved>), ComposeError> {
+        let account = self
+            .accounts
+            .get(self.templates.data_dir(), &notification.account_id)?;
         let resolved = self.templates.resolve(
             notification.kind,
             &notification.account_id,

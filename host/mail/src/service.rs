@@ -41,7 +41,7 @@ use crate::replies::{self, Status};
 use crate::sent::SentLog;
 use crate::smtp::{SendError, Smtp, SmtpConfigError};
 
-/// How long sent-log records are kept: longer than any redelivery takes.
+/// How long a sent log is kept after its last record: longer than any redelivery takes.
 const SENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The first and the longest wait before reconnecting to the broker.
 const FIRST_RECONNECT: Duration = Duration::from_millis(200);
@@ -108,18 +108,10 @@ impl Mailer {
         let url = config.amqp.clone().ok_or(MailerError::NoBroker)?;
         let smtp = Smtp::new(&config)?;
         let dir = data.join("mailer").join("sent");
-        let sent = SentLog::open(&dir).map_err(|source| MailerError::SentLog {
+        let sent = SentLog::open(&dir, SENT_RETENTION).map_err(|source| MailerError::SentLog {
             dir: dir.clone(),
             source,
         })?;
-        match sent.prune(SENT_RETENTION) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("mailer: removed {n} sent-log records older than 7 days"),
-            Err(e) => tracing::warn!(
-                "mailer: cannot prune the sent log in {}: {e}",
-                dir.display()
-            ),
-        }
         let system = SystemParams {
             hostname: config.hostname(),
             node: config.node(),
@@ -320,7 +312,7 @@ impl Mailer {
         for attempt in 1..=max_attempts {
             match self.smtp.send(message.clone()).await {
                 Ok(receipt) => {
-                    if let Err(e) = self.sent.record(&identity, &email.message_id) {
+                    if let Err(e) = self.sent.record(&identity).await {
                         tracing::error!(
                             "mailer: sent {} but cannot record it: {e}; a repeat would send it again",
                             email.message_id
