@@ -22,7 +22,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::{Value, json};
 
 const EMAILS: usize = 2_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 const IN_FLIGHT: usize = 64;
 const CONNECTIONS: u32 = 8;
 const LATENCY_SECS: f64 = 5.0;
