@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cfhost_core::notify::{OutboundNotification, Sink, SinkError};
-use cfhost_mail::macros::SystemParams;
+use cfhost_mail::macros::unix_now;
 use cfhost_mail::{Composed, Composer, MailerConfig, Notification};
 
 /// A sink that publishes through `inner` and writes each notification's email.
@@ -30,13 +29,9 @@ impl EmlSink {
         dir: &Path,
     ) -> std::io::Result<EmlSink> {
         std::fs::create_dir_all(dir)?;
-        let system = SystemParams {
-            hostname: mailer.hostname(),
-            node: mailer.node(),
-        };
         Ok(EmlSink {
             inner,
-            composer: Composer::new(data, system, mailer.from()),
+            composer: Composer::for_config(data, mailer),
             dir: dir.to_path_buf(),
             written: Mutex::new(Vec::new()),
         })
@@ -61,10 +56,7 @@ impl EmlSink {
             parsed.template_id,
             parsed.call_id.as_deref().unwrap_or("-")
         );
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let email = match self.composer.compose(&parsed, now) {
+        let email = match self.composer.compose(&parsed, unix_now()) {
             Ok(Composed::Email(email)) => email,
             Ok(Composed::Disabled) => {
                 return format!("no email for {what}: the template is disabled");

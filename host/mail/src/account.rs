@@ -119,11 +119,7 @@ impl Accounts {
     /// Account `id` of the data directory `data`.
     pub fn get(&self, data: &Path, id: &str) -> Result<Arc<AccountInfo>, AccountError> {
         let dir = data.join("accounts").join(id);
-        let fingerprint = [dir.join("account.json"), dir.join("users")].map(|path| {
-            std::fs::metadata(path)
-                .ok()
-                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-        });
+        let fingerprint = [dir.join("account.json"), dir.join("users")].map(|path| stamp(&path));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((known, info)) = cache.get(id)
             && *known == fingerprint
@@ -134,6 +130,13 @@ impl Accounts {
         cache.insert(id.to_string(), (fingerprint, Arc::clone(&info)));
         Ok(info)
     }
+}
+
+/// A file's length and modification time, to tell when it changed; `None` when it is not there.
+pub(crate) fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
 }
 
 /// The addresses of the users whose `priv_level` is `admin`, sorted.

@@ -160,6 +160,15 @@ impl Composer {
         }
     }
 
+    /// Emails for the data directory `data` as a mailer with `config`'s settings sends them.
+    pub fn for_config(data: &Path, config: &crate::MailerConfig) -> Self {
+        let system = SystemParams {
+            hostname: config.hostname(),
+            node: config.node(),
+        };
+        Composer::new(data, system, config.from())
+    }
+
     /// The templates it renders.
     pub fn templates(&self) -> &TemplateStore {
         &self.templates

@@ -18,7 +18,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 use crate::config::MailerConfig;
 use crate::counters::{Counters, bump};
 use crate::email::{Composed, Composer};
-use crate::macros::SystemParams;
+use crate::macros::unix_now;
 use crate::notification::{Kind, Notification};
 use crate::queues::{self, dead_letter_properties};
 use crate::replies::{self, Status};
@@ -112,11 +112,7 @@ impl Mailer {
             dir: dir.clone(),
             source,
         })?;
-        let system = SystemParams {
-            hostname: config.hostname(),
-            node: config.node(),
-        };
-        let composer = Composer::new(data, system, config.from());
+        let composer = Composer::for_config(data, &config);
         Ok(Mailer {
             config,
             url,
@@ -430,12 +426,6 @@ async fn replies_channel(connection: &Connection) -> Option<Channel> {
             None
         }
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Logs the counters every [`LOG_EVERY`] while they change.

@@ -190,11 +190,7 @@ impl TemplateFiles {
 
     /// Each file's length and modification time, to tell when one changed.
     fn fingerprint(&self) -> [Option<(u64, SystemTime)>; 3] {
-        [&self.document, &self.text, &self.html].map(|file| {
-            std::fs::metadata(file)
-                .ok()
-                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-        })
+        [&self.document, &self.text, &self.html].map(|file| crate::account::stamp(file))
     }
 }
 

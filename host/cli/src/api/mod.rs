@@ -82,7 +82,10 @@ impl ApiState {
         capture: Arc<CaptureSink>,
         amqp: Option<Arc<AmqpSink>>,
     ) -> Self {
-        let mail = composer(runtime.data_dir(), &cfhost_mail::MailerConfig::default());
+        let mail = cfhost_mail::Composer::for_config(
+            runtime.data_dir(),
+            &cfhost_mail::MailerConfig::default(),
+        );
         ApiState {
             runtime,
             tokens,
@@ -98,7 +101,7 @@ impl ApiState {
 
     /// This state previewing templates as a mailer with `mailer`'s settings would render them.
     pub fn with_mailer(mut self, mailer: &cfhost_mail::MailerConfig) -> Self {
-        self.mail = composer(self.runtime.data_dir(), mailer);
+        self.mail = cfhost_mail::Composer::for_config(self.runtime.data_dir(), mailer);
         self
     }
 
@@ -154,15 +157,6 @@ impl ApiState {
             )),
         }
     }
-}
-
-/// The mailer's renderer for the data directory `data`.
-fn composer(data: &std::path::Path, mailer: &cfhost_mail::MailerConfig) -> cfhost_mail::Composer {
-    let system = cfhost_mail::macros::SystemParams {
-        hostname: mailer.hostname(),
-        node: mailer.node(),
-    };
-    cfhost_mail::Composer::new(data, system, mailer.from())
 }
 
 /// An error answer: its status and `{"error": message}`, with more fields when they help.

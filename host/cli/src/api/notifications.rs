@@ -8,14 +8,12 @@
 //! answers teletype's default, marked `"default": true`. A preview renders against the call
 //! given (KAZOO's payload fields) or a sample one, and sends nothing.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 use super::{ApiError, ApiState, json_body};
 use cfhost_core::files::{is_plain_name, write_atomically};
@@ -173,9 +171,7 @@ pub async fn preview(
             _ => return Err(ApiError::bad_request("the body must be a JSON object")),
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = cfhost_mail::macros::unix_now();
     let mut payload = sample_call(&account_id, &template_id, now);
     payload.extend(given);
     // Its identity stays the template's: the preview's fields choose what renders.

@@ -4,7 +4,7 @@
 //! is killed, or two mailers share the queue.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use cfhost_tests::repo_root;
 use cfhost_tests::smtp::{Mail, SmtpServer};
 use serde_json::{Value, json};
 
-use crate::serve::collect_stderr;
+use crate::serve::{collect_stderr, copy_dir};
 
 const WAIT: Duration = Duration::from_secs(60);
 const MISSED_CALL: &str = "notifications.sip.missed_call";
@@ -152,19 +152,6 @@ impl Drop for MailerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

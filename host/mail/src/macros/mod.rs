@@ -13,6 +13,13 @@ use serde_json::{Map, Value, json};
 use crate::account::AccountInfo;
 use crate::notification::{Kind, Notification};
 
+/// The time now, in Unix seconds: the `now` that dates a notification without a timestamp.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Seconds from year 0 (KAZOO's Gregorian seconds) to 1970.
 pub const GREGORIAN_TO_UNIX: i64 = 62_167_219_200;
 
