@@ -59,6 +59,22 @@ impl Broker {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
+    /// The ids of the broker's processes (its process group: the start script, the Erlang
+    /// VM, epmd), while it runs.
+    pub fn processes(&self) -> Vec<u32> {
+        let Some(child) = &self.child else {
+            return Vec::new();
+        };
+        let out = Command::new("pgrep")
+            .args(["-g", &child.id().to_string()])
+            .output()
+            .expect("pgrep runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|pid| pid.trim().parse().ok())
+            .collect()
+    }
+
     /// Starts the broker again after [`Broker::stop`], with the same data.
     pub async fn resume(&mut self) {
         assert!(self.child.is_none(), "the broker is running");

@@ -74,27 +74,45 @@ struct Envelope {
     parts: Vec<Part>,
 }
 
+/// How a server secures its connections, with a self-signed certificate for 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTls {
+    /// Plain SMTP.
+    None,
+    /// STARTTLS, required before MAIL (aiosmtpd's `--tlscert`).
+    StartTls,
+    /// TLS from the first byte, SMTPS (aiosmtpd's `--smtpscert`).
+    Implicit,
+}
+
 /// An aiosmtpd of this test's own.
 pub struct SmtpServer {
     dir: tempfile::TempDir,
     port: u16,
     handler: &'static str,
+    tls: ServerTls,
     child: Option<Child>,
 }
 
 impl SmtpServer {
     /// Starts a server that keeps every message, and waits until it answers.
     pub fn start() -> SmtpServer {
-        SmtpServer::start_with("capture.Capture")
+        SmtpServer::start_with("capture.Capture", ServerTls::None)
+    }
+
+    /// Starts a server that keeps every message and secures connections as `tls` says, with
+    /// a self-signed certificate made by `openssl` (clients must accept invalid ones).
+    pub fn start_tls(tls: ServerTls) -> SmtpServer {
+        SmtpServer::start_with("capture.Capture", tls)
     }
 
     /// Starts a server that keeps only when each message came ([`arrivals`](Self::arrivals)),
     /// for benchmarks.
     pub fn start_timing() -> SmtpServer {
-        SmtpServer::start_with("capture.Timing")
+        SmtpServer::start_with("capture.Timing", ServerTls::None)
     }
 
-    fn start_with(handler: &'static str) -> SmtpServer {
+    fn start_with(handler: &'static str, tls: ServerTls) -> SmtpServer {
         assert!(
             Command::new(PYTHON)
                 .args(["-c", "import aiosmtpd"])
@@ -107,24 +125,77 @@ impl SmtpServer {
             dir: tempfile::tempdir().expect("temp dir"),
             port: free_port(),
             handler,
+            tls,
             child: None,
         };
+        if tls != ServerTls::None {
+            server.make_certificate();
+        }
         server.resume();
         server
     }
 
-    /// `smtp://127.0.0.1:<port>`.
+    /// `smtp://127.0.0.1:<port>` (`smtps://` for [`ServerTls::Implicit`]).
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        let scheme = if self.tls == ServerTls::Implicit {
+            "smtps"
+        } else {
+            "smtp"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A self-signed certificate for 127.0.0.1: `cert.pem` and `key.pem` in its directory.
+    fn make_certificate(&self) {
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(self.dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(self.dir.path().join("cert.pem"))
+            .output()
+            .expect("openssl runs: install the Debian package openssl (tests/run does)");
+        assert!(
+            out.status.success(),
+            "openssl made no certificate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Starts it again after [`stop`](Self::stop), on the same port.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new(PYTHON)
+        let mut command = Command::new(PYTHON);
+        command
             .env("PYTHONPATH", repo_root().join("tests/smtp"))
             .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("127.0.0.1:{}", self.port));
+        let flags = match self.tls {
+            ServerTls::None => None,
+            ServerTls::StartTls => Some(("--tlscert", "--tlskey")),
+            ServerTls::Implicit => Some(("--smtpscert", "--smtpskey")),
+        };
+        if let Some((cert, key)) = flags {
+            command
+                .arg(cert)
+                .arg(self.dir.path().join("cert.pem"))
+                .arg(key)
+                .arg(self.dir.path().join("key.pem"));
+        }
+        let child = command
             .args(["-c", self.handler])
             .arg(self.dir.path())
             .stdout(Stdio::null())

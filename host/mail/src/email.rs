@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lettre::Message;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 
 use crate::account::{AccountError, AccountInfo, Accounts};
@@ -122,14 +124,15 @@ impl Email {
         if let Some(call_id) = &self.call_id {
             builder = builder.header(XCallId(call_id.clone()));
         }
-        let crlf = |text: &str| text.replace("\r\n", "\n").replace('\n', "\r\n");
         let built = match (&self.rendered.text, &self.rendered.html) {
-            (Some(text), Some(html)) => {
-                builder.multipart(MultiPart::alternative_plain_html(crlf(text), crlf(html)))
-            }
-            (Some(text), None) => builder.singlepart(SinglePart::plain(crlf(text))),
-            (None, Some(html)) => builder.singlepart(SinglePart::html(crlf(html))),
-            (None, None) => builder.singlepart(SinglePart::plain(String::new())),
+            (Some(text), Some(html)) => builder.multipart(
+                MultiPart::alternative()
+                    .singlepart(text_part(ContentType::TEXT_PLAIN, text))
+                    .singlepart(text_part(ContentType::TEXT_HTML, html)),
+            ),
+            (Some(text), None) => builder.singlepart(text_part(ContentType::TEXT_PLAIN, text)),
+            (None, Some(html)) => builder.singlepart(text_part(ContentType::TEXT_HTML, html)),
+            (None, None) => builder.singlepart(text_part(ContentType::TEXT_PLAIN, "")),
         };
         built.map_err(|e| ComposeError::Encoding(e.to_string()))
     }
@@ -314,5 +317,108 @@ impl Composer {
             bcc,
             rendered,
         })
+    }
+}
+
+/// A part of `content_type` with `text` as its body, its lines ended by CRLF. Sent as it is
+/// (`7bit`) when it is ASCII with lines of at most 998 characters, as rendered templates
+/// mostly are: nothing to encode, and the least for the receiving side to decode. Otherwise
+/// lettre's choice of quoted-printable or base64 (lettre sends as it is only lines under 76).
+fn text_part(content_type: ContentType, text: &str) -> SinglePart {
+    let (text, seven_bit) = crlf_lines(text);
+    let part = SinglePart::builder().header(content_type);
+    if seven_bit {
+        part.body(Body::dangerous_pre_encoded(
+            text.into_bytes(),
+            ContentTransferEncoding::SevenBit,
+        ))
+    } else {
+        part.body(text)
+    }
+}
+
+/// `text` with every line ended by CRLF (a CR, an LF or a CRLF ends a line), and whether the
+/// result is valid `7bit` content (RFC 2045, RFC 5322): ASCII, no NUL, no line longer than
+/// 998 characters. One pass over the text.
+fn crlf_lines(text: &str) -> (String, bool) {
+    const LONGEST: usize = 998;
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(bytes.len() + bytes.len() / 16);
+    let mut seven_bit = text.is_ascii() && !bytes.contains(&0);
+    let (mut start, mut at) = (0, 0);
+    while at < bytes.len() {
+        match bytes[at] {
+            end @ (b'\r' | b'\n') => {
+                seven_bit &= at - start <= LONGEST;
+                out.push_str(&text[start..at]);
+                out.push_str("\r\n");
+                at += if end == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                start = at;
+            }
+            _ => at += 1,
+        }
+    }
+    seven_bit &= bytes.len() - start <= LONGEST;
+    out.push_str(&text[start..]);
+    (out, seven_bit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(text: &str) -> String {
+        let message = Message::builder()
+            .from("a@example.com".parse().unwrap())
+            .to("b@example.com".parse().unwrap())
+            .singlepart(text_part(ContentType::TEXT_PLAIN, text))
+            .unwrap();
+        String::from_utf8(message.formatted()).unwrap()
+    }
+
+    #[test]
+    fn ascii_with_lines_up_to_998_goes_as_it_is_with_crlf() {
+        let long = "x".repeat(998);
+        let eml = formatted(&format!("Hello =3D caller\n{long}\nbye"));
+        assert!(eml.contains("Content-Transfer-Encoding: 7bit\r\n"), "{eml}");
+        assert!(
+            eml.contains(&format!("\r\n\r\nHello =3D caller\r\n{long}\r\nbye")),
+            "{eml}"
+        );
+    }
+
+    #[test]
+    fn lines_end_in_crlf_and_only_ascii_lines_up_to_998_without_nul_are_7bit() {
+        assert_eq!(
+            crlf_lines("a\rb\nc\r\nd\n\n"),
+            ("a\r\nb\r\nc\r\nd\r\n\r\n".to_string(), true)
+        );
+        assert!(crlf_lines(&"x".repeat(998)).1);
+        assert!(crlf_lines(&format!("{}\r\n", "x".repeat(998))).1);
+        for text in [
+            "Zoë",
+            &"x".repeat(999),
+            &format!("a\n{}", "x".repeat(999)),
+            "a \0",
+        ] {
+            assert!(!crlf_lines(text).1, "{text:?}");
+        }
+        assert_eq!(crlf_lines("Zoë\n").0, "Zoë\r\n");
+    }
+
+    #[test]
+    fn non_ascii_and_long_lines_are_encoded() {
+        for text in ["Zoë called".to_string(), "x".repeat(999)] {
+            let eml = formatted(&text);
+            assert!(
+                eml.contains("Content-Transfer-Encoding: quoted-printable")
+                    || eml.contains("Content-Transfer-Encoding: base64"),
+                "{text:?}: {eml}"
+            );
+        }
     }
 }

@@ -306,7 +306,7 @@ impl Mailer {
         };
         let max_attempts = self.config.max_attempts.max(1);
         for attempt in 1..=max_attempts {
-            match self.smtp.send(message.clone()).await {
+            match self.smtp.send(&message).await {
                 Ok(receipt) => {
                     if let Err(e) = self.sent.record(&identity).await {
                         tracing::error!(

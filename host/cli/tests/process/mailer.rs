@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cfhost_tests::broker::{Binding, Broker, Consumer, publish};
 use cfhost_tests::repo_root;
-use cfhost_tests::smtp::{Mail, SmtpServer};
+use cfhost_tests::smtp::{Mail, ServerTls, SmtpServer};
 use serde_json::{Value, json};
 
 use crate::serve::{collect_stderr, copy_dir};
@@ -70,12 +70,12 @@ impl Setup {
         command
     }
 
-    /// The dead letters once there are any (up to [`WAIT`]).
-    fn wait_for_dead_letters(&self) -> Vec<Value> {
+    /// The dead letters once there are `count` (up to [`WAIT`]).
+    fn wait_for_dead_letters(&self, count: usize) -> Vec<Value> {
         let started = Instant::now();
         loop {
             let letters = self.dead_letters();
-            if !letters.is_empty() || started.elapsed() > WAIT {
+            if letters.len() >= count || started.elapsed() > WAIT {
                 return letters;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -316,7 +316,7 @@ async fn a_missing_template_is_dead_lettered_a_disabled_one_sends_nothing_and_re
         ["b@example.com"],
         "the disabled account sent nothing"
     );
-    let letters = setup.wait_for_dead_letters();
+    let letters = setup.wait_for_dead_letters(1);
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(
         letters[0]["reason"]
@@ -380,7 +380,7 @@ async fn a_451_is_retried_and_delivered_once_and_a_550_is_dead_lettered_with_the
     )
     .await
     .unwrap();
-    let letters = setup.wait_for_dead_letters();
+    let letters = setup.wait_for_dead_letters(1);
     assert_eq!(letters.len(), 1);
     let reason = letters[0]["reason"].as_str().unwrap();
     assert!(
@@ -415,7 +415,7 @@ async fn a_failure_that_lasts_past_max_attempts_is_dead_lettered_with_the_reason
     )
     .await
     .unwrap();
-    let letters = setup.wait_for_dead_letters();
+    let letters = setup.wait_for_dead_letters(1);
     assert_eq!(letters.len(), 1, "{}", mailer.log());
     let reason = letters[0]["reason"].as_str().unwrap();
     assert!(
@@ -429,6 +429,63 @@ async fn a_failure_that_lasts_past_max_attempts_is_dead_lettered_with_the_reason
         summary.contains("missed_call sent=0 retried=2 dead_lettered=1"),
         "{summary}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_and_smtps_carry_the_email_and_certificates_are_checked_unless_told_not_to() {
+    let broker = Broker::start().await;
+    let one = |n| {
+        [(
+            MISSED_CALL,
+            missed_call("acme-missed", n, &["a@example.com"]),
+        )]
+    };
+    // Each mailer in turn consumes the one queue: what it leaves is the next one's.
+    let starttls = SmtpServer::start_tls(ServerTls::StartTls);
+    let setup = Setup::new(
+        &broker,
+        &starttls,
+        "starttls = \"required\"\naccept_invalid_certs = true\n",
+    );
+    let mailer = MailerProcess::start(&setup);
+    publish(&broker.url(), &one(1)).await.unwrap();
+    assert_eq!(starttls.wait_for(1, WAIT).len(), 1, "{}", mailer.log());
+    mailer.stop();
+
+    // The server requires STARTTLS: a mailer told never to use it gets its 530, for good.
+    let plain = Setup::new(&broker, &starttls, "starttls = \"never\"\n");
+    let mailer = MailerProcess::start(&plain);
+    publish(&broker.url(), &one(2)).await.unwrap();
+    let letters = plain.wait_for_dead_letters(1);
+    assert_eq!(letters.len(), 1, "{}", mailer.log());
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("530"), "{reason}");
+    mailer.stop();
+
+    let smtps = SmtpServer::start_tls(ServerTls::Implicit);
+    assert!(smtps.url().starts_with("smtps://"));
+    let setup = Setup::new(&broker, &smtps, "accept_invalid_certs = true\n");
+    let mailer = MailerProcess::start(&setup);
+    publish(&broker.url(), &one(3)).await.unwrap();
+    let mails = smtps.wait_for(1, WAIT);
+    assert_eq!(mails.len(), 1, "{}", mailer.log());
+    assert_eq!(mails[0].header("X-Call-ID").as_deref(), Some("call-3"));
+    mailer.stop();
+
+    // Without accept_invalid_certs the self-signed certificate is refused: no email.
+    let strict = Setup::new(&broker, &smtps, "max_attempts = 2\n");
+    let mailer = MailerProcess::start(&strict);
+    publish(&broker.url(), &one(4)).await.unwrap();
+    let letters = strict.wait_for_dead_letters(2);
+    assert_eq!(letters.len(), 2, "{}", mailer.log());
+    let reason = letters[1]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("certificate") && reason.contains("after 2 attempts"),
+        "{reason}"
+    );
+    assert_eq!(smtps.received().len(), 1);
+    assert_eq!(starttls.received().len(), 1);
+    mailer.stop();
 }
 
 #[tokio::test(flavor = "multi_thread")]
