@@ -1,7 +1,8 @@
 //! A real SMTP server for tests: Debian's aiosmtpd, run by `/usr/bin/python3` on a free
 //! loopback port with the handler `tests/smtp/capture.py`, which keeps each message's exact
-//! bytes and answers 451 or 550 when told. It can be stopped and started again on the same
-//! port (the mail it kept stays). A test that needs it fails, never passes silently, when
+//! bytes and answers 451 or 550 when told; optionally with STARTTLS or SMTPS (a self-signed
+//! certificate from `openssl`) or requiring AUTH (`tests/smtp/auth.py`). It can be stopped and
+//! started again on the same port (the mail it kept stays). A test that needs it fails, never passes silently, when
 //! `python3-aiosmtpd` is not installed.
 
 use std::path::{Path, PathBuf};
@@ -85,34 +86,62 @@ pub enum ServerTls {
     Implicit,
 }
 
+/// How a server is run.
+enum Launch {
+    /// aiosmtpd's command line with a handler class of `capture.py`, secured as `tls` says.
+    Cli {
+        handler: &'static str,
+        tls: ServerTls,
+    },
+    /// `tests/smtp/auth.py`: AUTH required, with this login and password.
+    Auth { login: String, password: String },
+}
+
 /// An aiosmtpd of this test's own.
 pub struct SmtpServer {
     dir: tempfile::TempDir,
     port: u16,
-    handler: &'static str,
-    tls: ServerTls,
+    launch: Launch,
     child: Option<Child>,
 }
 
 impl SmtpServer {
     /// Starts a server that keeps every message, and waits until it answers.
     pub fn start() -> SmtpServer {
-        SmtpServer::start_with("capture.Capture", ServerTls::None)
+        SmtpServer::start_with(Launch::Cli {
+            handler: "capture.Capture",
+            tls: ServerTls::None,
+        })
+    }
+
+    /// Starts a server that keeps every message and requires AUTH (PLAIN or LOGIN, over
+    /// plain text) with `login` and `password`.
+    pub fn start_auth(login: &str, password: &str) -> SmtpServer {
+        SmtpServer::start_with(Launch::Auth {
+            login: login.to_string(),
+            password: password.to_string(),
+        })
     }
 
     /// Starts a server that keeps every message and secures connections as `tls` says, with
     /// a self-signed certificate made by `openssl` (clients must accept invalid ones).
     pub fn start_tls(tls: ServerTls) -> SmtpServer {
-        SmtpServer::start_with("capture.Capture", tls)
+        SmtpServer::start_with(Launch::Cli {
+            handler: "capture.Capture",
+            tls,
+        })
     }
 
     /// Starts a server that keeps only when each message came ([`arrivals`](Self::arrivals)),
     /// for benchmarks.
     pub fn start_timing() -> SmtpServer {
-        SmtpServer::start_with("capture.Timing", ServerTls::None)
+        SmtpServer::start_with(Launch::Cli {
+            handler: "capture.Timing",
+            tls: ServerTls::None,
+        })
     }
 
-    fn start_with(handler: &'static str, tls: ServerTls) -> SmtpServer {
+    fn start_with(launch: Launch) -> SmtpServer {
         assert!(
             Command::new(PYTHON)
                 .args(["-c", "import aiosmtpd"])
@@ -124,11 +153,10 @@ impl SmtpServer {
         let mut server = SmtpServer {
             dir: tempfile::tempdir().expect("temp dir"),
             port: free_port(),
-            handler,
-            tls,
+            launch,
             child: None,
         };
-        if tls != ServerTls::None {
+        if server.tls() != ServerTls::None {
             server.make_certificate();
         }
         server.resume();
@@ -137,12 +165,19 @@ impl SmtpServer {
 
     /// `smtp://127.0.0.1:<port>` (`smtps://` for [`ServerTls::Implicit`]).
     pub fn url(&self) -> String {
-        let scheme = if self.tls == ServerTls::Implicit {
+        let scheme = if self.tls() == ServerTls::Implicit {
             "smtps"
         } else {
             "smtp"
         };
         format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    fn tls(&self) -> ServerTls {
+        match self.launch {
+            Launch::Cli { tls, .. } => tls,
+            Launch::Auth { .. } => ServerTls::None,
+        }
     }
 
     /// A self-signed certificate for 127.0.0.1: `cert.pem` and `key.pem` in its directory.
@@ -179,25 +214,35 @@ impl SmtpServer {
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
         let mut command = Command::new(PYTHON);
-        command
-            .env("PYTHONPATH", repo_root().join("tests/smtp"))
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port));
-        let flags = match self.tls {
-            ServerTls::None => None,
-            ServerTls::StartTls => Some(("--tlscert", "--tlskey")),
-            ServerTls::Implicit => Some(("--smtpscert", "--smtpskey")),
-        };
-        if let Some((cert, key)) = flags {
-            command
-                .arg(cert)
-                .arg(self.dir.path().join("cert.pem"))
-                .arg(key)
-                .arg(self.dir.path().join("key.pem"));
+        command.env("PYTHONPATH", repo_root().join("tests/smtp"));
+        match &self.launch {
+            Launch::Cli { handler, tls } => {
+                command
+                    .args(["-m", "aiosmtpd", "-n", "-l"])
+                    .arg(format!("127.0.0.1:{}", self.port));
+                let flags = match tls {
+                    ServerTls::None => None,
+                    ServerTls::StartTls => Some(("--tlscert", "--tlskey")),
+                    ServerTls::Implicit => Some(("--smtpscert", "--smtpskey")),
+                };
+                if let Some((cert, key)) = flags {
+                    command
+                        .arg(cert)
+                        .arg(self.dir.path().join("cert.pem"))
+                        .arg(key)
+                        .arg(self.dir.path().join("key.pem"));
+                }
+                command.args(["-c", handler]).arg(self.dir.path());
+            }
+            Launch::Auth { login, password } => {
+                command
+                    .arg(repo_root().join("tests/smtp/auth.py"))
+                    .arg(self.port.to_string())
+                    .arg(self.dir.path())
+                    .args([login, password]);
+            }
         }
         let child = command
-            .args(["-c", self.handler])
-            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

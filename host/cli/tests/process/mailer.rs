@@ -1,7 +1,8 @@
 //! `cfhost mailer` as a process, against a real RabbitMQ and a real SMTP server (aiosmtpd):
 //! the seed's calls become teletype's emails, failures are dead-lettered or retried as they
 //! should be, and no email is lost or sent twice when the SMTP server goes away, the mailer
-//! is killed, or two mailers share the queue.
+//! is killed, or two mailers share the queue; STARTTLS, SMTPS and AUTH work against servers
+//! that require them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -486,6 +487,40 @@ async fn starttls_and_smtps_carry_the_email_and_certificates_are_checked_unless_
     assert_eq!(smtps.received().len(), 1);
     assert_eq!(starttls.received().len(), 1);
     mailer.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_log_in_and_a_wrong_password_or_none_is_dead_lettered_for_good() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start_auth("mailer", "s3cret");
+    let one = |n| {
+        [(
+            MISSED_CALL,
+            missed_call("acme-missed", n, &["a@example.com"]),
+        )]
+    };
+    let cases = [
+        ("username = \"mailer\"\npassword = \"s3cret\"\n", None),
+        ("username = \"mailer\"\npassword = \"wrong\"\n", Some("535")),
+        ("", Some("530")),
+    ];
+    for (n, (credentials, refused)) in cases.into_iter().enumerate() {
+        let setup = Setup::new(&broker, &smtp, credentials);
+        let mailer = MailerProcess::start(&setup);
+        publish(&broker.url(), &one(n)).await.unwrap();
+        match refused {
+            None => assert_eq!(smtp.wait_for(1, WAIT).len(), 1, "{}", mailer.log()),
+            Some(code) => {
+                let letters = setup.wait_for_dead_letters(n);
+                assert_eq!(letters.len(), n, "{}", mailer.log());
+                let reason = letters[n - 1]["reason"].as_str().unwrap();
+                assert!(reason.contains(code), "{reason}");
+                assert_eq!(letters[n - 1]["attempts"], 1, "not retried: {reason}");
+            }
+        }
+        mailer.stop();
+    }
+    assert_eq!(smtp.received().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,7 +18,6 @@ use super::{SendError, SmtpConfigError};
 use crate::config::{MailerConfig, StartTls};
 
 /// How the connection is encrypted.
-#[derive(Clone)]
 enum Encryption {
     /// `smtp://` with `starttls = "never"`.
     None,
@@ -32,7 +31,6 @@ enum Encryption {
 }
 
 /// Opens connections to the configured server.
-#[derive(Clone)]
 pub(super) struct Dialer {
     host: String,
     port: u16,

@@ -1,8 +1,8 @@
 //! Delivery to the SMTP server with lettre's SMTP client: a bounded pool of connections
-//! ([`pool`]) opened as configured ([`dial`]: `smtp://`, plain or STARTTLS, or `smtps://`,
-//! credentials), a limit on each whole send; every failure is either
-//! worth retrying ([`SendError::Transient`]: a 4xx, a refused or cut connection, a timeout)
-//! or not ([`SendError::Permanent`]: a 5xx).
+//! (`pool`) opened as configured (`dial`: `smtp://`, plain or STARTTLS, or `smtps://`, and
+//! credentials), a limit on each exchange; every failure is either worth retrying
+//! ([`SendError::Transient`]: a 4xx, a refused or cut connection, a timeout) or not
+//! ([`SendError::Permanent`]: a 5xx).
 
 mod dial;
 mod pool;
