@@ -326,6 +326,9 @@ mod tests {
                 "CFHOST_MODULES__ROUTER__CAPABILITIES",
                 r#"["clock", "log"]"#,
             ),
+            ("CFHOST_MAILER__SMTP", "smtps://mx.example.com:465"),
+            ("CFHOST_MAILER__STARTTLS", "required"),
+            ("CFHOST_MAILER__MAX_ATTEMPTS", "3"),
             ("CFHOST_LISTEN", "flag of its own"),
             ("HOME", "/root"),
         ]
@@ -335,6 +338,15 @@ mod tests {
         assert_eq!(config.limits.fuel, Some(5), "the file still counts");
         assert_eq!(config.serve.listen, "0.0.0.0:9000");
         assert!(!config.serve.watch);
+        assert_eq!(
+            config.mailer.smtp.as_deref(),
+            Some("smtps://mx.example.com:465")
+        );
+        assert_eq!(
+            config.mailer.starttls,
+            cfhost_mail::config::StartTls::Required
+        );
+        assert_eq!(config.mailer.max_attempts, 3);
         assert_eq!(
             config.loading.max_wasm_kib,
             2 << 10,
