@@ -17,9 +17,8 @@ use std::time::Duration;
 use cfhost_core::callflow::{AccountCallflows, parse_callflow, validate_callflow};
 use cfhost_core::scenario::ScenarioCall;
 use cfhost_core::switch::SimulatedSwitch;
-use cfhost_tests::{Builder, TestHost, seed_missed_call_alert, with_seed_users};
+use cfhost_tests::{Builder, TestHost, fuzz_runner, seed_missed_call_alert, with_seed_users};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
 const CHILD_KEYS: [&str; 5] = ["_", "a", "b", "NO_ANSWER", "sip:486"];
@@ -110,25 +109,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
 #[test]
 fn arbitrary_text_never_panics_the_parser() {
     let file = Path::new("fuzz.json");
-    runner(2_000)
+    fuzz_runner(2_000)
         .run(&any::<Vec<u8>>(), |bytes| {
             let _ = parse_callflow(file, "fuzz", &String::from_utf8_lossy(&bytes));
             Ok(())
         })
         .unwrap();
     // Valid documents cut or corrupted at a random place.
-    runner(1_000)
+    fuzz_runner(1_000)
         .run(
             &(node(), any::<prop::sample::Index>(), any::<u8>()),
             |(flow, at, byte)| {
@@ -162,7 +153,7 @@ fn the_executor_ends_every_call_through_arbitrary_trees() {
         json!({"bridge": "no_answer", "voicemail": "leave_message"}),
         json!({"bridge": "busy", "voicemail": "hangup"}),
     ]);
-    runner(3_000)
+    fuzz_runner(3_000)
         .run(&(flows, node(), behaviours), |(main, other, behaviour)| {
             let parsed = [("main", main), ("other", other)].map(|(id, flow)| {
                 parse_callflow(Path::new("fuzz.json"), id, &document(id, flow))
@@ -269,7 +260,7 @@ fn arbitrary_scenario_calls_are_refused_or_run_to_their_end() {
         0..6,
     );
     let (accepted, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    runner(1_500)
+    fuzz_runner(1_500)
         .run(&fields, |fields| {
             let mut call = json!({"account_id": "acme", "to": "+15554441111"});
             for (field, value) in fields {

@@ -74,9 +74,9 @@ async fn arrived(smtp: &SmtpServer, tag: &str, count: usize) -> Vec<(f64, String
     }
 }
 
-/// The emails of a bare loop, rendered beforehand.
-fn rendered(composer: &Composer, tag: &str) -> Vec<lettre::Message> {
-    (0..EMAILS)
+/// `count` emails for a bare loop, rendered beforehand.
+fn rendered(composer: &Composer, tag: &str, count: usize) -> Vec<lettre::Message> {
+    (0..count)
         .map(|n| {
             let notification = Notification::parse(payload(tag, n).to_string().as_bytes()).unwrap();
             match composer.compose(&notification, 0).unwrap() {
@@ -117,7 +117,7 @@ impl Sender {
 /// A bare loop: the same emails, rendered beforehand, sent 64 at a time, until the server
 /// has them all.
 async fn bare_loop(smtp: &SmtpServer, sender: Sender, composer: &Composer, tag: &str) -> Duration {
-    let messages = rendered(composer, tag);
+    let messages = rendered(composer, tag, EMAILS);
     let started = Instant::now();
     futures::stream::iter(messages)
         .map(|message| {
@@ -134,7 +134,7 @@ async fn bare_loop(smtp: &SmtpServer, sender: Sender, composer: &Composer, tag: 
 /// One bare send after another: how long the SMTP exchange itself takes, in ms.
 async fn bare_send_times(sender: Sender, composer: &Composer, tag: &str) -> Vec<f64> {
     let mut times = Vec::new();
-    for message in rendered(composer, tag).into_iter().take(100) {
+    for message in rendered(composer, tag, 100) {
         let started = Instant::now();
         sender.send(message).await;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -204,11 +204,10 @@ struct Cpu {
 
 impl Cpu {
     fn now(smtp: &SmtpServer, broker: &Broker) -> Cpu {
-        let group = broker.processes();
         Cpu {
             bench: cpu_seconds(&[std::process::id()]),
-            smtp: cpu_seconds(&smtp.pid().into_iter().collect::<Vec<_>>()),
-            broker: cpu_seconds(&group),
+            smtp: cpu_seconds(smtp.pid().as_slice()),
+            broker: cpu_seconds(&broker.processes()),
         }
     }
 

@@ -331,6 +331,16 @@ pub fn lines<T: std::fmt::Display>(items: &[T]) -> Vec<String> {
     items.iter().map(ToString::to_string).collect()
 }
 
+/// A proptest runner of `cases` cases that keeps no failure file (the fuzz tests' inputs are
+/// printed when they fail).
+pub fn fuzz_runner(cases: u32) -> proptest::test_runner::TestRunner {
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })
+}
+
 /// A TCP port on loopback that nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

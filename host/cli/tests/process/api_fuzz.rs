@@ -4,8 +4,8 @@
 //! in, the answer is a client error or a success, every error is `{"error": "..."}`, no answer
 //! names a file of the server, and the server neither panics nor stops answering.
 
+use cfhost_tests::fuzz_runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
 use crate::serve::{OPERATOR, Server, send, start_with};
@@ -155,20 +155,12 @@ fn send_checked(
     check(server, path, status, &answer)
 }
 
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
 #[test]
 fn no_body_or_path_value_makes_the_api_fail_panic_or_leak_a_server_path() {
     let server = start_with("");
     let call = json!({"to": "+15554441111", "caller_id_number": "+15550001234",
         "behaviour": {"bridge": "no_answer", "voicemail": "hangup"}});
-    runner(400)
+    fuzz_runner(400)
         .run(&(segment(), body(call)), |(account, body)| {
             for account in [account.as_str(), "acme-missed"] {
                 let path = format!("/v1/accounts/{account}/calls");
@@ -180,7 +172,7 @@ fn no_body_or_path_value_makes_the_api_fail_panic_or_leak_a_server_path() {
 
     let callflow = json!({"id": "fuzzed", "numbers": ["4242"],
         "flow": {"module": "test_fixture", "data": {"outcome": "continue"}}});
-    runner(400)
+    fuzz_runner(400)
         .run(&(segment(), body(callflow)), |(id, body)| {
             for id in [id.as_str(), "fuzzed"] {
                 let path = format!("/v1/accounts/acme-missed/callflows/{id}");
@@ -193,7 +185,7 @@ fn no_body_or_path_value_makes_the_api_fail_panic_or_leak_a_server_path() {
     let template = json!({"subject": "Hi {{caller_id.name}}", "from": "a@example.com",
         "to": {"type": "original"}, "text": "{% if a %}{{ b|date:\"H:i\" }}{% endif %}",
         "html": "<b>{{ c }}</b>"});
-    runner(300)
+    fuzz_runner(300)
         .run(&(segment(), body(template)), |(id, body)| {
             for id in [id.as_str(), "fuzzed"] {
                 let path = format!("/v1/accounts/acme-missed/notifications/{id}");
@@ -215,7 +207,7 @@ fn no_body_or_path_value_makes_the_api_fail_panic_or_leak_a_server_path() {
             bytes
         }),
     ];
-    runner(60)
+    fuzz_runner(60)
         .run(&(segment(), uploads), |(name, bytes)| {
             let path = format!("/v1/accounts/acme-missed/modules/{name}");
             send_checked(&server, "PUT", &path, "application/wasm", &bytes)
