@@ -91,10 +91,16 @@ async fn no_default_child_or_an_empty_one_stops_and_the_host_hangs_up() {
         let host = single(marker("first", children.clone())).await;
         let report = host.run(call(json!({}))).await;
         assert_eq!(report.end, EndReason::FlowEnded, "{children}");
-        assert_eq!(report.hangup, None);
+        assert_eq!(
+            report.hangup.as_ref().map(|h| h.cause.to_string()),
+            Some("NORMAL_CLEARING".to_string())
+        );
         assert_eq!(host.template_ids(), ["first"]);
-        // Callbacks get no hangup info when the host ended the call: Notify is omitted.
-        assert!(!host.notifications()[0].payload.contains_key("Notify"));
+        // Callbacks get the host's own hangup: the email can say why the call ended.
+        assert_eq!(
+            host.notifications()[0].payload["Notify"]["Hangup-Cause"],
+            "NORMAL_CLEARING"
+        );
     }
 }
 

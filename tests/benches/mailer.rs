@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cfhost_mail::macros::SystemParams;
 use cfhost_mail::smtp::Smtp;
 use cfhost_mail::{Composed, Composer, Mailer, MailerConfig, Notification};
 use cfhost_tests::broker::{Broker, Publisher, publish};
@@ -239,11 +238,15 @@ async fn main() {
         r#"{"name": "Acme", "realm": "acme.sip.example.com"}"#,
     )
     .unwrap();
-    let system = SystemParams {
-        hostname: "mx.bench".into(),
-        node: "cfhost_mailer@mx.bench".into(),
-    };
-    let composer = Composer::new(data.path(), system, "no_reply@mx.bench".into());
+    let composer = Composer::for_config(
+        data.path(),
+        &MailerConfig {
+            from: Some("no_reply@mx.bench".into()),
+            hostname: Some("mx.bench".into()),
+            node: Some("cfhost_mailer@mx.bench".into()),
+            ..MailerConfig::default()
+        },
+    );
     // Warm-up: the broker's queue, the server, the pools.
     through_mailer(&broker, &smtp, data.path(), "warm").await;
     let config = mailer_config(&broker, &smtp);

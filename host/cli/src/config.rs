@@ -98,6 +98,9 @@ pub struct ServeConfig {
     pub watch: bool,
     /// `[serve.clients]`: limits on HTTP clients.
     pub clients: ClientLimits,
+    /// Whether an account's token may ask a simulated call (`POST .../calls`) to publish its
+    /// notifications for real (`"publish": true`); the operator's token always may.
+    pub account_calls_may_publish: bool,
 }
 
 impl Default for ServeConfig {
@@ -111,6 +114,7 @@ impl Default for ServeConfig {
             shutdown_timeout_secs: 30,
             watch: true,
             clients: ClientLimits::default(),
+            account_calls_may_publish: false,
         }
     }
 }

@@ -13,6 +13,11 @@
 //! retry_initial_ms = 1000            # the first retry's delay, doubled each time
 //! retry_max_ms = 300000              # up to this
 //! prefetch = 64                      # notifications in hand at once
+//! allowed_senders = ["acme.example"] # domains or addresses accounts may send from (besides `from`)
+//! max_recipients = 100               # To, Cc and Bcc of one email together
+//! render_fuel = 200000               # the template engine's instructions per part
+//! render_max_bytes = 1048576         # what one part may write
+//! render_timeout_ms = 2000           # how long a rendering is waited for
 //! ```
 //!
 //! Each key may also come from `CFHOST_MAILER__<KEY>` (the composition root lays them over).
@@ -20,6 +25,8 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::render::RenderLimits;
 
 /// How an `smtp://` connection is secured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -62,6 +69,16 @@ pub struct MailerConfig {
     pub prefetch: u16,
     /// SMTP connections kept open at most.
     pub smtp_connections: u32,
+    /// Addresses and domains an account's email may be from, besides `from` ([`crate::policy`]).
+    pub allowed_senders: Vec<String>,
+    /// Recipients of one email at most (To, Cc and Bcc, each counted once).
+    pub max_recipients: usize,
+    /// The template engine's instructions one part of a rendering may run.
+    pub render_fuel: u64,
+    /// The bytes one part of a rendering may write.
+    pub render_max_bytes: usize,
+    /// How long a rendering is waited for; a template that takes longer is refused.
+    pub render_timeout_ms: u64,
 }
 
 impl Default for MailerConfig {
@@ -83,6 +100,15 @@ impl Default for MailerConfig {
             retry_max_ms: 300_000,
             prefetch: 64,
             smtp_connections: 8,
+            allowed_senders: Vec::new(),
+            // A notification goes to a user, an account's admins, a few colleagues: 100 holds
+            // any of those, keeps a template from making the relay a bulk sender, and stays
+            // far under what receiving servers accept in one transaction (Postfix's
+            // smtpd_recipient_limit is 1,000), so one email is never refused for its size.
+            max_recipients: 100,
+            render_fuel: RenderLimits::default().fuel,
+            render_max_bytes: RenderLimits::default().max_bytes,
+            render_timeout_ms: 2_000,
         }
     }
 }
@@ -114,6 +140,19 @@ impl MailerConfig {
         self.from
             .clone()
             .unwrap_or_else(|| format!("no_reply@{}", self.hostname()))
+    }
+
+    /// The bounds of one rendering.
+    pub fn render_limits(&self) -> RenderLimits {
+        RenderLimits {
+            fuel: self.render_fuel.max(1),
+            max_bytes: self.render_max_bytes.max(1),
+        }
+    }
+
+    /// How long a rendering is waited for.
+    pub fn render_timeout(&self) -> Duration {
+        Duration::from_millis(self.render_timeout_ms.max(1))
     }
 
     /// The delay before attempt `attempt` (2 for the first retry).

@@ -6,7 +6,7 @@
 //! - [`notification`]: a message, checked and normalised as teletype does;
 //! - [`account`], [`templates`]: what the data directory says of an account and its templates;
 //! - [`macros`], [`render`]: teletype's macros, and its ErlyDTL templates on minijinja;
-//! - [`email`]: the MIME message a notification becomes;
+//! - [`email`]: the MIME message a notification becomes, within the operator's [`policy`];
 //! - [`service`]: the consumer, with [`smtp`] delivery, the [`sent`] log, the dead-letter
 //!   [`queues`], teletype's [`replies`] and the [`counters`];
 //! - [`config`]: the `[mailer]` section.
@@ -17,6 +17,7 @@ pub mod counters;
 pub mod email;
 pub mod macros;
 pub mod notification;
+pub mod policy;
 pub mod queues;
 pub mod render;
 pub mod replies;
@@ -28,4 +29,5 @@ pub mod templates;
 pub use config::MailerConfig;
 pub use email::{ComposeError, Composed, Composer, Email};
 pub use notification::{Kind, Notification};
+pub use policy::{PolicyError, SendPolicy};
 pub use service::{Mailer, MailerError};

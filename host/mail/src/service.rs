@@ -15,6 +15,10 @@
 //! the queue. Losing the broker reconnects with backoff; what was unacked is delivered again
 //! and the sent log keeps it from being emailed twice. With `Server-ID`, teletype's
 //! `notify_update` replies go to the `targeted` exchange.
+//!
+//! Rendering runs off the async runtime, bounded in work, output and time
+//! ([`Composer::compose_bounded`]): a template past a bound is dead-lettered at once with the
+//! bound's name, and the other notifications, and a stop, are handled meanwhile.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -73,11 +77,13 @@ enum ConsumeError {
 }
 
 /// The channels of one connection: deliveries and dead letters on one, `notify_update`
-/// replies on another (there when the broker has KAZOO's `targeted` exchange).
+/// replies on another, opened when the first notification with a `Server-ID` comes (and
+/// `None` when the broker has no KAZOO `targeted` exchange).
 #[derive(Clone)]
 struct Link {
     channel: Channel,
-    replies: Option<Channel>,
+    connection: Arc<Connection>,
+    replies: Arc<tokio::sync::OnceCell<Option<Channel>>>,
 }
 
 /// What to do with a delivery once handled.
@@ -95,7 +101,7 @@ enum Settle {
 pub struct Mailer {
     config: MailerConfig,
     url: String,
-    composer: Composer,
+    composer: Arc<Composer>,
     smtp: Smtp,
     sent: SentLog,
     counters: Counters,
@@ -112,7 +118,7 @@ impl Mailer {
             dir: dir.clone(),
             source,
         })?;
-        let composer = Composer::for_config(data, &config);
+        let composer = Arc::new(Composer::for_config(data, &config));
         Ok(Mailer {
             config,
             url,
@@ -155,7 +161,8 @@ impl Mailer {
         mut stop: watch::Receiver<bool>,
         wait: &mut Duration,
     ) -> Result<(), ConsumeError> {
-        let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
+        let connection =
+            Arc::new(Connection::connect(&self.url, ConnectionProperties::default()).await?);
         let channel = connection.create_channel().await?;
         queues::declare(&channel, &self.config.queue).await?;
         channel
@@ -174,7 +181,8 @@ impl Mailer {
             .await?;
         let link = Link {
             channel: channel.clone(),
-            replies: replies_channel(&connection).await,
+            connection: Arc::clone(&connection),
+            replies: Arc::default(),
         };
         tracing::info!("mailer: consuming {}", self.config.queue);
         *wait = FIRST_RECONNECT;
@@ -285,7 +293,8 @@ impl Mailer {
         }
         let prepared = self
             .composer
-            .compose(&notification, unix_now())
+            .compose_bounded(notification.clone(), unix_now())
+            .await
             .and_then(|composed| match composed {
                 Composed::Email(email) => email.to_message().map(|message| Some((email, message))),
                 Composed::Disabled => Ok(None),
@@ -367,7 +376,14 @@ impl Mailer {
 
     /// Sends a `notify_update` when the notification says where (`Server-ID`).
     async fn reply(&self, link: &Link, notification: &Notification, status: Status) {
-        let (Some(server_id), Some(channel)) = (&notification.server_id, &link.replies) else {
+        let Some(server_id) = &notification.server_id else {
+            return;
+        };
+        let replies = link
+            .replies
+            .get_or_init(|| replies_channel(&link.connection))
+            .await;
+        let Some(channel) = replies else {
             return;
         };
         let body = replies::notify_update(
@@ -402,7 +418,8 @@ async fn requeue(delivery: &Delivery) -> Result<(), lapin::Error> {
 
 /// A channel for replies, if the broker has KAZOO's `targeted` exchange (declared passively:
 /// the mailer does not create KAZOO's exchanges, and publishing to a missing one would close
-/// the channel).
+/// the channel). Asked only once a notification wants a reply: a broker without KAZOO closes
+/// the channel of a passive declare, which the AMQP client logs as an error.
 async fn replies_channel(connection: &Connection) -> Option<Channel> {
     let channel = connection.create_channel().await.ok()?;
     let options = lapin::options::ExchangeDeclareOptions {
@@ -420,8 +437,8 @@ async fn replies_channel(connection: &Connection) -> Option<Channel> {
     {
         Ok(()) => Some(channel),
         Err(_) => {
-            tracing::info!(
-                "mailer: the broker has no `targeted` exchange: notify_update replies are not sent"
+            tracing::warn!(
+                "mailer: a notification has a Server-ID, but the broker has no `targeted` exchange: notify_update replies are not sent"
             );
             None
         }

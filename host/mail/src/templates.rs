@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::notification::{Kind, is_plain_name};
-use crate::render::{Sources, Template, TemplateError};
+use crate::render::{RenderLimits, Sources, Template, TemplateError};
 
 /// teletype's `missed_call.text`, verbatim.
 pub const MISSED_CALL_TEXT: &str = include_str!("../templates/missed_call.text");
@@ -43,6 +43,19 @@ pub enum Recipients {
         email_addresses: Vec<String>,
     },
     Plain(OneOrMany),
+}
+
+impl Recipients {
+    /// The addresses it lists (not those it takes from the notification or the admins).
+    pub fn addresses(&self) -> Vec<&str> {
+        match self {
+            Recipients::Typed {
+                email_addresses, ..
+            } => email_addresses.iter().map(String::as_str).collect(),
+            Recipients::Plain(OneOrMany::One(one)) => vec![one.as_str()],
+            Recipients::Plain(OneOrMany::Many(many)) => many.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// One address or several.
@@ -239,6 +252,7 @@ impl Stored {
 /// The templates of every account, compiled once and compiled again when a file changes.
 pub struct TemplateStore {
     data: PathBuf,
+    limits: RenderLimits,
     /// teletype's `missed_call` document, with the configured sender.
     missed_call_defaults: Document,
     missed_call: Arc<Template>,
@@ -251,20 +265,30 @@ struct Cached {
 }
 
 impl TemplateStore {
-    /// The templates under `data`; teletype's `missed_call` is sent `from` this address.
-    pub fn new(data: &Path, from: &str) -> Self {
-        let missed_call = Template::compile(&Sources {
-            subject: MISSED_CALL_SUBJECT.to_string(),
-            text: Some(MISSED_CALL_TEXT.to_string()),
-            html: Some(MISSED_CALL_HTML.to_string()),
-        })
+    /// The templates under `data`, rendering within `limits`; teletype's `missed_call` is sent
+    /// `from` this address.
+    pub fn new(data: &Path, from: &str, limits: RenderLimits) -> Self {
+        let missed_call = Template::compile(
+            &Sources {
+                subject: MISSED_CALL_SUBJECT.to_string(),
+                text: Some(MISSED_CALL_TEXT.to_string()),
+                html: Some(MISSED_CALL_HTML.to_string()),
+            },
+            limits,
+        )
         .expect("teletype's missed_call template compiles");
         TemplateStore {
             data: data.to_path_buf(),
+            limits,
             missed_call_defaults: missed_call_defaults(from),
             missed_call: Arc::new(missed_call),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The bounds every template here renders within.
+    pub fn limits(&self) -> RenderLimits {
+        self.limits
     }
 
     /// The data directory.
@@ -346,7 +370,7 @@ impl TemplateStore {
                     text,
                     html,
                 };
-                let template = Arc::new(Template::compile(&sources).map_err(invalid)?);
+                let template = Arc::new(Template::compile(&sources, self.limits).map_err(invalid)?);
                 Ok(Resolved {
                     document,
                     template,
@@ -365,7 +389,7 @@ impl TemplateStore {
                     text: stored.text,
                     html: stored.html,
                 };
-                let template = Arc::new(Template::compile(&sources).map_err(invalid)?);
+                let template = Arc::new(Template::compile(&sources, self.limits).map_err(invalid)?);
                 Ok(Resolved {
                     document,
                     template,
@@ -477,7 +501,7 @@ mod tests {
     #[test]
     fn a_cf_notification_needs_the_accounts_own_template_with_a_body() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TemplateStore::new(dir.path(), "no_reply@mx");
+        let store = TemplateStore::new(dir.path(), "no_reply@mx", RenderLimits::default());
         let missing = store.resolve(Kind::CfNotification, "acme", "welcome");
         assert!(matches!(missing, Err(TemplateLookupError::Missing { .. })));
         let files = TemplateFiles::new(dir.path(), "acme", "welcome");

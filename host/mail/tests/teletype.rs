@@ -4,7 +4,7 @@
 
 use cfhost_mail::macros::{self, SystemParams};
 use cfhost_mail::templates::{MISSED_CALL_HTML, MISSED_CALL_TEXT};
-use cfhost_mail::{Composed, Composer, Email, Notification};
+use cfhost_mail::{Composed, Composer, Email, MailerConfig, Notification};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "3fa85f6457174562b3fc2c963f66afa6";
@@ -52,7 +52,14 @@ fn notifications_dir(data: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn compose(dir: &std::path::Path, payload: &Value) -> Email {
-    let composer = Composer::new(dir, system(), "no_reply@mx.example.net".to_string());
+    let config = MailerConfig {
+        from: Some("no_reply@mx.example.net".to_string()),
+        hostname: Some(system().hostname),
+        node: Some(system().node),
+        allowed_senders: vec!["acme.example".to_string()],
+        ..MailerConfig::default()
+    };
+    let composer = Composer::for_config(dir, &config);
     let notification = Notification::parse(payload.to_string().as_bytes()).unwrap();
     match composer.compose(&notification, 0).unwrap() {
         Composed::Email(email) => *email,
@@ -188,4 +195,17 @@ fn a_cf_notification_renders_the_accounts_template_once() {
     );
     assert_eq!(email.rendered.html, None);
     assert_eq!(email.from, "desk@acme.example");
+}
+
+#[test]
+fn a_notifications_own_subject_is_text_not_a_template() {
+    let dir = data_dir();
+    let mut payload = golden_payload();
+    payload["Subject"] =
+        json!("Urgent: {{ system.node }} {% for x in \"0123456789\" %}x{% endfor %}\nnow");
+    let email = compose(dir.path(), &payload);
+    assert_eq!(
+        email.rendered.subject,
+        "Urgent: {{ system.node }} {% for x in \"0123456789\" %}x{% endfor %} now"
+    );
 }

@@ -114,7 +114,7 @@ pub mod notify {
     pub use wit::{CfNotification, MissedCall, Notification, NotifyField};
 
     /// KAZOO's `Notify` of a notification sent by a termination callback: the call's hangup
-    /// info, omitted when the host ended the call itself (no hangup info).
+    /// info, omitted when there is none (a callback run without a hangup).
     pub fn at_hangup(hangup: Option<crate::HangupInfo>) -> NotifyField {
         hangup.map_or(NotifyField::Omitted, NotifyField::Hangup)
     }

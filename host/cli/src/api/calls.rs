@@ -1,6 +1,11 @@
 //! `POST /v1/accounts/{account_id}/calls`: runs a call (a scenario entry of `cfhost simulate`,
 //! without `account_id`) on the simulated switch against the live configuration, and answers
-//! with its trace, the notifications it published and the termination callbacks it ran.
+//! with its trace, the notifications it made and the termination callbacks it ran.
+//!
+//! A simulated call is for trying a callflow: its notifications are in the answer and go no
+//! further, unless the body says `"publish": true` (the operator's token always may; an
+//! account's only with `[serve] account_calls_may_publish`), when they are published as a
+//! real call's are.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -30,6 +35,8 @@ pub struct CallResponse {
     /// The trace, one line per event, as `cfhost simulate` prints it.
     pub trace: Vec<String>,
     pub notifications: Vec<OutboundNotification>,
+    /// Whether the notifications were published (else only answered).
+    pub published: bool,
     pub callbacks: Vec<CallbackRun>,
 }
 
@@ -58,6 +65,18 @@ pub async fn run(
     let object = body
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("the body must be a JSON object (a call)"))?;
+    let publish = match object.remove("publish") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => return Err(ApiError::bad_request("publish: must be true or false")),
+    };
+    if publish && !state.may_publish(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "publish: an account's token may not publish a simulated call's notifications \
+             ([serve] account_calls_may_publish)",
+        ));
+    }
     match object.get("account_id") {
         Some(given) if given.as_str() != Some(account_id.as_str()) => {
             return Err(ApiError::bad_request(
@@ -87,7 +106,7 @@ pub async fn run(
     let running = Arc::clone(&state);
     let task = tokio::spawn(async move {
         let started = Instant::now();
-        running.capture.watch(&call_id);
+        running.capture.watch(&call_id, publish);
         let call = Arc::new(Call::new(details));
         let result = running.runtime.run_call(call, switch).await;
         let notifications = running.capture.take(&call_id);
@@ -117,6 +136,7 @@ pub async fn run(
         end: report.end.describe().to_string(),
         trace: report.trace.iter().map(ToString::to_string).collect(),
         notifications,
+        published: publish,
         callbacks,
     }))
 }

@@ -1,5 +1,6 @@
 //! A sink that hands every notification on to the real sink and keeps a copy for the API call
-//! that caused it (matched by `Call-ID`), so `POST .../calls` can answer with what was published.
+//! that caused it (matched by `Call-ID`), so `POST .../calls` can answer with what was
+//! published. A simulated call that is not to publish has its notifications kept, not passed on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +11,15 @@ use cfhost_core::notify::{OutboundNotification, Sink, SinkError};
 /// The sink every call publishes to.
 pub struct CaptureSink {
     inner: Arc<dyn Sink>,
-    watched: Mutex<HashMap<String, Vec<OutboundNotification>>>,
+    watched: Mutex<HashMap<String, Watched>>,
     published: AtomicU64,
+}
+
+/// What a watched call published, and whether it goes on to the real sink.
+#[derive(Default)]
+struct Watched {
+    copies: Vec<OutboundNotification>,
+    publish: bool,
 }
 
 impl CaptureSink {
@@ -24,13 +32,19 @@ impl CaptureSink {
         }
     }
 
-    /// Starts keeping copies of what call `call_id` publishes.
-    pub fn watch(&self, call_id: &str) {
+    /// Starts keeping copies of what call `call_id` publishes; only with `publish` do they go
+    /// on to the real sink.
+    pub fn watch(&self, call_id: &str, publish: bool) {
         self.watched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(call_id.to_string())
-            .or_default();
+            .insert(
+                call_id.to_string(),
+                Watched {
+                    copies: Vec::new(),
+                    publish,
+                },
+            );
     }
 
     /// Stops watching `call_id` and returns what it published.
@@ -40,6 +54,16 @@ impl CaptureSink {
             .unwrap_or_else(|e| e.into_inner())
             .remove(call_id)
             .unwrap_or_default()
+            .copies
+    }
+
+    /// Whether a notification of `call_id` goes on to the real sink (a call nobody watches
+    /// always publishes).
+    fn publishes(&self, call_id: Option<&str>) -> bool {
+        let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        call_id
+            .and_then(|id| watched.get(id))
+            .is_none_or(|watched| watched.publish)
     }
 
     /// Notifications published since the start.
@@ -51,12 +75,15 @@ impl CaptureSink {
 #[async_trait::async_trait]
 impl Sink for CaptureSink {
     async fn publish(&self, notification: &OutboundNotification) -> Result<(), SinkError> {
-        self.inner.publish(notification).await?;
-        self.published.fetch_add(1, Ordering::Relaxed);
-        if let Some(call_id) = notification.payload.get("Call-ID").and_then(|v| v.as_str()) {
+        let call_id = notification.payload.get("Call-ID").and_then(|v| v.as_str());
+        if self.publishes(call_id) {
+            self.inner.publish(notification).await?;
+            self.published.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(call_id) = call_id {
             let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(copies) = watched.get_mut(call_id) {
-                copies.push(notification.clone());
+            if let Some(watched) = watched.get_mut(call_id) {
+                watched.copies.push(notification.clone());
             }
         }
         Ok(())

@@ -71,7 +71,9 @@ pub struct ApiState {
     /// Serialises document writes with the reload that follows each.
     writes: tokio::sync::Mutex<()>,
     /// The mailer's renderer, for template previews.
-    mail: cfhost_mail::Composer,
+    mail: Arc<cfhost_mail::Composer>,
+    /// Whether account tokens may have simulated calls publish (`[serve]`).
+    account_calls_may_publish: bool,
 }
 
 impl ApiState {
@@ -82,10 +84,10 @@ impl ApiState {
         capture: Arc<CaptureSink>,
         amqp: Option<Arc<AmqpSink>>,
     ) -> Self {
-        let mail = cfhost_mail::Composer::for_config(
+        let mail = Arc::new(cfhost_mail::Composer::for_config(
             runtime.data_dir(),
             &cfhost_mail::MailerConfig::default(),
-        );
+        ));
         ApiState {
             runtime,
             tokens,
@@ -96,12 +98,22 @@ impl ApiState {
             accepting: AtomicBool::new(true),
             writes: tokio::sync::Mutex::new(()),
             mail,
+            account_calls_may_publish: false,
         }
+    }
+
+    /// This state letting account tokens have simulated calls publish, or not.
+    pub fn with_account_calls_publishing(mut self, allowed: bool) -> Self {
+        self.account_calls_may_publish = allowed;
+        self
     }
 
     /// This state previewing templates as a mailer with `mailer`'s settings would render them.
     pub fn with_mailer(mut self, mailer: &cfhost_mail::MailerConfig) -> Self {
-        self.mail = cfhost_mail::Composer::for_config(self.runtime.data_dir(), mailer);
+        self.mail = Arc::new(cfhost_mail::Composer::for_config(
+            self.runtime.data_dir(),
+            mailer,
+        ));
         self
     }
 
@@ -143,6 +155,15 @@ impl ApiState {
                 StatusCode::FORBIDDEN,
                 "this is for the operator's token",
             )),
+        }
+    }
+
+    /// Whether the request's token may have a simulated call publish.
+    fn may_publish(&self, headers: &HeaderMap) -> bool {
+        match self.tokens.access(headers) {
+            Access::Operator => true,
+            Access::Account(_) => self.account_calls_may_publish,
+            Access::None => false,
         }
     }
 

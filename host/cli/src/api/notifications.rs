@@ -7,6 +7,12 @@
 //! `<data>/accounts/<account_id>/notifications/`. `GET` of `missed_call` with nothing stored
 //! answers teletype's default, marked `"default": true`. A preview renders against the call
 //! given (KAZOO's payload fields) or a sample one, and sends nothing.
+//!
+//! A template is stored only once it renders a sample call within the mailer's bounds
+//! (`render_fuel`, `render_max_bytes`, `render_timeout_ms`), sends `from` an address the
+//! operator allows and lists no more than `max_recipients` addresses; each refusal is a 400
+//! naming the setting. Rendering runs off the async runtime, so no template holds up the
+//! server.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,13 +21,15 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
+
 use super::{ApiError, ApiState, json_body};
 use cfhost_core::files::{is_plain_name, write_atomically};
-use cfhost_mail::render::{Sources, Template};
 use cfhost_mail::templates::{
-    Document, MISSED_CALL_HTML, MISSED_CALL_SUBJECT, MISSED_CALL_TEXT, Stored, TemplateFiles,
+    Document, MISSED_CALL_HTML, MISSED_CALL_SUBJECT, MISSED_CALL_TEXT, Recipients, Stored,
+    TemplateFiles, TemplateLookupError,
 };
-use cfhost_mail::{Kind, Notification};
+use cfhost_mail::{ComposeError, Kind, Notification};
 
 /// The stored template, or teletype's `missed_call`.
 pub async fn get(
@@ -80,23 +88,42 @@ pub async fn put(
             ));
         }
     }
-    let sources = Sources {
-        subject: document
-            .subject
-            .clone()
-            .unwrap_or_else(|| MISSED_CALL_SUBJECT.to_string()),
-        text: text.clone(),
-        html: html.clone(),
-    };
-    Template::compile(&sources).map_err(|e| {
-        ApiError::bad_request(format!("the template does not compile: {e}"))
-            .with_details(json!({"part": e.part, "line": e.line}))
-    })?;
+    let policy = state.mail.policy();
+    if let Some(from) = document.from.as_deref() {
+        policy.check_sender(from).map_err(bad_request)?;
+    }
+    let listed: BTreeSet<&str> = [&document.to, &document.cc, &document.bcc]
+        .into_iter()
+        .flatten()
+        .flat_map(Recipients::addresses)
+        .collect();
+    policy.check_recipients(listed.len()).map_err(bad_request)?;
     let stored = Stored {
         document: Some(document),
         text,
         html,
     };
+    // Compiled, and rendered once against the sample call within every bound.
+    let now = cfhost_mail::macros::unix_now();
+    let sample = notification(&account_id, &template_id, Map::new(), now)?;
+    match state
+        .mail
+        .try_template_bounded(sample, stored.clone(), now)
+        .await
+    {
+        Ok(_) | Err(ComposeError::NoRecipients) => {}
+        Err(ComposeError::Template(TemplateLookupError::Invalid { error, .. })) => {
+            return Err(
+                ApiError::bad_request(format!("the template does not compile: {error}"))
+                    .with_details(json!({"part": error.part, "line": error.line})),
+            );
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "the template cannot be used: {e}"
+            )));
+        }
+    }
     let _writing = state.writes.lock().await;
     let document = serde_json::to_vec_pretty(&stored.document).expect("a document serialises");
     let written = write_atomically(&files.document, &document).and_then(|()| {
@@ -172,7 +199,29 @@ pub async fn preview(
         }
     };
     let now = cfhost_mail::macros::unix_now();
-    let mut payload = sample_call(&account_id, &template_id, now);
+    let notification = notification(&account_id, &template_id, given, now)?;
+    let email = state
+        .mail
+        .preview_bounded(notification, now)
+        .await
+        .map_err(|e| match e {
+            ComposeError::Template(TemplateLookupError::Missing { .. }) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no template `{template_id}`"),
+            ),
+            e => ApiError::bad_request(e.to_string()),
+        })?;
+    Ok(Json(serde_json::to_value(&email).unwrap_or_default()))
+}
+
+/// The notification a preview renders: the sample call with `given` over it.
+fn notification(
+    account_id: &str,
+    template_id: &str,
+    given: Map<String, Value>,
+    now: i64,
+) -> Result<Notification, ApiError> {
+    let mut payload = sample_call(account_id, template_id, now);
     payload.extend(given);
     // Its identity stays the template's: the preview's fields choose what renders.
     payload.insert("Account-ID".into(), json!(account_id));
@@ -185,21 +234,12 @@ pub async fn preview(
     if kind == Kind::CfNotification {
         payload.insert("Template-ID".into(), json!(template_id));
     }
-    let notification = Notification::parse(&serde_json::to_vec(&payload).unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(format!("the call: {e}")))?;
-    let email = state.mail.preview(&notification, now).map_err(|e| {
-        use cfhost_mail::templates::TemplateLookupError;
-        match e {
-            cfhost_mail::ComposeError::Template(TemplateLookupError::Missing { .. }) => {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("no template `{template_id}`"),
-                )
-            }
-            e => ApiError::bad_request(e.to_string()),
-        }
-    })?;
-    Ok(Json(serde_json::to_value(&email).unwrap_or_default()))
+    Notification::parse(&serde_json::to_vec(&payload).unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("the call: {e}")))
+}
+
+fn bad_request(error: cfhost_mail::PolicyError) -> ApiError {
+    ApiError::bad_request(error.to_string())
 }
 
 /// A missed call to render a preview with: KAZOO's payload fields.

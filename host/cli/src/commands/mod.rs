@@ -87,7 +87,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match command {
+    let result = match command {
         Command::Simulate(options) => runtime.block_on(simulate::run(options)),
         Command::Serve(options) => runtime.block_on(serve::run(options)),
         Command::Module(command) => runtime.block_on(module::run(command)),
@@ -95,8 +95,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Bench(_) | Command::NewModule(_) => {
             unreachable!("handled above: they need no async runtime or build their own")
         }
-    }
+    };
+    // The command is over. A template still rendering on a blocking thread (its caller gave
+    // up at render_timeout_ms; its fuel ends it) must not hold the exit: dropping the runtime
+    // would wait for it.
+    runtime.shutdown_timeout(EXIT_WAIT);
+    result
 }
+
+/// How long the exit waits for work left on the runtime's blocking threads.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The configuration (the file at `path` or the defaults, the environment, then `flags`) and
 /// the policy it makes; an error names the file.

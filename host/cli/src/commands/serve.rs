@@ -135,7 +135,8 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let state = Arc::new(
         ApiState::new(runtime, tokens, capture, amqp)
             .with_sip(sip)
-            .with_mailer(&config.mailer),
+            .with_mailer(&config.mailer)
+            .with_account_calls_publishing(serve.account_calls_may_publish),
     );
     eprintln!("cfhost serve: listening on http://{address}");
     let drain = Duration::from_secs(serve.shutdown_timeout_secs);

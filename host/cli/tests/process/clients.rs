@@ -129,7 +129,7 @@ fn a_request_past_the_request_timeout_gets_503_and_its_call_goes_on() {
         "POST",
         "/v1/accounts/acme-missed/calls",
         Some(OPERATOR),
-        Some(&json!({"to": "slow"})),
+        Some(&json!({"to": "slow", "publish": true})),
     );
     let took = started.elapsed();
     assert_eq!(status, 503, "{body}");

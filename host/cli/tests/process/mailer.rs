@@ -250,7 +250,8 @@ async fn the_seeds_calls_become_teletypes_emails_and_kazoo_gets_its_replies() {
         .iter()
         .find(|m| m.subject.starts_with("Call from"))
         .expect("the custom notification's email, from the account's template");
-    assert_eq!(custom.mail_from, "alerts@acme-notify.sip.example.com");
+    assert_eq!(custom.mail_from, "no_reply@mx.test");
+    assert_eq!(custom.header("From").as_deref(), Some("no_reply@mx.test"));
     assert!(
         custom
             .part("text/plain")
@@ -612,4 +613,209 @@ async fn two_mailers_on_one_queue_send_each_email_once() {
     let (a, b) = (sent(&a.stop()), sent(&b.stop()));
     assert_eq!(a + b, 300);
     assert!(a > 0 && b > 0, "both mailers took a share: {a} and {b}");
+}
+
+/// A template body whose loops run `10^depth` times, printing nothing: past any fuel.
+fn runaway_loops(depth: usize) -> String {
+    let open = "{% for x in \"0123456789\" %}".repeat(depth);
+    let close = "{% endfor %}".repeat(depth);
+    format!("{open}{close}\n")
+}
+
+/// Writes `account`'s `missed_call` template files, as another tool might (the API's checks
+/// are not on this path).
+fn write_template(setup: &Setup, account: &str, document: &Value, text: &str) {
+    let dir = setup
+        .data()
+        .join("accounts")
+        .join(account)
+        .join("notifications");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("missed_call.json"), document.to_string()).unwrap();
+    std::fs::write(dir.join("missed_call.text"), text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runaway_template_is_dead_lettered_at_once_while_other_tenants_emails_go_out() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(&broker, &smtp, "");
+    write_template(
+        &setup,
+        "acme-missed",
+        &json!({"subject": "Missed"}),
+        &runaway_loops(8),
+    );
+    let mailer = MailerProcess::start(&setup);
+    let mut messages: Vec<(&str, Value)> = (0..2)
+        .map(|n| {
+            (
+                MISSED_CALL,
+                missed_call("acme-missed", n, &["a@example.com"]),
+            )
+        })
+        .collect();
+    messages.extend((10..13).map(|n| {
+        (
+            MISSED_CALL,
+            missed_call("acme-notify", n, &["b@example.com"]),
+        )
+    }));
+    publish(&broker.url(), &messages).await.unwrap();
+    let mails = smtp.wait_for(3, WAIT);
+    assert_eq!(mails.len(), 3, "{}", mailer.log());
+    assert!(mails.iter().all(|m| m.rcpt_tos == ["b@example.com"]));
+    let letters = setup.wait_for_dead_letters(2);
+    assert_eq!(letters.len(), 2, "{}", mailer.log());
+    for letter in &letters {
+        let reason = letter["reason"].as_str().unwrap();
+        assert!(reason.contains("render_fuel"), "{reason}");
+        assert_eq!(letter["attempts"], 0, "never retried: {reason}");
+    }
+    let stopping = Instant::now();
+    let log = mailer.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "SIGTERM took long"
+    );
+    // A normal start against a broker without KAZOO's exchanges logs no error.
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rendering_past_its_time_is_dead_lettered_and_sigterm_is_answered() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    // Fuel enough for minutes: the time bound is the one that holds.
+    let setup = Setup::new(
+        &broker,
+        &smtp,
+        "render_fuel = 100000000000\nrender_timeout_ms = 400\n",
+    );
+    write_template(
+        &setup,
+        "acme-missed",
+        &json!({"subject": "Missed"}),
+        &runaway_loops(12),
+    );
+    let mailer = MailerProcess::start(&setup);
+    publish(
+        &broker.url(),
+        &[
+            (
+                MISSED_CALL,
+                missed_call("acme-missed", 1, &["a@example.com"]),
+            ),
+            (
+                MISSED_CALL,
+                missed_call("acme-notify", 2, &["b@example.com"]),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let letters = setup.wait_for_dead_letters(1);
+    assert_eq!(letters.len(), 1, "{}", mailer.log());
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("render_timeout_ms (400 ms)"), "{reason}");
+    let mails = smtp.wait_for(1, WAIT);
+    assert_eq!(mails.len(), 1, "{}", mailer.log());
+    assert_eq!(mails[0].rcpt_tos, ["b@example.com"]);
+    // The rendering still spins on a blocking thread; the stop does not wait for it.
+    let stopping = Instant::now();
+    mailer.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "SIGTERM took {:?}",
+        stopping.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accounts_email_goes_from_an_allowed_sender_to_a_bounded_set_of_usable_addresses() {
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let setup = Setup::new(
+        &broker,
+        &smtp,
+        "from = \"Alerts <alerts@operator.test>\"\nallowed_senders = [\"acme-notify.example\"]\n\
+         max_recipients = 5\n",
+    );
+    // A bank's address as the sender, and more Bcc than the operator allows.
+    let many: Vec<String> = (0..6).map(|n| format!("bulk{n}@example.com")).collect();
+    write_template(
+        &setup,
+        "acme-missed",
+        &json!({"from": "Security <security@bank.example>",
+                "bcc": {"type": "specified", "email_addresses": many}}),
+        "Hello\n",
+    );
+    write_template(
+        &setup,
+        "acme-notify",
+        &json!({"from": "desk@acme-notify.example"}),
+        "Hello\n",
+    );
+    let mailer = MailerProcess::start(&setup);
+    let phishing = missed_call("acme-missed", 1, &["a@example.com"]);
+    let mut forged = missed_call("acme-missed", 2, &["a@example.com"]);
+    forged["From"] = json!("ceo@bank.example");
+    let allowed = missed_call(
+        "acme-notify",
+        3,
+        &["x@[127.0.0.1]", "c@example.com", "d@example.com"],
+    );
+    publish(
+        &broker.url(),
+        &[(MISSED_CALL, phishing), (MISSED_CALL, allowed)],
+    )
+    .await
+    .unwrap();
+    // Seven recipients in all: past max_recipients, so not sent.
+    let letters = setup.wait_for_dead_letters(1);
+    assert_eq!(letters.len(), 1, "{}", mailer.log());
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("past [mailer] max_recipients (5)"),
+        "{reason}"
+    );
+    // The allowed sender is kept; the address lettre cannot use is left out, not the email.
+    let mails = smtp.wait_for(1, WAIT);
+    assert_eq!(mails.len(), 1, "{}", mailer.log());
+    let mut to = mails[0].rcpt_tos.clone();
+    to.sort();
+    assert_eq!(to, ["c@example.com", "d@example.com"]);
+    assert_eq!(mails[0].mail_from, "alerts@operator.test");
+    assert_eq!(
+        mails[0].header("From").as_deref(),
+        Some("desk@acme-notify.example")
+    );
+    assert!(mailer.log().contains("left out recipient `x@[127.0.0.1]`"));
+
+    // Fewer Bcc: the email goes, from the operator's sender, not the bank's.
+    write_template(
+        &setup,
+        "acme-missed",
+        &json!({"from": "Security <security@bank.example>"}),
+        "Hello\n",
+    );
+    publish(&broker.url(), &[(MISSED_CALL, forged)])
+        .await
+        .unwrap();
+    let mails = smtp.wait_for(2, WAIT);
+    assert_eq!(mails.len(), 2, "{}", mailer.log());
+    assert_eq!(mails[1].rcpt_tos, ["a@example.com"]);
+    assert_eq!(mails[1].mail_from, "alerts@operator.test");
+    assert_eq!(
+        mails[1].header("From").as_deref(),
+        Some("Alerts <alerts@operator.test>")
+    );
+    assert!(
+        mailer
+            .log()
+            .contains("`ceo@bank.example` is not an allowed sender"),
+        "{}",
+        mailer.log()
+    );
+    mailer.stop();
 }

@@ -43,6 +43,13 @@ impl Server {
     }
 
     /// Everything written to stderr so far.
+    /// Sends it SIGTERM.
+    pub(crate) fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
     pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -282,9 +289,10 @@ fn a_call_through_the_api_answers_with_its_trace_notifications_and_callbacks() {
     );
     assert!(body["trace"].as_array().unwrap().len() > 5);
 
-    // The same notification went to the configured sink.
-    let file = std::fs::read_to_string(server.dir.path().join("notifications.jsonl")).unwrap();
-    assert!(file.contains(call_id));
+    // A trial: nothing went to the configured sink.
+    let file =
+        std::fs::read_to_string(server.dir.path().join("notifications.jsonl")).unwrap_or_default();
+    assert!(!file.contains(call_id), "{file}");
 
     // An answered call alerts nobody.
     let mut answered = missed_call();
@@ -399,12 +407,58 @@ fn tokens_open_only_what_they_cover() {
         "{metrics}"
     );
     // acme-missed's seed call registered one callback; acme-notify's sent its notification
-    // while the flow ran.
+    // while the flow ran. Both are simulated calls: they publish nothing.
     assert!(metrics.contains("cfhost_module_callbacks_total{module=\"missed_call_alert\"} 1"));
     assert!(
-        metrics.contains("cfhost_notifications_published_total 2"),
+        metrics.contains("cfhost_notifications_published_total 0"),
         "{metrics}"
     );
+}
+
+#[test]
+fn a_simulated_call_publishes_only_when_asked_and_allowed() {
+    let server = start();
+    let calls = "/v1/accounts/acme-missed/calls";
+    let published = || {
+        std::fs::read_to_string(server.dir.path().join("notifications.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // By default the notifications are answered, not published.
+    for token in [ACME, OPERATOR] {
+        let (status, body) = request(&server, "POST", calls, Some(token), Some(&missed_call()));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["notifications"].as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(body["published"], false, "{body}");
+    }
+    assert_eq!(published(), 0, "a simulated call published");
+    // An account's token may not ask for more (the setting is off by default).
+    let mut publish = missed_call();
+    publish["publish"] = json!(true);
+    let (status, body) = request(&server, "POST", calls, Some(ACME), Some(&publish));
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("account_calls_may_publish"),
+        "{body}"
+    );
+    let (status, body) = request(
+        &server,
+        "POST",
+        calls,
+        Some(OPERATOR),
+        Some(&json!({"to": "+15554441111", "publish": "yes"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(published(), 0);
+    // The operator's may.
+    let (status, body) = request(&server, "POST", calls, Some(OPERATOR), Some(&publish));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["published"], true, "{body}");
+    server.wait_until("the notification is published", || published() == 1);
 }
 
 #[test]
@@ -412,7 +466,7 @@ fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
     let mut server = start();
     let port = server.port;
     let in_flight = std::thread::spawn(move || {
-        let slow = json!({"to": "slow"});
+        let slow = json!({"to": "slow", "publish": true});
         request_to(
             port,
             "POST",
@@ -423,14 +477,7 @@ fn sigterm_lets_calls_in_flight_and_their_callbacks_finish_then_exits_0() {
     });
     // The slow call spins in its first node for 1.5 s; stop the host while it does.
     std::thread::sleep(Duration::from_millis(500));
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.terminate();
     // While the call drains, the server still answers: not ready, and no new calls.
     std::thread::sleep(Duration::from_millis(200));
     let (status, _) = request(&server, "GET", "/readyz", None, None);
@@ -617,6 +664,131 @@ fn email_templates_are_compiled_on_write_stored_previewed_and_removed() {
     assert_eq!(request(&server, "DELETE", path, Some(ACME), None).0, 404);
     let (_, body) = request(&server, "GET", path, Some(ACME), None);
     assert_eq!(body["default"], true);
+}
+
+/// A template body whose loops run `10^depth` times, printing `each` every time.
+fn loops(depth: usize, each: &str) -> String {
+    let open = "{% for x in \"0123456789\" %}".repeat(depth);
+    let close = "{% endfor %}".repeat(depth);
+    format!("{open}{each}{close}")
+}
+
+#[test]
+fn a_hostile_template_is_refused_naming_what_it_broke_and_stores_nothing() {
+    let server = start();
+    let path = "/v1/accounts/acme-missed/notifications/missed_call";
+    let notifications = server.data().join("accounts/acme-missed/notifications");
+    let refused = |template: Value, says: &str| {
+        let (status, body) = request(&server, "PUT", path, Some(ACME), Some(&template));
+        assert_eq!(status, 400, "{template}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(says), "{template}: {error}");
+        assert!(!notifications.exists(), "{template} was stored");
+    };
+    // Jinja that ErlyDTL has not.
+    refused(
+        json!({"text": "{% for i in range(100000) %}x{% endfor %}"}),
+        "function calls are not supported",
+    );
+    refused(json!({"text": "{{ debug() }}"}), "function calls");
+    refused(
+        json!({"text": "{% if caller_id.name|length > 1 %}{{ dict(a=1) }}{% endif %}"}),
+        "function calls",
+    );
+    refused(
+        json!({"text": "{% for x in caller_id recursive %}{{ loop(x) }}{% endfor %}"}),
+        "`recursive` is not supported",
+    );
+    refused(json!({"text": "{{ [1, 2] }}"}), "`[` is not supported");
+    refused(json!({"text": "{{ 'a' ~ 'b' }}"}), "`~` is not supported");
+    refused(json!({"subject": "{{ 9 * 9 }}"}), "`*` is not supported");
+    // Work, output and value size are bounded, each named.
+    refused(json!({"text": loops(7, "")}), "render_fuel");
+    refused(
+        json!({"text": loops(3, &"x".repeat(2000))}),
+        "render_max_bytes",
+    );
+    // A value that doubles 25 times in a few instructions.
+    let doubling = format!(
+        "{{% with a=caller_id.name %}}{}{{{{ a|length }}}}{}",
+        "{% with a=a|add:a %}".repeat(25),
+        "{% endwith %}".repeat(26)
+    );
+    refused(json!({"text": doubling}), "render_max_bytes");
+    // Only the operator's senders, and a bounded number of recipients.
+    refused(
+        json!({"from": "Security <security@bank.example>", "text": "x"}),
+        "allowed_senders",
+    );
+    let many: Vec<String> = (0..101).map(|n| format!("u{n}@example.com")).collect();
+    refused(
+        json!({"bcc": {"type": "specified", "email_addresses": many}, "text": "x"}),
+        "max_recipients (100)",
+    );
+    // The server answered everything, and still does.
+    assert_eq!(request(&server, "GET", "/healthz", None, None).0, 200);
+}
+
+#[test]
+fn a_preview_past_its_time_is_refused_and_the_server_answers_throughout() {
+    // Fuel enough for minutes: the time bound is what holds.
+    let server = start_prepared(
+        "[mailer]\nrender_fuel = 100000000000\nrender_timeout_ms = 500\n",
+        |data| {
+            // As another tool would write it: the API's checks are not on this path.
+            let dir = data.join("accounts/acme-missed/notifications");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("missed_call.json"), r#"{"subject": "x"}"#).unwrap();
+            std::fs::write(dir.join("missed_call.text"), loops(12, "")).unwrap();
+        },
+    );
+    let port = server.port;
+    let previewing = std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer = request_to(
+            port,
+            "POST",
+            "/v1/accounts/acme-missed/notifications/missed_call/preview",
+            Some(ACME),
+            None,
+        );
+        (answer, started.elapsed())
+    });
+    // While it renders, the server and other tenants are answered at once.
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(request(&server, "GET", "/healthz", None, None).0, 200);
+        let other = "/v1/accounts/acme-notify/notifications/my_custom_template";
+        assert_eq!(request(&server, "GET", other, Some(OPERATOR), None).0, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ((status, body), took) = previewing.join().unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("render_timeout_ms (500 ms)"),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // SIGTERM is answered though the rendering still spins.
+    let mut server = server;
+    let stopping = Instant::now();
+    server.terminate();
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopping.elapsed()
+    );
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //! - Once the channel is destroyed, the flow ends after the running node; after a transfer it
 //!   ends without callbacks.
 //! - When the flow ends before the channel was destroyed, the host hangs up itself and the
-//!   callbacks get no hangup info.
+//!   callbacks get that hangup's info (`NORMAL_CLEARING`). KAZOO's executor gives them none
+//!   there, so its missed-call email cannot say why the call ended; cfhost's always can.
 //!
 //! Termination callbacks run in registration order (not KAZOO's sort by module name), each in
 //! its own fresh instance; identical registrations (same module, same state) run once; a
@@ -179,8 +180,8 @@ impl Executor<'_> {
     pub async fn run(&self, context: Arc<CallContext>, callflow: &Callflow) -> CallReport {
         let end = self.walk(&context, callflow).await;
         let call = context.call();
-        // Taken before the host's own hangup: callbacks of a call the host ended get none.
-        let hangup = call.hangup();
+        // As the flow left it; the host's own hangup below fills it in for the callbacks.
+        let mut hangup = call.hangup();
         let flags = call.flags();
         context.trace().push(TraceEvent::Ended {
             reason: end.describe().to_string(),
@@ -197,6 +198,7 @@ impl Executor<'_> {
                 if let Err(error) = hung_up {
                     tracing::warn!(call_id = call.details().call_id, "hangup: {error}");
                 }
+                hangup = call.hangup();
             }
             self.run_callbacks(&context, hangup.clone()).await;
         }

@@ -11,10 +11,18 @@
 //! | `forloop.counter`, `forloop.counter0`, `forloop.first`, `forloop.last` | `loop.index`, `loop.index0`, `loop.first`, `loop.last` |
 //! | `{% with a as b %}`, `{% with b=a %}` | `{% with b=a %}` |
 //! | `{% autoescape on %}` | `{% autoescape true %}` |
-//! | `{% spaceless %}` | `{% filter spaceless %}` |
+//! | `{% spaceless %}…{% endspaceless %}` | [`SPACELESS_BEGIN`]…[`SPACELESS_END`], applied to the output after rendering |
 //! | `{% comment %}…{% endcomment %}` | dropped |
 //!
-//! Anything else (another tag, an unknown filter, `{% include %}`) is refused with its line.
+//! Anything else is refused with its line: another tag (`{% include %}`, `{% set %}`), an
+//! unknown filter, and the Jinja that ErlyDTL does not have: function calls (`range(9)`),
+//! `[...]`, arithmetic and `~`, `is` tests, inline `if`, `for ... recursive`. Expressions are
+//! ErlyDTL's: variables, string and number literals, filters, and in conditions comparisons,
+//! `in`, `and`, `or`, `not` and parentheses.
+//!
+//! `spaceless` is not a filter block because a block's output is captured apart from the
+//! template's: every byte a template writes goes through the one output whose size is bounded
+//! ([`super::RenderLimits`]).
 
 /// What the front refuses, with the 1-based line where it starts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,8 +50,22 @@ pub const FILTERS: &[&str] = &[
     "upper",
 ];
 
+/// Where a `{% spaceless %}` block starts and ends in the output (Unicode noncharacters, which a
+/// template may not contain and a printed value never carries).
+pub const SPACELESS_BEGIN: char = '\u{FDD0}';
+pub const SPACELESS_END: char = '\u{FDD1}';
+
+/// Jinja's words that ErlyDTL expressions do not have.
+const JINJA_ONLY: &[&str] = &["is", "if", "else", "recursive"];
+
 /// Rewrites an ErlyDTL template into Jinja.
 pub fn translate(source: &str) -> Result<String, DtlError> {
+    if let Some(at) = source.find([SPACELESS_BEGIN, SPACELESS_END]) {
+        return Err(DtlError {
+            line: 1 + newlines(&source[..at]),
+            message: "the template contains a Unicode noncharacter (U+FDD0 or U+FDD1)".to_string(),
+        });
+    }
     let mut out = String::with_capacity(source.len() + source.len() / 8);
     let mut rest = source;
     let mut line = 1;
@@ -90,6 +112,10 @@ pub fn translate(source: &str) -> Result<String, DtlError> {
                 match statement(word, args, line, &mut open)? {
                     Tag::Prints(expr) => out.push_str(&format!("{{{{ {expr} {breaks}}}}}")),
                     Tag::Statement(body) => out.push_str(&format!("{{% {body} {breaks}%}}")),
+                    Tag::Marker(marker) => {
+                        out.push(marker);
+                        out.push_str(&breaks);
+                    }
                 }
             }
         }
@@ -158,10 +184,11 @@ fn split_word(text: &str) -> (&str, &str) {
 }
 
 /// A `{% ... %}` tag, rewritten: the inside of a Jinja statement, or of a `{{ }}` when it
-/// prints (`firstof`).
+/// prints (`firstof`), or a marker in the output (`spaceless`).
 enum Tag {
     Statement(String),
     Prints(String),
+    Marker(char),
 }
 
 /// A `{% ... %}` tag, rewritten.
@@ -257,11 +284,11 @@ fn statement(
         }
         "spaceless" => {
             open.push(("spaceless", line));
-            "filter spaceless".to_string()
+            return Ok(Tag::Marker(SPACELESS_BEGIN));
         }
         "endspaceless" => {
             close(open, "spaceless")?;
-            "endfilter".to_string()
+            return Ok(Tag::Marker(SPACELESS_END));
         }
         "" => return Err(error("an empty `{% %}` tag".to_string())),
         other => return Err(error(format!("the tag `{other}` is not supported"))),
@@ -326,6 +353,12 @@ fn condition(args: &str, line: usize) -> Result<String, DtlError> {
         Ok(())
     };
     for word in words {
+        if word == "(" && (!part.is_empty() || out.last().is_some_and(|last| last == ")")) {
+            return Err(DtlError {
+                line,
+                message: format!("`if {args}`: function calls are not supported"),
+            });
+        }
         if matches!(word.as_str(), "and" | "or" | "not" | "(" | ")") {
             flush(&mut part, &mut out)?;
             out.push(word);
@@ -483,13 +516,57 @@ fn expression(expr: &str, line: usize) -> Result<String, DtlError> {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
+            if JINJA_ONLY.contains(&word.as_str()) {
+                return Err(DtlError {
+                    line,
+                    message: format!("`{word}` is not supported (in `{expr}`)"),
+                });
+            }
             out.push_str(&rename_loop(&word));
-        } else {
+        } else if c.is_ascii_digit()
+            || c.is_whitespace()
+            || c == '.'
+            || (c == '-' && is_sign(&out, chars.get(i + 1)))
+        {
             out.push(c);
             i += 1;
+        } else if matches!(c, '=' | '!' | '<' | '>') {
+            // Comparisons: `==`, `!=`, `<`, `<=`, `>`, `>=` and nothing else.
+            let next = chars.get(i + 1).copied();
+            let width = match (c, next) {
+                (_, Some('=')) => 2,
+                ('<' | '>', _) => 1,
+                _ => {
+                    return Err(DtlError {
+                        line,
+                        message: format!("`{c}` is not supported (in `{expr}`)"),
+                    });
+                }
+            };
+            out.extend(&chars[i..i + width]);
+            i += width;
+        } else {
+            return Err(DtlError {
+                line,
+                message: match c {
+                    '(' => format!("function calls are not supported (in `{expr}`)"),
+                    _ => format!("`{c}` is not supported (in `{expr}`)"),
+                },
+            });
         }
     }
     Ok(out)
+}
+
+/// Whether a `-` is a number's sign: a digit follows, and no operand precedes it (ErlyDTL has
+/// no subtraction).
+fn is_sign(before: &str, next: Option<&char>) -> bool {
+    next.is_some_and(char::is_ascii_digit)
+        && before
+            .trim_end()
+            .chars()
+            .next_back()
+            .is_none_or(|c| matches!(c, '=' | '<' | '>' | '(' | ','))
 }
 
 /// The index of the quote that closes the string literal opening at `start`.
@@ -582,5 +659,58 @@ mod tests {
         assert_eq!(translate("{% endfor %}").unwrap_err().line, 1);
         assert_eq!(translate("x\n{{ a").unwrap_err().line, 2);
         assert!(translate("{% if a %}{% endfor %}").is_err());
+    }
+
+    #[test]
+    fn jinja_that_erlydtl_has_not_is_refused_with_its_line() {
+        for (source, says) in [
+            (
+                "{% for i in range(100000) %}x{% endfor %}",
+                "function calls",
+            ),
+            ("\n{{ debug() }}", "function calls"),
+            ("{{ namespace(a=1) }}", "function calls"),
+            ("{{ x|default(dict()) }}", "function calls"),
+            ("{% if range(3) %}x{% endif %}", "function calls"),
+            ("{% if (a) (b) %}x{% endif %}", "function calls"),
+            ("{% for x in xs recursive %}{% endfor %}", "`recursive`"),
+            ("{% for x in xs if x %}{% endfor %}", "`if`"),
+            ("{{ a if b else c }}", "`if`"),
+            ("{% if a is defined %}x{% endif %}", "`is`"),
+            ("{{ [1, 2] }}", "`[`"),
+            ("{{ a ~ b }}", "`~`"),
+            ("{{ 9 * 9 }}", "`*`"),
+            ("{{ a - 1 }}", "`-`"),
+            ("{{ a = 1 }}", "`=`"),
+            ("{{ {'a': 1} }}", "`{`"),
+            ("x\u{FDD0}", "noncharacter"),
+        ] {
+            let error = translate(source).unwrap_err();
+            assert!(error.message.contains(says), "{source}: {error}");
+            let line = 1 + source.matches('\n').count();
+            assert_eq!(error.line, line, "{source}: {error}");
+        }
+        // What ErlyDTL has stays: comparisons, negative numbers, `in`, parentheses.
+        for source in [
+            "{% if a.b == -1 or (c != \"x\" and d >= 2) %}y{% endif %}",
+            "{% if \"sms\" in call.media and not x %}y{% endif %}",
+            "{{ x|add:-1 }}{{ x|default:\"(none)\" }}",
+        ] {
+            assert!(
+                translate(source).is_ok(),
+                "{source}: {:?}",
+                translate(source)
+            );
+        }
+    }
+
+    #[test]
+    fn spaceless_blocks_become_markers_in_the_output() {
+        assert_eq!(
+            translate("{% spaceless %}<p> {{a}} </p>{% endspaceless %}").unwrap(),
+            format!("{SPACELESS_BEGIN}<p> {{{{ a }}}} </p>{SPACELESS_END}")
+        );
+        assert!(translate("{% spaceless %}x").is_err());
+        assert!(translate("{% endspaceless %}").is_err());
     }
 }

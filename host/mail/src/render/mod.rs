@@ -6,13 +6,43 @@
 //! always escaped (teletype escapes the system template's HTML nowhere, so a caller ID name
 //! such as `<Pat>` goes into the HTML as markup); the subject and the text part never are
 //! (teletype entity-escapes the subject, and an account template's text part).
+//!
+//! A rendering is bounded ([`RenderLimits`]): in work (minijinja's fuel, counted in the
+//! engine's instructions) and in the bytes each part writes. Both are checked while it runs,
+//! so a hostile template ends with an error naming the bound instead of spinning or filling
+//! memory. The time bound is the caller's ([`crate::Composer::compose_bounded`]): rendering
+//! runs off the async runtime and is waited for at most `render_timeout_ms`.
 
 pub mod date;
 pub mod dtl;
 pub mod values;
 
-use minijinja::{AutoEscape, Environment};
+use std::io;
+
+use minijinja::{AutoEscape, Environment, ErrorKind};
 use serde::Serialize;
+
+/// How much one rendering may do; each bound is a `[mailer]` setting of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// `render_fuel`: the engine's instructions one part may run.
+    pub fuel: u64,
+    /// `render_max_bytes`: the bytes one part may write.
+    pub max_bytes: usize,
+}
+
+impl Default for RenderLimits {
+    /// 200,000 instructions: teletype's `missed_call` text and HTML take about 50 each (the
+    /// engine runs about 10 million a second), so a template with loops over a call's lists
+    /// fits many times over, while one that runs away ends within about 20 ms. 1 MiB:
+    /// teletype's HTML renders to about 9 KB.
+    fn default() -> Self {
+        RenderLimits {
+            fuel: 200_000,
+            max_bytes: 1 << 20,
+        }
+    }
+}
 
 /// The parts of a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -62,6 +92,7 @@ pub struct Rendered {
 /// A compiled template.
 pub struct Template {
     env: Environment<'static>,
+    limits: RenderLimits,
     has_text: bool,
     has_html: bool,
 }
@@ -76,10 +107,12 @@ impl std::fmt::Debug for Template {
 }
 
 impl Template {
-    /// Compiles `sources`; the first part that does not compile is the error.
-    pub fn compile(sources: &Sources) -> Result<Template, TemplateError> {
+    /// Compiles `sources`, to render within `limits`; the first part that does not compile is
+    /// the error.
+    pub fn compile(sources: &Sources, limits: RenderLimits) -> Result<Template, TemplateError> {
         let mut env = Environment::new();
-        values::install(&mut env);
+        values::install(&mut env, limits.max_bytes);
+        env.set_fuel(Some(limits.fuel));
         // Bodies end as their templates do (Jinja drops a last newline by default).
         env.set_keep_trailing_newline(true);
         env.set_auto_escape_callback(|name| {
@@ -106,19 +139,41 @@ impl Template {
         }
         Ok(Template {
             env,
+            limits,
             has_text: sources.text.is_some(),
             has_html: sources.html.is_some(),
         })
     }
 
-    /// Renders every part against `context` (the macros, as JSON).
+    /// Renders every part against `context` (the macros, as JSON), each within the limits.
     pub fn render(&self, context: &serde_json::Value) -> Result<Rendered, TemplateError> {
         let context = minijinja::Value::from_serialize(context);
         let render = |part: Part| -> Result<String, TemplateError> {
-            self.env
+            let mut out = Capped::new(self.limits.max_bytes);
+            let rendered = self
+                .env
                 .get_template(part.name())
-                .and_then(|t| t.render(&context))
-                .map_err(|e| jinja_error(part, &e))
+                .and_then(|t| t.render_captured_to(&context, &mut out).map(drop));
+            match rendered {
+                Ok(()) => Ok(spaceless_blocks(&String::from_utf8_lossy(&out.bytes))),
+                Err(_) if out.overflowed => Err(TemplateError {
+                    part,
+                    line: None,
+                    message: format!(
+                        "the output passed render_max_bytes ({} bytes)",
+                        self.limits.max_bytes
+                    ),
+                }),
+                Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(TemplateError {
+                    part,
+                    line: e.line(),
+                    message: format!(
+                        "the template does more work than render_fuel allows ({} instructions)",
+                        self.limits.fuel
+                    ),
+                }),
+                Err(e) => Err(jinja_error(part, &e)),
+            }
         };
         let subject = render(Part::Subject)?;
         Ok(Rendered {
@@ -128,6 +183,67 @@ impl Template {
             html: self.has_html.then(|| render(Part::Html)).transpose()?,
         })
     }
+}
+
+/// An output that refuses to grow past `limit` bytes.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl Capped {
+    fn new(limit: usize) -> Self {
+        Capped {
+            bytes: Vec::new(),
+            limit,
+            overflowed: false,
+        }
+    }
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.overflowed = true;
+            return Err(io::Error::other("render_max_bytes"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The output with each `{% spaceless %}` block's whitespace between tags removed and the
+/// blocks' markers gone (blocks nest; the front checked that they are balanced).
+fn spaceless_blocks(output: &str) -> String {
+    if !output.contains(dtl::SPACELESS_BEGIN) {
+        return output.to_string();
+    }
+    // The text of each open block; the outermost is the output itself.
+    let mut open: Vec<String> = vec![String::with_capacity(output.len())];
+    for c in output.chars() {
+        match c {
+            dtl::SPACELESS_BEGIN => open.push(String::new()),
+            dtl::SPACELESS_END if open.len() > 1 => {
+                let block = open.pop().unwrap_or_default();
+                let last = open.len() - 1;
+                open[last].push_str(&values::spaceless(&block));
+            }
+            c => {
+                let last = open.len() - 1;
+                open[last].push(c);
+            }
+        }
+    }
+    // Unclosed blocks (not produced by the front) keep their text.
+    let mut blocks = open.into_iter();
+    let mut out = blocks.next().unwrap_or_default();
+    blocks.for_each(|block| out.push_str(&block));
+    out
 }
 
 fn jinja_error(part: Part, error: &minijinja::Error) -> TemplateError {
@@ -147,14 +263,28 @@ mod tests {
     use serde_json::json;
 
     fn render(subject: &str, text: &str, html: &str, context: serde_json::Value) -> Rendered {
-        Template::compile(&Sources {
-            subject: subject.to_string(),
-            text: Some(text.to_string()),
-            html: Some(html.to_string()),
-        })
+        Template::compile(
+            &Sources {
+                subject: subject.to_string(),
+                text: Some(text.to_string()),
+                html: Some(html.to_string()),
+            },
+            RenderLimits::default(),
+        )
         .unwrap()
         .render(&context)
         .unwrap()
+    }
+
+    fn compile(subject: &str, text: &str) -> Result<Template, TemplateError> {
+        Template::compile(
+            &Sources {
+                subject: subject.to_string(),
+                text: Some(text.to_string()),
+                html: None,
+            },
+            RenderLimits::default(),
+        )
     }
 
     #[test]
@@ -187,21 +317,74 @@ mod tests {
 
     #[test]
     fn a_template_that_does_not_compile_names_the_part_and_line() {
-        let error = Template::compile(&Sources {
-            subject: "ok".to_string(),
-            text: Some("line 1\n{% if a %}\n{{ b + }}\n{% endif %}".to_string()),
-            html: None,
-        })
-        .unwrap_err();
+        let error = compile("ok", "line 1\n{% if a %}\n{{ b.c. }}\n{% endif %}").unwrap_err();
         assert_eq!((error.part, error.line), (Part::Text, Some(3)), "{error}");
-        let error = Template::compile(&Sources {
-            subject: "{% cycle a b %}".to_string(),
-            ..Sources::default()
-        })
-        .unwrap_err();
+        let error = compile("{% cycle a b %}", "").unwrap_err();
         assert_eq!(
             error.to_string(),
             "subject, line 1: the tag `cycle` is not supported"
         );
+    }
+
+    fn limited(text: &str, limits: RenderLimits) -> Result<Rendered, TemplateError> {
+        Template::compile(
+            &Sources {
+                subject: "s".to_string(),
+                text: Some(text.to_string()),
+                html: None,
+            },
+            limits,
+        )?
+        .render(&json!({"name": "Jane Caller"}))
+    }
+
+    fn loops(depth: usize, each: &str) -> String {
+        let open = "{% for x in \"0123456789\" %}".repeat(depth);
+        format!("{open}{each}{}", "{% endfor %}".repeat(depth))
+    }
+
+    #[test]
+    fn work_output_and_values_are_bounded_and_each_bound_is_named() {
+        let limits = RenderLimits {
+            fuel: 100_000,
+            max_bytes: 10_000,
+        };
+        let error = limited(&loops(6, ""), limits).unwrap_err();
+        assert!(
+            error.message.contains("render_fuel allows (100000"),
+            "{error}"
+        );
+        assert_eq!(error.part, Part::Text);
+        let error = limited(&loops(2, &"x".repeat(101)), limits).unwrap_err();
+        assert!(error.message.contains("render_max_bytes (10000"), "{error}");
+        // Just under both: fine.
+        let out = limited(&loops(2, &"x".repeat(100)), limits).unwrap();
+        assert_eq!(out.text.unwrap().len(), 10_000);
+        let doubling = format!(
+            "{{% with a=name %}}{}{{{{ a|length }}}}{}",
+            "{% with a=a|add:a %}".repeat(20),
+            "{% endwith %}".repeat(21)
+        );
+        let error = limited(&doubling, limits).unwrap_err();
+        assert!(error.message.contains("render_max_bytes"), "{error}");
+        // minijinja's globals are gone: a bare name is merely undefined.
+        assert_eq!(
+            limited("[{{ range }}{{ debug }}]", limits)
+                .unwrap()
+                .text
+                .unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn spaceless_applies_to_the_rendered_block_and_values_cannot_forge_it() {
+        let out = render(
+            "s",
+            "a {% spaceless %}<p> {{name}} </p>\n <b>x</b>{% endspaceless %} b",
+            "",
+            json!({"name": format!("{}Jane{}", dtl::SPACELESS_END, dtl::SPACELESS_BEGIN)}),
+        );
+        assert_eq!(out.text.unwrap(), "a <p> Jane </p><b>x</b> b");
     }
 }

@@ -4,6 +4,12 @@
 use minijinja::value::{Rest, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, Value};
 
+use super::dtl::{SPACELESS_BEGIN, SPACELESS_END};
+
+/// minijinja's global functions, which ErlyDTL has not (the front refuses calls; without them a
+/// name such as `debug` is merely undefined).
+const JINJA_GLOBALS: &[&str] = &["range", "dict", "debug", "namespace"];
+
 /// ErlyDTL's falsehood (`erlydtl_runtime:is_false/1`): undefined, null, `false`, `0`, `"0"`,
 /// `""` and `[]`. Unlike Django and Jinja, the string `"0"` is false; an empty object is true.
 pub fn truthy(value: &Value) -> bool {
@@ -47,8 +53,12 @@ pub fn escape_html(text: &str) -> String {
 }
 
 /// The formatter: [`text`], escaped where the template escapes and the value is not safe.
+/// A value never prints the front's `spaceless` markers.
 fn format(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
-    let text = text(value);
+    let mut text = text(value);
+    if text.contains([SPACELESS_BEGIN, SPACELESS_END]) {
+        text.retain(|c| c != SPACELESS_BEGIN && c != SPACELESS_END);
+    }
     let written = if state.auto_escape() == AutoEscape::Html && !value.is_safe() {
         out.write_str(&escape_html(&text))
     } else {
@@ -57,8 +67,12 @@ fn format(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
     written.map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write the output"))
 }
 
-/// Registers ErlyDTL's formatter, filters and functions on `env`.
-pub fn install(env: &mut Environment<'static>) {
+/// Registers ErlyDTL's formatter, filters and functions on `env`, given `max_bytes` (what
+/// `add` may make of two values).
+pub fn install(env: &mut Environment<'static>, max_bytes: usize) {
+    for global in JINJA_GLOBALS {
+        env.remove_global(global);
+    }
     env.set_formatter(format);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
     env.add_function("truthy", |value: Value| truthy(&value));
@@ -90,15 +104,24 @@ pub fn install(env: &mut Environment<'static>) {
             None => String::new(),
         }
     });
-    env.add_filter("add", |value: Value, other: Value| {
+    env.add_filter("add", move |value: Value, other: Value| {
         let number = |v: &Value| -> Option<i64> {
             i64::try_from(v.clone())
                 .ok()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
         };
         match (number(&value), number(&other)) {
-            (Some(a), Some(b)) => Value::from(a.saturating_add(b)),
-            _ => Value::from(text(&value) + &text(&other)),
+            (Some(a), Some(b)) => Ok(Value::from(a.saturating_add(b))),
+            _ => {
+                let (a, b) = (text(&value), text(&other));
+                if a.len() + b.len() > max_bytes {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("`add` would make more than render_max_bytes ({max_bytes} bytes)"),
+                    ));
+                }
+                Ok(Value::from(a + &b))
+            }
         }
     });
     env.add_filter("escape", |value: Value| {
@@ -113,22 +136,23 @@ pub fn install(env: &mut Environment<'static>) {
             None => text(&value),
         }
     });
-    env.add_filter("spaceless", |value: Value| {
-        let text = text(&value);
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text.as_str();
-        // Whitespace between a `>` and the next `<` goes.
-        while let Some(at) = rest.find('>') {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            let trimmed = rest.trim_start();
-            if trimmed.starts_with('<') {
-                rest = trimmed;
-            }
+}
+
+/// Django's `spaceless`: whitespace between a `>` and the next `<` goes, and the ends are
+/// trimmed.
+pub fn spaceless(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('>') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let trimmed = rest.trim_start();
+        if trimmed.starts_with('<') {
+            rest = trimmed;
         }
-        out.push_str(rest);
-        Value::from_safe_string(out.trim().to_string())
-    });
+    }
+    out.push_str(rest);
+    out.trim().to_string()
 }
 
 #[cfg(test)]
