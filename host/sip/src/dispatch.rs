@@ -4,7 +4,7 @@
 //! anyone else refused) and routed to its account's callflow, then run as a call
 //! ([`crate::call`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,7 +15,7 @@ use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 
-use crate::auth::Verdict;
+use crate::auth::{Attempt, Verdict};
 use crate::registrar::MAX_EXPIRES;
 use crate::service::{Refusal, Shared};
 
@@ -56,16 +56,18 @@ pub(crate) fn is_in_dialog(tx: &Transaction) -> bool {
         .is_some()
 }
 
-/// A 401 challenging a REGISTER in `realm` (`stale`: the nonce it used has expired).
+/// A 401 challenging a REGISTER from `to` in `realm` (`stale`: the nonce it used has expired
+/// or was used already).
 async fn challenge(
     shared: &Shared,
     tx: &mut Transaction,
     realm: &str,
+    to: IpAddr,
     stale: bool,
     now: SystemTime,
 ) {
     shared.metrics.registration("challenged");
-    let challenge = shared.nonces.challenge(realm, stale, now);
+    let challenge = shared.nonces.challenge(realm, to, stale, now);
     reply(
         shared,
         tx,
@@ -110,26 +112,38 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     };
     let account = accounts.get(&account_id).expect("the realm's account");
     let realm = account.realm.clone().unwrap_or(realm);
+    let Some(from) = source(tx) else {
+        return reply(shared, tx, 400, vec![]).await;
+    };
     let now = SystemTime::now();
     let Some(header) = tx
         .original
         .authorization_header()
         .map(|h| h.value().to_string())
     else {
-        return challenge(shared, tx, &realm, false, now).await;
+        return challenge(shared, tx, &realm, from.ip(), false, now).await;
     };
     let password = |user: &str| {
         account
             .device_by_username(user)
             .map(|d| d.document.sip.password.clone())
     };
-    let (verdict, username) =
-        shared
-            .nonces
-            .verify(&header, &Method::Register, &realm, password, now);
+    let request_uri = tx.original.uri.to_string();
+    let attempt = Attempt {
+        header: &header,
+        method: &Method::Register,
+        request_uri: &request_uri,
+        source: from.ip(),
+        realm: &realm,
+    };
+    let (verdict, username) = shared.nonces.verify(&attempt, password, now);
     match verdict {
         Verdict::Valid => {}
-        Verdict::Stale => return challenge(shared, tx, &realm, true, now).await,
+        Verdict::Stale => return challenge(shared, tx, &realm, from.ip(), true, now).await,
+        Verdict::Replayed => {
+            shared.metrics.rejected("replayed_credentials");
+            return challenge(shared, tx, &realm, from.ip(), true, now).await;
+        }
         Verdict::Wrong => {
             shared.metrics.rejected("bad_credentials");
             shared.metrics.registration("refused");
@@ -146,9 +160,6 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     let device = account
         .device_by_username(&username)
         .expect("a verified user is a device");
-    let Some(from) = source(tx) else {
-        return reply(shared, tx, 400, vec![]).await;
-    };
     let default_expires = tx
         .original
         .expires_header()
@@ -243,6 +254,20 @@ impl Drop for Admitted {
     }
 }
 
+/// A 407 challenging an INVITE from `to` in `realm`.
+async fn proxy_challenge(
+    shared: &Shared,
+    tx: &mut Transaction,
+    realm: &str,
+    to: IpAddr,
+    stale: bool,
+    now: SystemTime,
+) {
+    let challenge = shared.nonces.challenge(realm, to, stale, now);
+    let headers = vec![ProxyAuthenticate::new(challenge).into()];
+    reply(shared, tx, 407, headers).await;
+}
+
 /// Who the INVITE is from and what it is for; `None` once it was refused (the refusal is sent).
 async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails, Caller)> {
     let request = &tx.original;
@@ -315,14 +340,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         _ => None,
     });
     let Some(header) = header else {
-        let challenge = shared.nonces.challenge(&realm, false, now);
-        reply(
-            shared,
-            tx,
-            407,
-            vec![ProxyAuthenticate::new(challenge).into()],
-        )
-        .await;
+        proxy_challenge(shared, tx, &realm, from_addr.ip(), false, now).await;
         return None;
     };
     let password = |user: &str| {
@@ -330,20 +348,22 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
             .device_by_username(user)
             .map(|d| d.document.sip.password.clone())
     };
-    let (verdict, username) = shared
-        .nonces
-        .verify(&header, &Method::Invite, &realm, password, now);
+    let request_uri = request.uri.to_string();
+    let attempt = Attempt {
+        header: &header,
+        method: &Method::Invite,
+        request_uri: &request_uri,
+        source: from_addr.ip(),
+        realm: &realm,
+    };
+    let (verdict, username) = shared.nonces.verify(&attempt, password, now);
     match verdict {
         Verdict::Valid => {}
-        Verdict::Stale => {
-            let challenge = shared.nonces.challenge(&realm, true, now);
-            reply(
-                shared,
-                tx,
-                407,
-                vec![ProxyAuthenticate::new(challenge).into()],
-            )
-            .await;
+        Verdict::Stale | Verdict::Replayed => {
+            if verdict == Verdict::Replayed {
+                shared.metrics.rejected("replayed_credentials");
+            }
+            proxy_challenge(shared, tx, &realm, from_addr.ip(), true, now).await;
             return None;
         }
         Verdict::Wrong => {
