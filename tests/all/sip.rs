@@ -100,6 +100,7 @@ async fn register(sip: &SipService, user: &str, password: &str, port: u16) {
     run.service = user;
     run.keys = vec![("realm", REALM.to_string()), ("expires", "60".to_string())];
     run.credentials = Some((user, password));
+    run.auth_uri = Some(REALM.to_string());
     succeeds(Sipp::start(run)).await;
 }
 
@@ -288,6 +289,7 @@ async fn an_internal_call_from_an_authenticated_device_sends_no_alert() {
     run.service = "2000";
     run.keys = vec![("realm", REALM.to_string()), ("user", "1002".to_string())];
     run.credentials = Some(("1002", "other"));
+    run.auth_uri = Some(format!("{}@{REALM}", run.service));
     succeeds(Sipp::start(run)).await;
     calls_done(&sip, 1).await;
     assert!(
@@ -378,6 +380,7 @@ async fn registration_checks_the_password_honours_expiry_and_refuses_stale_nonce
     run.service = "1002";
     run.keys = vec![("realm", REALM.to_string()), ("expires", "60".to_string())];
     run.credentials = Some(("1002", "guess"));
+    run.auth_uri = Some(REALM.to_string());
     succeeds(Sipp::start(run)).await;
     assert_eq!(contacts(&sip), "1");
     // Unregister: Expires 0 takes the binding away.
@@ -386,6 +389,7 @@ async fn registration_checks_the_password_honours_expiry_and_refuses_stale_nonce
     run.service = "1001";
     run.keys = vec![("realm", REALM.to_string()), ("expires", "0".to_string())];
     run.credentials = Some(("1001", "secret"));
+    run.auth_uri = Some(REALM.to_string());
     succeeds(Sipp::start(run)).await;
     assert_eq!(contacts(&sip), "0");
     // Expiry: a 1 s registration is gone after 2 s.
@@ -394,6 +398,7 @@ async fn registration_checks_the_password_honours_expiry_and_refuses_stale_nonce
     run.service = "1001";
     run.keys = vec![("realm", REALM.to_string()), ("expires", "1".to_string())];
     run.credentials = Some(("1001", "secret"));
+    run.auth_uri = Some(REALM.to_string());
     succeeds(Sipp::start(run)).await;
     assert_eq!(contacts(&sip), "1");
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -404,6 +409,7 @@ async fn registration_checks_the_password_honours_expiry_and_refuses_stale_nonce
     run.service = "1001";
     run.keys = vec![("realm", REALM.to_string()), ("expires", "60".to_string())];
     run.credentials = Some(("1001", "secret"));
+    run.auth_uri = Some(REALM.to_string());
     succeeds(Sipp::start(run)).await;
     assert_eq!(contacts(&sip), "0");
 }
@@ -734,4 +740,167 @@ async fn early_media_from_the_device_reaches_the_caller_with_its_sdp() {
     succeeds(answering).await;
     calls_done(&sip, 1).await;
     assert_eq!(sip.metrics().calls("bridged"), 1);
+}
+
+/// A device on a raw UDP socket: REGISTERs it builds and sends itself, so that a test can
+/// capture its credentials and send them again as an attacker would.
+struct RawDevice {
+    socket: std::net::UdpSocket,
+    server: SocketAddr,
+    sent: u32,
+}
+
+impl RawDevice {
+    fn new(ip: &str, server: SocketAddr) -> RawDevice {
+        let socket = std::net::UdpSocket::bind((ip, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        RawDevice {
+            socket,
+            server,
+            sent: 0,
+        }
+    }
+
+    /// Sends a REGISTER of 1001 to `request_uri` (a new transaction each time) with
+    /// `contact` and `authorization`; returns the final response.
+    fn register(
+        &mut self,
+        request_uri: &str,
+        contact: &str,
+        authorization: Option<&str>,
+    ) -> String {
+        self.sent += 1;
+        let n = self.sent;
+        let local = self.socket.local_addr().unwrap();
+        let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        let expires = if contact == "*" { "0" } else { "60" };
+        let message = format!(
+            "REGISTER {request_uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-raw-{n}-{}\r\n\
+             From: <sip:1001@{REALM}>;tag=raw{n}\r\n\
+             To: <sip:1001@{REALM}>\r\n\
+             Call-ID: raw-{n}-{}@test\r\n\
+             CSeq: {n} REGISTER\r\n\
+             Contact: {contact}\r\n\
+             {auth}Expires: {expires}\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n",
+            local.port(),
+            local.port(),
+        );
+        self.socket
+            .send_to(message.as_bytes(), self.server)
+            .unwrap();
+        let mut buf = [0u8; 8192];
+        loop {
+            let (len, _) = self.socket.recv_from(&mut buf).expect("a response");
+            let text = String::from_utf8_lossy(&buf[..len]).to_string();
+            let code: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            if code >= 200 {
+                return text;
+            }
+        }
+    }
+}
+
+/// The status code of a response.
+fn code(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The nonce a 401 challenges with.
+fn nonce_of(challenge: &str) -> String {
+    let at = challenge.find("nonce=\"").expect("a nonce") + 7;
+    challenge[at..].split('"').next().unwrap().to_string()
+}
+
+/// An Authorization of 1001 (password `secret`) on `nonce` for a REGISTER to `uri`, qop=auth.
+fn authorization(nonce: &str, uri: &str, nc: u32) -> String {
+    use md5::Digest;
+    let hex = |text: String| {
+        md5::Md5::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let ha1 = hex(format!("1001:{REALM}:secret"));
+    let ha2 = hex(format!("REGISTER:{uri}"));
+    let response = hex(format!("{ha1}:{nonce}:{nc:08x}:c0ffee:auth:{ha2}"));
+    format!(
+        "Digest username=\"1001\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm=MD5, qop=auth, cnonce=\"c0ffee\", nc={nc:08x}"
+    )
+}
+
+fn registered_contacts(sip: &SipService) -> String {
+    sip.render_metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("cfhost_sip_registered_contacts "))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_authorization_cannot_be_replayed_from_anywhere_for_anything() {
+    let (_host, sip) = start().await;
+    let server = sip.local_addr();
+    let uri = format!("sip:{REALM}");
+    let replies = tokio::task::spawn_blocking(move || {
+        let mut phone = RawDevice::new(DEVICE_IP, server);
+        let contact = format!("<sip:1001@{}>", phone.socket.local_addr().unwrap());
+        let challenge = phone.register(&uri, &contact, None);
+        assert_eq!(code(&challenge), 401, "{challenge}");
+        let nonce = nonce_of(&challenge);
+        let captured = authorization(&nonce, &uri, 1);
+        let first = phone.register(&uri, &contact, Some(&captured));
+        // The same Authorization again, in a new request from the phone's own address.
+        let again = phone.register(&uri, &contact, Some(&captured));
+        // From another address, taking the phone's bindings away and adding its own.
+        let mut attacker = RawDevice::new(STRANGER_IP, server);
+        let unbind = attacker.register(&uri, "*", Some(&captured));
+        let attacker_contact = attacker.register(
+            &uri,
+            &format!("<sip:1001@{}>", attacker.socket.local_addr().unwrap()),
+            Some(&captured),
+        );
+        // Another Request-URI (the digest names the phone's).
+        let elsewhere = phone.register("sip:127.0.0.1", &contact, Some(&captured));
+        // The phone's next request counts on: still good.
+        let next = phone.register(&uri, &contact, Some(&authorization(&nonce, &uri, 2)));
+        (first, again, unbind, attacker_contact, elsewhere, next)
+    })
+    .await
+    .unwrap();
+    let (first, again, unbind, attacker_contact, elsewhere, next) = replies;
+    assert_eq!(code(&first), 200, "{first}");
+    assert_eq!(code(&again), 401, "a replay is challenged afresh: {again}");
+    assert!(again.contains("stale=true"), "{again}");
+    assert!(code(&unbind) == 401 || code(&unbind) == 403, "{unbind}");
+    assert!(
+        code(&attacker_contact) == 401 || code(&attacker_contact) == 403,
+        "{attacker_contact}"
+    );
+    assert!(
+        code(&elsewhere) == 401 || code(&elsewhere) == 403,
+        "{elsewhere}"
+    );
+    assert_eq!(code(&next), 200, "{next}");
+    // The phone's binding is the only one, never removed.
+    assert_eq!(registered_contacts(&sip), "1");
+    assert!(
+        sip.render_metrics()
+            .contains("cfhost_sip_rejected_total{reason=\"replayed_credentials\"} 1"),
+        "{}",
+        sip.render_metrics()
+    );
 }

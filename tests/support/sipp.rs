@@ -67,6 +67,9 @@ pub struct SippRun<'a> {
     pub keys: Vec<(&'a str, String)>,
     /// `-au`, `-ap`.
     pub credentials: Option<(&'a str, &'a str)>,
+    /// `-auth_uri`: the digest's `uri` without its `sip:`, which must be the Request-URI's
+    /// (SIPp's default is the remote address).
+    pub auth_uri: Option<String>,
     /// Calls to place or take.
     pub calls: u32,
     /// `-d`: the length of `<pause/>`, in ms.
@@ -86,6 +89,7 @@ impl SippRun<'_> {
             service: "cfhost",
             keys: Vec::new(),
             credentials: None,
+            auth_uri: None,
             calls: 1,
             pause_ms: 1000,
             extra: Vec::new(),
@@ -127,6 +131,9 @@ impl Sipp {
         }
         if let Some((user, password)) = run.credentials {
             command.args(["-au", user, "-ap", password]);
+        }
+        if let Some(uri) = &run.auth_uri {
+            command.args(["-auth_uri", uri]);
         }
         command.args(&run.extra);
         let child = command

@@ -81,6 +81,8 @@ enum Count {
     Fresh,
     /// Used with `qop=auth`, the highest `nc` so far.
     Counted(u32),
+    /// Used without `qop`: spent.
+    Spent,
 }
 
 impl Book {
@@ -106,7 +108,7 @@ impl Book {
         Some(match (nc, *count) {
             // Without qop a nonce answers one request.
             (None, Count::Fresh) => {
-                self.counts.remove(nonce);
+                *count = Count::Spent;
                 true
             }
             (Some(nc), Count::Fresh) if nc >= 1 => {
@@ -165,8 +167,10 @@ impl Nonces {
         else {
             return Verdict::Wrong;
         };
-        let (Ok(issued), Ok(salt)) = (u64::from_str_radix(issued, 16), u64::from_str_radix(salt, 16))
-        else {
+        let (Ok(issued), Ok(salt)) = (
+            u64::from_str_radix(issued, 16),
+            u64::from_str_radix(salt, 16),
+        ) else {
             return Verdict::Wrong;
         };
         let expected = self.mac(issued, salt, realm, from);
@@ -324,7 +328,12 @@ mod tests {
         let later = now + Duration::from_secs(301);
         assert_eq!(verdict(&nonces, &attempt(&good), later), Verdict::Stale);
         // A nonce we did not issue (or from another secret) is wrong even with the password.
-        let forged = header("5f000000.1.00000000000000000000000000000000", "secret", URI, None);
+        let forged = header(
+            "5f000000.1.00000000000000000000000000000000",
+            "secret",
+            URI,
+            None,
+        );
         assert_eq!(verdict(&nonces, &attempt(&forged), now), Verdict::Wrong);
         let other = Nonces::new(Duration::from_secs(300));
         assert_eq!(verdict(&other, &attempt(&good), now), Verdict::Wrong);
@@ -406,7 +415,10 @@ mod tests {
              uri=\"{URI}\", response=\"{sha}\", algorithm=SHA-256"
         );
         assert_eq!(verdict(&nonces, &attempt(&header), now), Verdict::Wrong);
-        let int = header.replace(", algorithm=SHA-256", ", qop=auth-int, cnonce=\"x\", nc=00000001");
+        let int = header.replace(
+            ", algorithm=SHA-256",
+            ", qop=auth-int, cnonce=\"x\", nc=00000001",
+        );
         assert_eq!(verdict(&nonces, &attempt(&int), now), Verdict::Wrong);
     }
 
