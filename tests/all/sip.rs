@@ -530,9 +530,12 @@ fn final_codes(socket: &std::net::UdpSocket, count: usize) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_caps_get_503_before_anything_runs() {
+    // A flow that ends at once: the host ends the unanswered call itself.
+    let ends = json!({"numbers": ["+15558880000"], "flow": {"module": "test_fixture", "data": {}}});
     let host = Builder::new()
         .account_document("acme", "account.json", json!({"realm": REALM}))
         .callflow("acme", "seed", seed_flow())
+        .callflow("acme", "ends", ends)
         .start()
         .await;
     let mut config = sip_config();
@@ -542,16 +545,23 @@ async fn calls_past_the_caps_get_503_before_anything_runs() {
         .unwrap();
     let socket = std::net::UdpSocket::bind((TRUNK_IP, 0)).unwrap();
     let from = socket.local_addr().unwrap();
-    // Two INVITEs in the same second for a number nobody has: one is admitted (and gets 404),
-    // the other is past max_cps (503).
-    for n in 0..2 {
-        let invite = raw_invite(from, sip.local_addr(), "+15559990000", n);
+    // A number nobody has is no call: it never counts. Then two calls in the same second: one
+    // is admitted (and ended by its flow), the other is past max_cps (503).
+    let invites = [
+        ("+15559990000", 0),
+        ("+15558880000", 1),
+        ("+15558880000", 2),
+    ];
+    for (number, n) in invites {
+        let invite = raw_invite(from, sip.local_addr(), number, n);
         socket.send_to(invite.as_bytes(), sip.local_addr()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let codes = tokio::task::spawn_blocking(move || final_codes(&socket, 2))
+    let codes = tokio::task::spawn_blocking(move || final_codes(&socket, 3))
         .await
         .unwrap();
-    assert_eq!(codes, [404, 503]);
+    assert_eq!(codes.iter().filter(|&&c| c == 404).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 503).count(), 1, "{codes:?}");
     assert_eq!(sip.metrics().rejections("max_cps"), 1);
 
     let mut config = sip_config();
@@ -748,18 +758,18 @@ struct RawDevice {
     socket: std::net::UdpSocket,
     server: SocketAddr,
     sent: u32,
+    /// The realm of its From and To.
+    realm: &'static str,
 }
 
 impl RawDevice {
     fn new(ip: &str, server: SocketAddr) -> RawDevice {
         let socket = std::net::UdpSocket::bind((ip, 0)).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
         RawDevice {
             socket,
             server,
             sent: 0,
+            realm: REALM,
         }
     }
 
@@ -771,16 +781,30 @@ impl RawDevice {
         contact: &str,
         authorization: Option<&str>,
     ) -> String {
+        self.register_as("1001", request_uri, contact, authorization, WAIT)
+            .expect("a final response")
+    }
+
+    /// A REGISTER of `user`; its final response, if one comes within `wait`.
+    fn register_as(
+        &mut self,
+        user: &str,
+        request_uri: &str,
+        contact: &str,
+        authorization: Option<&str>,
+        wait: Duration,
+    ) -> Option<String> {
         self.sent += 1;
         let n = self.sent;
         let local = self.socket.local_addr().unwrap();
         let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
         let expires = if contact == "*" { "0" } else { "60" };
+        let realm = self.realm;
         let message = format!(
             "REGISTER {request_uri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {local};branch=z9hG4bK-raw-{n}-{}\r\n\
-             From: <sip:1001@{REALM}>;tag=raw{n}\r\n\
-             To: <sip:1001@{REALM}>\r\n\
+             From: <sip:{user}@{realm}>;tag=raw{n}\r\n\
+             To: <sip:{user}@{realm}>\r\n\
              Call-ID: raw-{n}-{}@test\r\n\
              CSeq: {n} REGISTER\r\n\
              Contact: {contact}\r\n\
@@ -793,17 +817,13 @@ impl RawDevice {
         self.socket
             .send_to(message.as_bytes(), self.server)
             .unwrap();
+        self.socket.set_read_timeout(Some(wait)).unwrap();
         let mut buf = [0u8; 8192];
         loop {
-            let (len, _) = self.socket.recv_from(&mut buf).expect("a response");
+            let (len, _) = self.socket.recv_from(&mut buf).ok()?;
             let text = String::from_utf8_lossy(&buf[..len]).to_string();
-            let code: u16 = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            if code >= 200 {
-                return text;
+            if code(&text) >= 200 {
+                return Some(text);
             }
         }
     }
@@ -826,6 +846,11 @@ fn nonce_of(challenge: &str) -> String {
 
 /// An Authorization of 1001 (password `secret`) on `nonce` for a REGISTER to `uri`, qop=auth.
 fn authorization(nonce: &str, uri: &str, nc: u32) -> String {
+    authorization_of("1001", "secret", nonce, uri, nc)
+}
+
+/// An Authorization of `user` with `password`, as [`authorization`].
+fn authorization_of(user: &str, password: &str, nonce: &str, uri: &str, nc: u32) -> String {
     use md5::Digest;
     let hex = |text: String| {
         md5::Md5::digest(text.as_bytes())
@@ -833,11 +858,11 @@ fn authorization(nonce: &str, uri: &str, nc: u32) -> String {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    let ha1 = hex(format!("1001:{REALM}:secret"));
+    let ha1 = hex(format!("{user}:{REALM}:{password}"));
     let ha2 = hex(format!("REGISTER:{uri}"));
     let response = hex(format!("{ha1}:{nonce}:{nc:08x}:c0ffee:auth:{ha2}"));
     format!(
-        "Digest username=\"1001\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+        "Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", \
          response=\"{response}\", algorithm=MD5, qop=auth, cnonce=\"c0ffee\", nc={nc:08x}"
     )
 }
@@ -903,4 +928,150 @@ async fn a_captured_authorization_cannot_be_replayed_from_anywhere_for_anything(
         "{}",
         sip.render_metrics()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_flood_gets_no_answers_and_leaves_the_carriers_calls_alone() {
+    let host = Builder::new()
+        .account_document("acme", "account.json", json!({"realm": REALM}))
+        .callflow("acme", "seed", seed_flow())
+        .start()
+        .await;
+    let mut config = sip_config();
+    config.max_cps = 10;
+    config.stranger_requests_per_sec = 5;
+    config.stranger_burst = 5;
+    let sip = SipService::start(host.shared_runtime(), &config)
+        .await
+        .unwrap();
+    let server = sip.local_addr();
+    let (stranger_codes, carrier_codes) = tokio::task::spawn_blocking(move || {
+        // 100 INVITEs at once from an address that is no trunk's.
+        let stranger = std::net::UdpSocket::bind((STRANGER_IP, 0)).unwrap();
+        let from = stranger.local_addr().unwrap();
+        for n in 0..100 {
+            let invite = raw_invite(from, server, DIALED, 1000 + n);
+            stranger.send_to(invite.as_bytes(), server).unwrap();
+        }
+        // Then the carrier's six, for a number nobody has: each is admitted (404), none 503.
+        let carrier = std::net::UdpSocket::bind((TRUNK_IP, 0)).unwrap();
+        let from = carrier.local_addr().unwrap();
+        for n in 0..6 {
+            let invite = raw_invite(from, server, "+15559990000", n);
+            carrier.send_to(invite.as_bytes(), server).unwrap();
+        }
+        let carrier_codes = final_codes(&carrier, 6);
+        stranger
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let mut stranger_codes = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok((len, _)) = stranger.recv_from(&mut buf) {
+            let c = code(&String::from_utf8_lossy(&buf[..len]));
+            if c >= 200 {
+                stranger_codes.push(c);
+            }
+        }
+        (stranger_codes, carrier_codes)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        carrier_codes, [404; 6],
+        "the stranger took the carrier's calls per second"
+    );
+    // Its burst was answered (403: a realm nobody has); the rest got nothing.
+    assert!(
+        !stranger_codes.is_empty() && stranger_codes.len() <= 10,
+        "{stranger_codes:?}"
+    );
+    assert!(
+        stranger_codes.iter().all(|&c| c == 403),
+        "{stranger_codes:?}"
+    );
+    assert!(sip.metrics().rejections("rate_limited") >= 90);
+    assert_eq!(sip.metrics().rejections("max_cps"), 0);
+    assert!(host.notifications().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_silence_the_address_and_the_user_name_for_a_while() {
+    let host = Builder::new()
+        .account_document("acme", "account.json", json!({"realm": REALM}))
+        .write_json(
+            "accounts/acme/devices/d1.json",
+            json!({"sip": {"username": "1001", "password": "secret"}}),
+        )
+        .write_json(
+            "accounts/acme/devices/d2.json",
+            json!({"sip": {"username": "1002", "password": "other"}}),
+        )
+        .callflow("acme", "seed", seed_flow())
+        .start()
+        .await;
+    let mut config = sip_config();
+    config.max_auth_failures = 3;
+    config.auth_block_secs = 60;
+    let sip = SipService::start(host.shared_runtime(), &config)
+        .await
+        .unwrap();
+    let server = sip.local_addr();
+    let uri = format!("sip:{REALM}");
+    let quiet = Duration::from_millis(700);
+    tokio::task::spawn_blocking(move || {
+        let mut guesser = RawDevice::new(STRANGER_IP, server);
+        let contact = format!("<sip:1001@{}>", guesser.socket.local_addr().unwrap());
+        for guess in ["a", "b", "c"] {
+            let challenge = guesser.register(&uri, &contact, None);
+            assert_eq!(code(&challenge), 401, "{challenge}");
+            let answer = authorization_of("1001", guess, &nonce_of(&challenge), &uri, 1);
+            let refused = guesser.register(&uri, &contact, Some(&answer));
+            assert_eq!(code(&refused), 403, "{refused}");
+        }
+        // The guesser's address now gets nothing, even without credentials.
+        assert_eq!(
+            guesser.register_as("1001", &uri, &contact, None, quiet),
+            None
+        );
+        // Nor does the user name, from anywhere; another user from elsewhere is served.
+        let mut phone = RawDevice::new(DEVICE_IP, server);
+        let contact = format!("<sip:1001@{}>", phone.socket.local_addr().unwrap());
+        let challenge = phone.register(&uri, &contact, None);
+        let answer = authorization(&nonce_of(&challenge), &uri, 1);
+        assert_eq!(
+            phone.register_as("1001", &uri, &contact, Some(&answer), quiet),
+            None
+        );
+        let contact = format!("<sip:1002@{}>", phone.socket.local_addr().unwrap());
+        let challenge = phone
+            .register_as("1002", &uri, &contact, None, WAIT)
+            .unwrap();
+        let answer = authorization_of("1002", "other", &nonce_of(&challenge), &uri, 1);
+        let ok = phone
+            .register_as("1002", &uri, &contact, Some(&answer), WAIT)
+            .unwrap();
+        assert_eq!(code(&ok), 200, "{ok}");
+    })
+    .await
+    .unwrap();
+    assert_eq!(sip.metrics().rejections("bad_credentials"), 3);
+    // An unknown realm is challenged, then refused, as a wrong password is.
+    tokio::task::spawn_blocking(move || {
+        let mut prober = RawDevice::new("127.0.0.4", server);
+        prober.realm = "nobody.example.com";
+        let uri = "sip:nobody.example.com";
+        let contact = format!("<sip:9999@{}>", prober.socket.local_addr().unwrap());
+        let challenge = prober
+            .register_as("9999", uri, &contact, None, WAIT)
+            .unwrap();
+        assert_eq!(code(&challenge), 401, "{challenge}");
+        let answer = authorization_of("9999", "x", &nonce_of(&challenge), uri, 1)
+            .replace(REALM, "nobody.example.com");
+        let refused = prober
+            .register_as("9999", uri, &contact, Some(&answer), WAIT)
+            .unwrap();
+        assert_eq!(code(&refused), 403, "{refused}");
+    })
+    .await
+    .unwrap();
 }

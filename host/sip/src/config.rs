@@ -7,6 +7,11 @@
 //! max_cps = 500                    # new calls per second; past it, 503
 //! rtp_ports = "20000-29999"        # for the calls cfhost answers itself (voicemail)
 //! nonce_lifetime_secs = 300        # digest nonces older than this are stale
+//! stranger_requests_per_sec = 20   # from an address that is not a trunk's, on average
+//! stranger_burst = 40              # and at once; past it, no answer
+//! max_auth_failures = 10           # failed authentications per address or user name
+//! auth_failure_window_secs = 60    # within this long
+//! auth_block_secs = 300            # block it (no answer) for this long
 //! silence_timeout_secs = 10        # a recording with no RTP for this long ends
 //! [sip.trunks.carrier]
 //! addresses = ["203.0.113.0/24", "198.51.100.7"]
@@ -18,6 +23,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+
+use crate::guard::GuardSettings;
 
 /// `[sip]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +42,15 @@ pub struct SipConfig {
     pub rtp_ports: String,
     /// Seconds a digest nonce stays fresh.
     pub nonce_lifetime_secs: u64,
+    /// Requests per second, on average, an address that is not a trunk's may send.
+    pub stranger_requests_per_sec: u32,
+    /// Requests such an address may send at once.
+    pub stranger_burst: u32,
+    /// Failed authentications, per address or per user name, that block it.
+    pub max_auth_failures: u32,
+    pub auth_failure_window_secs: u64,
+    /// How long a blocked address or user name gets no answer.
+    pub auth_block_secs: u64,
     /// Seconds without RTP after which a voicemail recording ends.
     pub silence_timeout_secs: u64,
     /// Carrier trunks by name: INVITEs from their addresses are offnet calls.
@@ -50,6 +66,13 @@ impl Default for SipConfig {
             max_cps: 500,
             rtp_ports: "20000-29999".to_string(),
             nonce_lifetime_secs: 300,
+            // A phone sends a few requests a minute, an office of 200 behind one NAT about
+            // 10 a second; an attacker's scan sends thousands.
+            stranger_requests_per_sec: 20,
+            stranger_burst: 40,
+            max_auth_failures: 10,
+            auth_failure_window_secs: 60,
+            auth_block_secs: 300,
             silence_timeout_secs: 10,
             trunks: BTreeMap::new(),
         }
@@ -85,6 +108,7 @@ pub struct SipSettings {
     pub max_cps: u32,
     pub rtp_ports: (u16, u16),
     pub nonce_lifetime: Duration,
+    pub guard: GuardSettings,
     pub silence_timeout: Duration,
     pub trunks: Vec<(String, Vec<IpNet>)>,
 }
@@ -121,6 +145,13 @@ impl SipConfig {
             max_cps: self.max_cps,
             rtp_ports,
             nonce_lifetime: Duration::from_secs(self.nonce_lifetime_secs),
+            guard: GuardSettings {
+                requests_per_sec: f64::from(self.stranger_requests_per_sec.max(1)),
+                burst: f64::from(self.stranger_burst.max(1)),
+                max_auth_failures: self.max_auth_failures.max(1),
+                auth_failure_window: Duration::from_secs(self.auth_failure_window_secs),
+                auth_block: Duration::from_secs(self.auth_block_secs),
+            },
             silence_timeout: Duration::from_secs(self.silence_timeout_secs.max(1)),
             trunks,
         })

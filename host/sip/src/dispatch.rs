@@ -1,7 +1,9 @@
 //! One incoming transaction, by what it is: a request within a dialog goes to its dialog; out
-//! of dialog, `REGISTER` goes to the registrar, `OPTIONS` is answered, and an `INVITE` is
-//! admitted (caps, shutdown), authorised (a trunk by its source address, a device by digest,
-//! anyone else refused) and routed to its account's callflow, then run as a call
+//! of dialog, a request from an address that is not a trunk's passes the [`crate::guard`]
+//! first (its rate, its failed logins: past them it gets no answer at all), then `REGISTER`
+//! goes to the registrar, `OPTIONS` is answered, and an `INVITE` is authorised (a trunk by its
+//! source address, a device by digest, anyone else refused), admitted (caps, shutdown: only
+//! authorised calls count) and routed to its account's callflow, then run as a call
 //! ([`crate::call`]).
 
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +17,7 @@ use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 
-use crate::auth::{Attempt, Verdict};
+use crate::auth::{Attempt, Verdict, claimed_username};
 use crate::registrar::MAX_EXPIRES;
 use crate::service::{Refusal, Shared};
 
@@ -33,6 +35,14 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
             None if method == Method::Ack => {}
             None => reply(&shared, &mut tx, 481, vec![]).await,
         }
+        return;
+    }
+    if let Some(from) = source(&tx)
+        && shared.settings.trunk_of(from.ip()).is_none()
+        && !shared.guard.admits(from.ip(), Instant::now())
+    {
+        // No answer: a flood or a blocked address costs nothing more.
+        shared.metrics.rejected("rate_limited");
         return;
     }
     match method {
@@ -93,6 +103,17 @@ fn source(tx: &Transaction) -> Option<SocketAddr> {
         .ok()
 }
 
+/// Whether the user name `header` claims is blocked for failed logins (then the request gets
+/// no answer).
+fn blocked_user(shared: &Shared, header: &str) -> bool {
+    let blocked = claimed_username(header)
+        .is_some_and(|user| shared.guard.username_blocked(&user, Instant::now()));
+    if blocked {
+        shared.metrics.rejected("rate_limited");
+    }
+    blocked
+}
+
 /// The user and host of a URI.
 fn user_and_host(uri: &rsipstack::sip::Uri) -> (Option<String>, String) {
     let user = uri.auth.as_ref().map(|auth| auth.user.clone());
@@ -103,18 +124,16 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     let Ok(to) = tx.original.to_header().and_then(|to| to.typed()) else {
         return reply(shared, tx, 400, vec![]).await;
     };
-    let (aor_user, realm) = user_and_host(&to.uri);
-    let accounts = shared.runtime.accounts();
-    let Some(account_id) = accounts.account_for_realm(&realm).map(str::to_string) else {
-        shared.metrics.rejected("unknown_realm");
-        shared.metrics.registration("refused");
-        return reply(shared, tx, 403, vec![]).await;
-    };
-    let account = accounts.get(&account_id).expect("the realm's account");
-    let realm = account.realm.clone().unwrap_or(realm);
     let Some(from) = source(tx) else {
         return reply(shared, tx, 400, vec![]).await;
     };
+    let (aor_user, realm) = user_and_host(&to.uri);
+    let accounts = shared.runtime.accounts();
+    // An unknown realm is challenged as a known one is, and refused as a wrong password is:
+    // the answers tell a prober nothing.
+    let account_id = accounts.account_for_realm(&realm).map(str::to_string);
+    let account = account_id.as_deref().and_then(|id| accounts.get(id));
+    let realm = account.and_then(|a| a.realm.clone()).unwrap_or(realm);
     let now = SystemTime::now();
     let Some(header) = tx
         .original
@@ -123,8 +142,11 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     else {
         return challenge(shared, tx, &realm, from.ip(), false, now).await;
     };
+    if blocked_user(shared, &header) {
+        return;
+    }
     let password = |user: &str| {
-        account
+        account?
             .device_by_username(user)
             .map(|d| d.document.sip.password.clone())
     };
@@ -137,6 +159,13 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         realm: &realm,
     };
     let (verdict, username) = shared.nonces.verify(&attempt, password, now);
+    let refused = |reason| {
+        shared.metrics.rejected(reason);
+        shared.metrics.registration("refused");
+        shared
+            .guard
+            .failed(from.ip(), username.as_deref(), Instant::now());
+    };
     match verdict {
         Verdict::Valid => {}
         Verdict::Stale => return challenge(shared, tx, &realm, from.ip(), true, now).await,
@@ -145,16 +174,18 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
             return challenge(shared, tx, &realm, from.ip(), true, now).await;
         }
         Verdict::Wrong => {
-            shared.metrics.rejected("bad_credentials");
-            shared.metrics.registration("refused");
+            refused("bad_credentials");
             return reply(shared, tx, 403, vec![]).await;
         }
     }
-    let username = username.unwrap_or_default();
+    let (Some(account), Some(account_id), Some(username)) = (account, account_id, username.clone())
+    else {
+        refused("bad_credentials");
+        return reply(shared, tx, 403, vec![]).await;
+    };
     if aor_user.as_deref() != Some(username.as_str()) {
         // A device registers its own address of record, and no other.
-        shared.metrics.rejected("bad_credentials");
-        shared.metrics.registration("refused");
+        refused("bad_credentials");
         return reply(shared, tx, 403, vec![]).await;
     }
     let device = account
@@ -220,6 +251,9 @@ pub(crate) enum Caller {
 
 async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
     let started = Instant::now();
+    let Some((details, caller)) = authorise(&shared, &mut tx).await else {
+        return;
+    };
     if let Err(refusal) = shared.admit() {
         let reason = match refusal {
             Refusal::ShuttingDown => "shutting_down",
@@ -231,9 +265,6 @@ async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
         return reply(&shared, &mut tx, 503, retry).await;
     }
     let admitted = Admitted(Arc::clone(&shared));
-    let Some((details, caller)) = authorise(&shared, &mut tx).await else {
-        return;
-    };
     let accounts = shared.runtime.accounts();
     let has_callflow = accounts
         .get(&details.account_id)
@@ -329,6 +360,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
     // Not a trunk: a device of the account whose realm the From names, with its credentials.
     let Some(account_id) = accounts.account_for_realm(&from_realm).map(str::to_string) else {
         shared.metrics.rejected("stranger");
+        shared.guard.failed(from_addr.ip(), None, Instant::now());
         reply(shared, tx, 403, vec![]).await;
         return None;
     };
@@ -343,6 +375,9 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         proxy_challenge(shared, tx, &realm, from_addr.ip(), false, now).await;
         return None;
     };
+    if blocked_user(shared, &header) {
+        return None;
+    }
     let password = |user: &str| {
         account
             .device_by_username(user)
@@ -368,6 +403,8 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         }
         Verdict::Wrong => {
             shared.metrics.rejected("bad_credentials");
+            let failed = username.as_deref();
+            shared.guard.failed(from_addr.ip(), failed, Instant::now());
             reply(shared, tx, 403, vec![]).await;
             return None;
         }

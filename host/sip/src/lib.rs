@@ -4,7 +4,7 @@
 //!
 //! - [`service`]: UDP and TCP on `[sip] listen` ([`config`]), caps at accept, shutdown;
 //! - [`dispatch`]: who may call (carrier trunks by address, devices by digest, [`auth`]), the
-//!   registrar ([`registrar`]), `OPTIONS`;
+//!   registrar ([`registrar`]), `OPTIONS`; [`guard`]: strangers' rates and failed logins;
 //! - [`call`] and [`switch`]: a call's caller leg and its call control; [`bridge`]: ringing
 //!   devices and SIP URIs; [`media`]: answering and recording voicemail;
 //! - [`causes`]: SIP codes and the Q.850 cause names KAZOO reports; [`metrics`];
@@ -17,6 +17,7 @@ mod call;
 pub mod causes;
 pub mod config;
 mod dispatch;
+pub mod guard;
 pub mod media;
 pub mod metrics;
 pub mod registrar;

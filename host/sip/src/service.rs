@@ -18,6 +18,7 @@ use rsipstack::transport::udp::UdpConnection;
 
 use crate::auth::Nonces;
 use crate::config::{SipConfig, SipConfigError, SipSettings};
+use crate::guard::Guard;
 use crate::media::pacer::{Pacer, Prompt};
 use crate::media::rtp::RtpPorts;
 use crate::metrics::SipMetrics;
@@ -86,6 +87,7 @@ pub(crate) struct Shared {
     pub dialogs: Arc<DialogLayer>,
     pub registrar: Registrar,
     pub nonces: Nonces,
+    pub guard: Guard,
     pub rtp: RtpPorts,
     /// The clock every call's prompts are played on.
     pub pacer: Pacer,
@@ -223,6 +225,7 @@ impl SipService {
             dialogs,
             registrar: Registrar::default(),
             nonces: Nonces::new(settings.nonce_lifetime),
+            guard: Guard::new(settings.guard),
             rtp: RtpPorts::new(bound.ip(), first, last),
             pacer: Pacer::start(),
             beep: Prompt::tone(440.0, 500),
