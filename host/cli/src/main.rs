@@ -2,13 +2,14 @@
 //! builds the runtime of `cfhost-core` from its sections, and runs a command ([`commands`]):
 //! the simulator, the service with its HTTP API ([`api`]) and hot reload ([`watch`]), the
 //! benchmarks ([`bench`]), the module tools and the scaffold ([`scaffold`]), the mailer, and
-//! the emails `simulate` writes ([`eml`]).
+//! the emails `simulate` writes ([`eml`]); its log never carries credentials ([`redact`]).
 
 mod api;
 mod bench;
 mod commands;
 mod config;
 mod eml;
+mod redact;
 mod watch;
 
 /// mimalloc instead of the system allocator: every instance's store, strings lowered into and

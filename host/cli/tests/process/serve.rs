@@ -106,6 +106,11 @@ pub(crate) fn start_with(extra: &str) -> Server {
 
 /// [`start_with`], after `prepare` changed the data directory.
 fn start_prepared(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
+    start_logging(extra, prepare, None)
+}
+
+/// [`start_prepared`], logging as `rust_log` says (else as the environment does).
+fn start_logging(extra: &str, prepare: impl FnOnce(&Path), rust_log: Option<&str>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     copy_dir(&repo_root().join("examples/data"), &data);
@@ -148,7 +153,11 @@ fn start_prepared(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
     )
     .unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cfhost"));
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let child = command
         .arg("serve")
         .env("CFHOST_SIP__LISTEN", "127.0.0.1:0")
         .arg("--config")
@@ -1392,9 +1401,41 @@ fn a_new_module_is_scaffolded_built_checked_dropped_in_called_and_replaced_live(
 }
 
 #[test]
-fn serve_takes_sip_beside_the_http_api_and_reports_it() {
-    let server = start();
-    // Its log says where SIP is (a free port here, from CFHOST_SIP__LISTEN=127.0.0.1:0).
+fn no_credential_reaches_the_log_even_at_trace() {
+    let server = start_logging("", |_| {}, Some("trace"));
+    let sip = sip_address(&server);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = socket.local_addr().unwrap();
+    let register = format!(
+        "REGISTER sip:acme-missed.sip.example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK-creds\r\n\
+         From: <sip:1001@acme-missed.sip.example.com>;tag=c1\r\n\
+         To: <sip:1001@acme-missed.sip.example.com>\r\nCall-ID: creds@test\r\n\
+         CSeq: 1 REGISTER\r\nContact: <sip:1001@{me}>\r\n\
+         Authorization: Digest username=\"1001\", realm=\"acme-missed.sip.example.com\", \
+         nonce=\"1.2.3\", uri=\"sip:acme-missed.sip.example.com\", response=\"5ec2e7c0ffee\"\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(register.as_bytes(), sip).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    socket
+        .recv_from(&mut buf)
+        .expect("the REGISTER is answered");
+    // The message was logged (rsipstack logs what it receives), its credentials were not.
+    server.wait_until("the REGISTER is logged", || {
+        server.log().contains("creds@test")
+    });
+    let log = server.log();
+    assert!(log.contains("Authorization: [redacted]"), "{log}");
+    assert!(!log.contains("5ec2e7c0ffee"), "{log}");
+    assert!(!log.contains("username=\\\"1001\\\""), "{log}");
+}
+
+/// The SIP address `server` logged.
+fn sip_address(server: &Server) -> std::net::SocketAddr {
     let mut sip = None;
     server.wait_until("the SIP address is logged", || {
         sip = server.log().lines().find_map(|line| {
@@ -1406,7 +1447,14 @@ fn serve_takes_sip_beside_the_http_api_and_reports_it() {
         });
         sip.is_some()
     });
-    let sip = sip.unwrap();
+    sip.unwrap()
+}
+
+#[test]
+fn serve_takes_sip_beside_the_http_api_and_reports_it() {
+    let server = start();
+    // Its log says where SIP is (a free port here, from CFHOST_SIP__LISTEN=127.0.0.1:0).
+    let sip = sip_address(&server);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let me = socket.local_addr().unwrap();
     let options = format!(
