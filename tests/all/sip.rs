@@ -1075,3 +1075,51 @@ async fn failed_logins_silence_the_address_and_the_user_name_for_a_while() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_has_at_most_max_contacts_and_star_comes_alone() {
+    let host = Builder::new()
+        .account_document("acme", "account.json", json!({"realm": REALM}))
+        .write_json(
+            "accounts/acme/devices/d1.json",
+            json!({"sip": {"username": "1001", "password": "secret"}}),
+        )
+        .callflow("acme", "seed", seed_flow())
+        .start()
+        .await;
+    let mut config = sip_config();
+    config.max_contacts = 3;
+    config.nonce_lifetime_secs = 300;
+    let sip = SipService::start(host.shared_runtime(), &config)
+        .await
+        .unwrap();
+    let server = sip.local_addr();
+    let uri = format!("sip:{REALM}");
+    let codes = tokio::task::spawn_blocking(move || {
+        let mut phone = RawDevice::new(DEVICE_IP, server);
+        let challenge = phone.register(&uri, "<sip:1001@127.0.0.1:1>", None);
+        let nonce = nonce_of(&challenge);
+        let mut nc = 0;
+        let mut send = |phone: &mut RawDevice, contact: &str| {
+            nc += 1;
+            code(&phone.register(&uri, contact, Some(&authorization(&nonce, &uri, nc))))
+        };
+        let mut codes = Vec::new();
+        // Three bindings fit; a fourth is refused; three at once past the cap too.
+        for port in 1..=4 {
+            codes.push(send(&mut phone, &format!("<sip:1001@127.0.0.1:{port}>")));
+        }
+        codes.push(send(
+            &mut phone,
+            "<sip:1001@127.0.0.1:5>, <sip:1001@127.0.0.1:6>",
+        ));
+        // `*` with another contact, or without Expires 0, is malformed.
+        codes.push(send(&mut phone, "*, <sip:1001@127.0.0.1:7>"));
+        codes
+    })
+    .await
+    .unwrap();
+    assert_eq!(codes, [200, 200, 200, 403, 403, 400], "{codes:?}");
+    assert_eq!(registered_contacts(&sip), "3");
+    assert_eq!(sip.metrics().rejections("max_contacts"), 2);
+}

@@ -7,6 +7,7 @@
 //! max_cps = 500                    # new calls per second; past it, 503
 //! rtp_ports = "20000-29999"        # for the calls cfhost answers itself (voicemail)
 //! nonce_lifetime_secs = 300        # digest nonces older than this are stale
+//! max_contacts = 10                # bindings per device; a REGISTER past it gets 403
 //! stranger_requests_per_sec = 20   # from an address that is not a trunk's, on average
 //! stranger_burst = 40              # and at once; past it, no answer
 //! max_auth_failures = 10           # failed authentications per address or user name
@@ -42,6 +43,8 @@ pub struct SipConfig {
     pub rtp_ports: String,
     /// Seconds a digest nonce stays fresh.
     pub nonce_lifetime_secs: u64,
+    /// Bindings one device may have; a REGISTER that would leave more is refused.
+    pub max_contacts: usize,
     /// Requests per second, on average, an address that is not a trunk's may send.
     pub stranger_requests_per_sec: u32,
     /// Requests such an address may send at once.
@@ -68,6 +71,8 @@ impl Default for SipConfig {
             nonce_lifetime_secs: 300,
             // A phone sends a few requests a minute, an office of 200 behind one NAT about
             // 10 a second; an attacker's scan sends thousands.
+            // A desk phone, a softphone and a mobile app per user, with room to spare.
+            max_contacts: 10,
             stranger_requests_per_sec: 20,
             stranger_burst: 40,
             max_auth_failures: 10,
@@ -108,6 +113,7 @@ pub struct SipSettings {
     pub max_cps: u32,
     pub rtp_ports: (u16, u16),
     pub nonce_lifetime: Duration,
+    pub max_contacts: usize,
     pub guard: GuardSettings,
     pub silence_timeout: Duration,
     pub trunks: Vec<(String, Vec<IpNet>)>,
@@ -145,6 +151,7 @@ impl SipConfig {
             max_cps: self.max_cps,
             rtp_ports,
             nonce_lifetime: Duration::from_secs(self.nonce_lifetime_secs),
+            max_contacts: self.max_contacts.max(1),
             guard: GuardSettings {
                 requests_per_sec: f64::from(self.stranger_requests_per_sec.max(1)),
                 burst: f64::from(self.stranger_burst.max(1)),

@@ -191,34 +191,47 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     let device = account
         .device_by_username(&username)
         .expect("a verified user is a device");
-    let default_expires = tx
-        .original
-        .expires_header()
-        .and_then(|h| h.value().trim().parse::<u64>().ok())
-        .map_or(MAX_EXPIRES, Duration::from_secs);
+    let default_expires = match tx.original.expires_header() {
+        None => MAX_EXPIRES,
+        Some(header) => match header.value().trim().parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => return reply(shared, tx, 400, vec![]).await,
+        },
+    };
     let Ok(contacts) = tx.original.typed_contact_headers() else {
         return reply(shared, tx, 400, vec![]).await;
     };
     let instant = Instant::now();
-    let mut bindings = shared.registrar.lookup(&account_id, &device.id, instant);
-    for contact in &contacts {
-        if contact.to_string() == "*" {
-            shared.registrar.unregister_all(&account_id, &device.id);
-            bindings.clear();
-            continue;
+    let bindings = if contacts.iter().any(|c| c.to_string() == "*") {
+        // RFC 3261 10.3: `*` comes alone, with Expires 0.
+        if contacts.len() != 1 || !default_expires.is_zero() {
+            return reply(shared, tx, 400, vec![]).await;
         }
-        let expires = contact
-            .expires()
-            .map_or(default_expires, |secs| Duration::from_secs(u64::from(secs)));
-        bindings = shared.registrar.register(
-            &account_id,
-            &device.id,
-            &contact.uri.to_string(),
-            from,
-            expires,
-            instant,
-        );
-    }
+        shared.registrar.unregister_all(&account_id, &device.id);
+        Vec::new()
+    } else {
+        let wanted: Vec<(String, Duration)> = contacts
+            .iter()
+            .map(|contact| {
+                let expires = contact
+                    .expires()
+                    .map_or(default_expires, |secs| Duration::from_secs(u64::from(secs)));
+                (contact.uri.to_string(), expires)
+            })
+            .collect();
+        match shared
+            .registrar
+            .register_all(&account_id, &device.id, &wanted, from, instant)
+        {
+            Ok(bindings) => bindings,
+            Err(e) => {
+                tracing::info!("REGISTER of {username} in {account_id} refused: {e}");
+                shared.metrics.rejected("max_contacts");
+                shared.metrics.registration("refused");
+                return reply(shared, tx, 403, vec![]).await;
+            }
+        }
+    };
     shared.metrics.registration(if bindings.is_empty() {
         "unregistered"
     } else {

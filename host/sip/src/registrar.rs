@@ -26,44 +26,73 @@ impl Binding {
     }
 }
 
-/// Devices by account and device id, with their live bindings.
-#[derive(Default)]
+/// Devices by account and device id, with their live bindings, at most `max_contacts` each
+/// (Kamailio's `max_contacts`): a REGISTER that would leave more is refused whole.
 pub struct Registrar {
     bindings: Mutex<HashMap<(String, String), Vec<Binding>>>,
+    max_contacts: usize,
+}
+
+/// A REGISTER that would leave a device more bindings than the cap; nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{wanted} contacts: past sip.max_contacts ({max})")]
+pub struct TooManyContacts {
+    pub wanted: usize,
+    pub max: usize,
 }
 
 impl Registrar {
-    fn bindings(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<Binding>>> {
-        self.bindings.lock().unwrap_or_else(|e| e.into_inner())
+    /// A registrar that keeps at most `max_contacts` bindings per device.
+    pub fn new(max_contacts: usize) -> Self {
+        Registrar {
+            bindings: Mutex::default(),
+            max_contacts: max_contacts.max(1),
+        }
     }
 
-    /// Registers `contact` for `device` of `account` from `source` for `expires` (capped at
-    /// [`MAX_EXPIRES`]); zero removes it. Returns the device's bindings now.
-    pub fn register(
+    /// Applies a REGISTER's contacts (URI and expiry each; zero removes it) for `device`, all
+    /// or none: refused when the device would have more than `max_contacts` live bindings.
+    /// Returns the device's bindings now.
+    pub fn register_all(
         &self,
         account: &str,
         device: &str,
-        contact: &str,
+        contacts: &[(String, Duration)],
         source: SocketAddr,
-        expires: Duration,
         now: Instant,
-    ) -> Vec<Binding> {
+    ) -> Result<Vec<Binding>, TooManyContacts> {
         let mut bindings = self.bindings();
         let key = (account.to_string(), device.to_string());
-        let list = bindings.entry(key.clone()).or_default();
-        list.retain(|b| b.contact != contact && b.expires > now);
-        if !expires.is_zero() {
-            list.push(Binding {
-                contact: contact.to_string(),
-                source,
-                expires: now + expires.min(MAX_EXPIRES),
+        let mut list: Vec<Binding> = bindings
+            .get(&key)
+            .map(|list| list.iter().filter(|b| b.expires > now).cloned().collect())
+            .unwrap_or_default();
+        for (contact, expires) in contacts {
+            list.retain(|b| &b.contact != contact);
+            if !expires.is_zero() {
+                list.push(Binding {
+                    contact: contact.clone(),
+                    source,
+                    expires: now + (*expires).min(MAX_EXPIRES),
+                });
+            }
+        }
+        if list.len() > self.max_contacts {
+            return Err(TooManyContacts {
+                wanted: list.len(),
+                max: self.max_contacts,
             });
         }
-        let current = list.clone();
         if list.is_empty() {
             bindings.remove(&key);
+        } else {
+            bindings.insert(key, list.clone());
         }
-        current
+        Ok(list)
+    }
+
+    fn bindings(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<Binding>>> {
+        self.bindings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Removes every binding of `device` (a `Contact: *` with `Expires: 0`).
@@ -107,21 +136,25 @@ impl Registrar {
 mod tests {
     use super::*;
 
+    fn register(
+        registrar: &Registrar,
+        device: &str,
+        contact: &str,
+        secs: u64,
+        now: Instant,
+    ) -> Result<Vec<Binding>, TooManyContacts> {
+        let source = "127.0.0.1:5090".parse().unwrap();
+        let contacts = [(contact.to_string(), Duration::from_secs(secs))];
+        registrar.register_all("a", device, &contacts, source, now)
+    }
+
     #[test]
     fn bindings_expire_and_zero_removes_them() {
-        let registrar = Registrar::default();
+        let registrar = Registrar::new(10);
         let now = Instant::now();
-        let source = "127.0.0.1:5090".parse().unwrap();
         let secs = Duration::from_secs;
-        registrar.register("a", "d1", "sip:1001@127.0.0.1:5090", source, secs(60), now);
-        registrar.register(
-            "a",
-            "d1",
-            "sip:1001@127.0.0.1:5091",
-            source,
-            secs(7200),
-            now,
-        );
+        register(&registrar, "d1", "sip:1001@127.0.0.1:5090", 60, now).unwrap();
+        register(&registrar, "d1", "sip:1001@127.0.0.1:5091", 7200, now).unwrap();
         let live = registrar.lookup("a", "d1", now);
         assert_eq!(live.len(), 2);
         assert_eq!(live[1].expires_in(now), MAX_EXPIRES, "capped");
@@ -131,15 +164,38 @@ mod tests {
             1,
             "one expired"
         );
-        registrar.register("a", "d1", "sip:1001@127.0.0.1:5091", source, secs(0), now);
+        register(&registrar, "d1", "sip:1001@127.0.0.1:5091", 0, now).unwrap();
         assert!(
             registrar.lookup("a", "d1", now).is_empty(),
             "zero removes it"
         );
-        registrar.register("a", "d1", "sip:1001@127.0.0.1:5092", source, secs(60), now);
-        registrar.register("a", "d2", "sip:1002@127.0.0.1:5093", source, secs(60), now);
+        register(&registrar, "d1", "sip:1001@127.0.0.1:5092", 60, now).unwrap();
+        register(&registrar, "d2", "sip:1002@127.0.0.1:5093", 60, now).unwrap();
         assert_eq!(registrar.len(now), 2);
         registrar.unregister_all("a", "d1");
         assert_eq!(registrar.len(now), 1);
+    }
+
+    #[test]
+    fn a_register_past_max_contacts_is_refused_whole() {
+        let registrar = Registrar::new(2);
+        let now = Instant::now();
+        register(&registrar, "d1", "sip:a@x", 60, now).unwrap();
+        register(&registrar, "d1", "sip:b@x", 60, now).unwrap();
+        // A refresh of one already there is fine; a third is not, and changes nothing.
+        register(&registrar, "d1", "sip:b@x", 60, now).unwrap();
+        assert_eq!(
+            register(&registrar, "d1", "sip:c@x", 60, now),
+            Err(TooManyContacts { wanted: 3, max: 2 })
+        );
+        let contacts: Vec<String> = registrar
+            .lookup("a", "d1", now)
+            .into_iter()
+            .map(|b| b.contact)
+            .collect();
+        assert_eq!(contacts, ["sip:a@x", "sip:b@x"]);
+        // Once one expires, another fits.
+        let later = now + Duration::from_secs(61);
+        assert!(register(&registrar, "d1", "sip:c@x", 60, later).is_ok());
     }
 }

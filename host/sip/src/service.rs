@@ -223,7 +223,7 @@ impl SipService {
         let (first, last) = settings.rtp_ports;
         let shared = Arc::new(Shared {
             dialogs,
-            registrar: Registrar::default(),
+            registrar: Registrar::new(settings.max_contacts),
             nonces: Nonces::new(settings.nonce_lifetime),
             guard: Guard::new(settings.guard),
             rtp: RtpPorts::new(bound.ip(), first, last),
