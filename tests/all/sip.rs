@@ -1123,3 +1123,28 @@ async fn a_device_has_at_most_max_contacts_and_star_comes_alone() {
     assert_eq!(registered_contacts(&sip), "3");
     assert_eq!(sip.metrics().rejections("max_contacts"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cseq_of_another_method_is_a_400_and_an_invite_with_no_hops_left_a_483() {
+    let (host, sip) = start().await;
+    let server = sip.local_addr();
+    let codes = tokio::task::spawn_blocking(move || {
+        let socket = std::net::UdpSocket::bind((TRUNK_IP, 0)).unwrap();
+        let from = socket.local_addr().unwrap();
+        let mismatch = raw_invite(from, server, DIALED, 1).replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
+        let exhausted =
+            raw_invite(from, server, DIALED, 2).replace("Max-Forwards: 70", "Max-Forwards: 0");
+        let mut codes = Vec::new();
+        for request in [mismatch, exhausted] {
+            socket.send_to(request.as_bytes(), server).unwrap();
+            codes.extend(final_codes(&socket, 1));
+        }
+        codes
+    })
+    .await
+    .unwrap();
+    assert_eq!(codes, [400, 483]);
+    assert_eq!(sip.metrics().rejections("malformed"), 2);
+    assert_eq!(sip.calls_in_progress(), 0);
+    assert!(host.notifications().is_empty(), "nothing ran");
+}

@@ -25,6 +25,10 @@ use crate::service::{Refusal, Shared};
 pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
     let method = tx.original.method;
     shared.metrics.request(&method.to_string());
+    if let Some(code) = malformed(&tx) {
+        shared.metrics.rejected("malformed");
+        return reply(&shared, &mut tx, code, vec![]).await;
+    }
     if is_in_dialog(&tx) {
         match shared.dialogs.match_dialog(&tx) {
             Some(mut dialog) => {
@@ -55,7 +59,29 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
     }
 }
 
-/// Sends a final response with `code` and `headers`, counted.
+/// The answer RFC 3261 gives a request before anything looks at it, if it has one: a CSeq
+/// naming another method than the request's (400, §8.2.2), an INVITE that may be forwarded
+/// no further (`Max-Forwards: 0`, 483, §16.3: cfhost's legs would carry it on). An ACK gets
+/// no answer, so none of it.
+fn malformed(tx: &Transaction) -> Option<u16> {
+    let request = &tx.original;
+    if request.method == Method::Ack {
+        return None;
+    }
+    let cseq = request.cseq_header().ok().and_then(|h| h.typed().ok());
+    if cseq.is_none_or(|cseq| cseq.method != request.method) {
+        return Some(400);
+    }
+    let max_forwards = request
+        .max_forwards_header()
+        .ok()
+        .and_then(|h| h.value().trim().parse::<u32>().ok());
+    if request.method == Method::Invite && max_forwards == Some(0) {
+        return Some(483);
+    }
+    None
+}
+
 /// Whether a request belongs to a dialog (its To carries a tag).
 pub(crate) fn is_in_dialog(tx: &Transaction) -> bool {
     tx.original
