@@ -46,6 +46,18 @@ async fn start() -> (TestHost, SipService) {
 
 /// [`start`], with more data from `extra`.
 async fn start_with(extra: impl FnOnce(Builder) -> Builder) -> (TestHost, SipService) {
+    start_full(extra, sip_config()).await
+}
+
+/// [`start`], with SIP configured as `config` says.
+async fn start_configured(config: SipConfig) -> (TestHost, SipService) {
+    start_full(|builder| builder, config).await
+}
+
+async fn start_full(
+    extra: impl FnOnce(Builder) -> Builder,
+    config: SipConfig,
+) -> (TestHost, SipService) {
     let host = extra(Builder::new())
         .account_document("acme", "account.json", json!({"realm": REALM, "name": "Acme"}))
         .user("acme", "u1", json!({"email": "u1@example.com"}))
@@ -62,7 +74,6 @@ async fn start_with(extra: impl FnOnce(Builder) -> Builder) -> (TestHost, SipSer
         .start()
         .await;
     assert!(host.report.data.errors.is_empty(), "{:?}", host.report.data);
-    let config = sip_config();
     let sip = SipService::start(host.shared_runtime(), &config)
         .await
         .expect("SIP starts");
@@ -932,18 +943,11 @@ async fn a_captured_authorization_cannot_be_replayed_from_anywhere_for_anything(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_flood_gets_no_answers_and_leaves_the_carriers_calls_alone() {
-    let host = Builder::new()
-        .account_document("acme", "account.json", json!({"realm": REALM}))
-        .callflow("acme", "seed", seed_flow())
-        .start()
-        .await;
     let mut config = sip_config();
     config.max_cps = 10;
     config.stranger_requests_per_sec = 5;
     config.stranger_burst = 5;
-    let sip = SipService::start(host.shared_runtime(), &config)
-        .await
-        .unwrap();
+    let (host, sip) = start_configured(config).await;
     let server = sip.local_addr();
     let (stranger_codes, carrier_codes) = tokio::task::spawn_blocking(move || {
         // 100 INVITEs at once from an address that is no trunk's.
@@ -996,25 +1000,10 @@ async fn a_strangers_flood_gets_no_answers_and_leaves_the_carriers_calls_alone()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_silence_the_address_and_the_user_name_for_a_while() {
-    let host = Builder::new()
-        .account_document("acme", "account.json", json!({"realm": REALM}))
-        .write_json(
-            "accounts/acme/devices/d1.json",
-            json!({"sip": {"username": "1001", "password": "secret"}}),
-        )
-        .write_json(
-            "accounts/acme/devices/d2.json",
-            json!({"sip": {"username": "1002", "password": "other"}}),
-        )
-        .callflow("acme", "seed", seed_flow())
-        .start()
-        .await;
     let mut config = sip_config();
     config.max_auth_failures = 3;
     config.auth_block_secs = 60;
-    let sip = SipService::start(host.shared_runtime(), &config)
-        .await
-        .unwrap();
+    let (_host, sip) = start_configured(config).await;
     let server = sip.local_addr();
     let uri = format!("sip:{REALM}");
     let quiet = Duration::from_millis(700);
@@ -1078,21 +1067,10 @@ async fn failed_logins_silence_the_address_and_the_user_name_for_a_while() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_has_at_most_max_contacts_and_star_comes_alone() {
-    let host = Builder::new()
-        .account_document("acme", "account.json", json!({"realm": REALM}))
-        .write_json(
-            "accounts/acme/devices/d1.json",
-            json!({"sip": {"username": "1001", "password": "secret"}}),
-        )
-        .callflow("acme", "seed", seed_flow())
-        .start()
-        .await;
     let mut config = sip_config();
     config.max_contacts = 3;
     config.nonce_lifetime_secs = 300;
-    let sip = SipService::start(host.shared_runtime(), &config)
-        .await
-        .unwrap();
+    let (_host, sip) = start_configured(config).await;
     let server = sip.local_addr();
     let uri = format!("sip:{REALM}");
     let codes = tokio::task::spawn_blocking(move || {

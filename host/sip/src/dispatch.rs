@@ -18,6 +18,7 @@ use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 
 use crate::auth::{Attempt, Verdict, claimed_username};
+use crate::guard::Failed;
 use crate::registrar::MAX_EXPIRES;
 use crate::service::{Refusal, Shared};
 
@@ -129,6 +130,37 @@ fn source(tx: &Transaction) -> Option<SocketAddr> {
         .ok()
 }
 
+/// Checks the credentials `header` of `request`, which came from `source`, in `realm`.
+fn verify_credentials(
+    shared: &Shared,
+    request: &rsipstack::sip::Request,
+    header: &str,
+    realm: &str,
+    source: IpAddr,
+    password: impl FnOnce(&str) -> Option<String>,
+    now: SystemTime,
+) -> (Verdict, Option<String>) {
+    let request_uri = request.uri.to_string();
+    let attempt = Attempt {
+        header,
+        method: &request.method,
+        request_uri: &request_uri,
+        source,
+        realm,
+    };
+    shared.nonces.verify(&attempt, password, now)
+}
+
+/// Counts a failed login from `source` (claiming `username`), and says so when it blocks.
+fn login_failed(shared: &Shared, source: IpAddr, username: Option<&str>) {
+    if shared.guard.failed(source, username, Instant::now()) == Failed::Blocked {
+        tracing::warn!(
+            "SIP: {source}{} gets no answer for a while: too many failed logins",
+            username.map_or(String::new(), |user| format!(" (user {user})"))
+        );
+    }
+}
+
 /// Whether the user name `header` claims is blocked for failed logins (then the request gets
 /// no answer).
 fn blocked_user(shared: &Shared, header: &str) -> bool {
@@ -176,21 +208,19 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
             .device_by_username(user)
             .map(|d| d.document.sip.password.clone())
     };
-    let request_uri = tx.original.uri.to_string();
-    let attempt = Attempt {
-        header: &header,
-        method: &Method::Register,
-        request_uri: &request_uri,
-        source: from.ip(),
-        realm: &realm,
-    };
-    let (verdict, username) = shared.nonces.verify(&attempt, password, now);
+    let (verdict, username) = verify_credentials(
+        shared,
+        &tx.original,
+        &header,
+        &realm,
+        from.ip(),
+        password,
+        now,
+    );
     let refused = |reason| {
         shared.metrics.rejected(reason);
         shared.metrics.registration("refused");
-        shared
-            .guard
-            .failed(from.ip(), username.as_deref(), Instant::now());
+        login_failed(shared, from.ip(), username.as_deref());
     };
     match verdict {
         Verdict::Valid => {}
@@ -399,7 +429,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
     // Not a trunk: a device of the account whose realm the From names, with its credentials.
     let Some(account_id) = accounts.account_for_realm(&from_realm).map(str::to_string) else {
         shared.metrics.rejected("stranger");
-        shared.guard.failed(from_addr.ip(), None, Instant::now());
+        login_failed(shared, from_addr.ip(), None);
         reply(shared, tx, 403, vec![]).await;
         return None;
     };
@@ -422,15 +452,15 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
             .device_by_username(user)
             .map(|d| d.document.sip.password.clone())
     };
-    let request_uri = request.uri.to_string();
-    let attempt = Attempt {
-        header: &header,
-        method: &Method::Invite,
-        request_uri: &request_uri,
-        source: from_addr.ip(),
-        realm: &realm,
-    };
-    let (verdict, username) = shared.nonces.verify(&attempt, password, now);
+    let (verdict, username) = verify_credentials(
+        shared,
+        request,
+        &header,
+        &realm,
+        from_addr.ip(),
+        password,
+        now,
+    );
     match verdict {
         Verdict::Valid => {}
         Verdict::Stale | Verdict::Replayed => {
@@ -442,8 +472,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         }
         Verdict::Wrong => {
             shared.metrics.rejected("bad_credentials");
-            let failed = username.as_deref();
-            shared.guard.failed(from_addr.ip(), failed, Instant::now());
+            login_failed(shared, from_addr.ip(), username.as_deref());
             reply(shared, tx, 403, vec![]).await;
             return None;
         }

@@ -15,6 +15,17 @@ pub struct CaptureSink {
     published: AtomicU64,
 }
 
+/// Where one notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// No API call watches it: to the real sink only.
+    Unwatched,
+    /// A simulated call that is not to publish: kept, not passed on.
+    Held,
+    /// To the real sink, and a copy kept for the API call.
+    PublishedAndKept,
+}
+
 /// What a watched call published, and whether it goes on to the real sink.
 #[derive(Default)]
 struct Watched {
@@ -57,13 +68,17 @@ impl CaptureSink {
             .copies
     }
 
-    /// Whether a notification of `call_id` goes on to the real sink (a call nobody watches
-    /// always publishes).
-    fn publishes(&self, call_id: Option<&str>) -> bool {
-        let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        call_id
-            .and_then(|id| watched.get(id))
-            .is_none_or(|watched| watched.publish)
+    /// Where a notification of `call_id` goes; a held one's copy is kept here.
+    fn route(&self, call_id: Option<&str>, notification: &OutboundNotification) -> Route {
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        match call_id.and_then(|id| watched.get_mut(id)) {
+            None => Route::Unwatched,
+            Some(watched) if watched.publish => Route::PublishedAndKept,
+            Some(watched) => {
+                watched.copies.push(notification.clone());
+                Route::Held
+            }
+        }
     }
 
     /// Notifications published since the start.
@@ -76,11 +91,14 @@ impl CaptureSink {
 impl Sink for CaptureSink {
     async fn publish(&self, notification: &OutboundNotification) -> Result<(), SinkError> {
         let call_id = notification.payload.get("Call-ID").and_then(|v| v.as_str());
-        if self.publishes(call_id) {
-            self.inner.publish(notification).await?;
-            self.published.fetch_add(1, Ordering::Relaxed);
+        let route = self.route(call_id, notification);
+        if route == Route::Held {
+            return Ok(());
         }
-        if let Some(call_id) = call_id {
+        self.inner.publish(notification).await?;
+        self.published.fetch_add(1, Ordering::Relaxed);
+        // A copy once the sink took it (a call nobody watches, a SIP call's, takes no lock).
+        if let (Route::PublishedAndKept, Some(call_id)) = (route, call_id) {
             let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(watched) = watched.get_mut(call_id) {
                 watched.copies.push(notification.clone());

@@ -90,14 +90,16 @@ pub async fn put(
     }
     let policy = state.mail.policy();
     if let Some(from) = document.from.as_deref() {
-        policy.check_sender(from).map_err(bad_request)?;
+        policy.check_sender(from).map_err(policy_refusal)?;
     }
     let listed: BTreeSet<&str> = [&document.to, &document.cc, &document.bcc]
         .into_iter()
         .flatten()
         .flat_map(Recipients::addresses)
         .collect();
-    policy.check_recipients(listed.len()).map_err(bad_request)?;
+    policy
+        .check_recipients(listed.len())
+        .map_err(policy_refusal)?;
     let stored = Stored {
         document: Some(document),
         text,
@@ -238,7 +240,8 @@ fn notification(
         .map_err(|e| ApiError::bad_request(format!("the call: {e}")))
 }
 
-fn bad_request(error: cfhost_mail::PolicyError) -> ApiError {
+/// A 400 for what the operator's policy does not allow, naming the setting.
+fn policy_refusal(error: cfhost_mail::PolicyError) -> ApiError {
     ApiError::bad_request(error.to_string())
 }
 

@@ -32,9 +32,9 @@ pub struct RenderLimits {
 }
 
 impl Default for RenderLimits {
-    /// 200,000 instructions: teletype's `missed_call` text and HTML take about 50 each (the
-    /// engine runs about 10 million a second), so a template with loops over a call's lists
-    /// fits many times over, while one that runs away ends within about 20 ms. 1 MiB:
+    /// 200,000 instructions: teletype's `missed_call` text and HTML take about 50 each, so a
+    /// template with loops over a call's lists fits many times over, while one that runs away
+    /// ends within a few milliseconds (6 ms measured on the development machine). 1 MiB:
     /// teletype's HTML renders to about 9 KB.
     fn default() -> Self {
         RenderLimits {
