@@ -4,8 +4,10 @@
 //! call's account, rung at every contact it registered. `simultaneous` forks to all of them
 //! (the first 2xx wins, the others are cancelled); `single` rings one after another, each for
 //! the timeout. 180 and 183 (with SDP: early media) are relayed to the caller, and SDP passes
-//! through both ways, so media flows endpoint to endpoint. Once answered, the call is over when
-//! either side sends BYE, which is relayed to the other.
+//! through both ways, so media flows endpoint to endpoint. Once answered, the call lasts until
+//! either side sends BYE (relayed to the other), or until a keepalive (`[sip] keepalive_secs`)
+//! or the session timer (RFC 4028 `Session-Expires`, refreshed by the re-INVITEs and UPDATEs
+//! relayed between the legs, [`crate::in_dialog`]) says one side is gone: then both get a BYE.
 
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -23,6 +25,9 @@ use rsipstack::sip::{StatusCodeKind, Transport, Uri};
 use rsipstack::transport::SipAddr;
 
 use crate::causes::hangup_of_sip;
+use crate::in_dialog::{
+    InDialog, Relayed, keepalive as keepalive_of, relayed_headers, session_interval,
+};
 use crate::switch::{SipSwitch, sdp_content_type};
 
 /// Somewhere to ring.
@@ -46,7 +51,8 @@ enum Round {
 struct Answer {
     dialog: InviteDialog,
     id: DialogId,
-    sdp: Vec<u8>,
+    /// Its 200: the SDP and the session timer's headers go on to the caller.
+    response: rsipstack::sip::Response,
     target: String,
     states: DialogStateReceiver,
 }
@@ -156,7 +162,7 @@ async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Dura
     let mut over = pin!(call.over());
     let mut deadline = pin!(tokio::time::sleep(timeout));
     let mut ringing_relayed = false;
-    let mut answered: Option<(usize, DialogId, Vec<u8>)> = None;
+    let mut answered: Option<(usize, DialogId, rsipstack::sip::Response)> = None;
     loop {
         tokio::select! {
             biased;
@@ -181,7 +187,7 @@ async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Dura
                     Ok(Ok((id, Some(response))))
                         if response.status_code.kind() == StatusCodeKind::Successful =>
                     {
-                        answered = Some((index, id, response.body.clone()));
+                        answered = Some((index, id, response));
                     }
                     Ok(Ok((_, Some(response)))) => {
                         let code = response.status_code.code();
@@ -207,7 +213,7 @@ async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Dura
             }
         }
     }
-    let Some((index, id, sdp)) = answered else {
+    let Some((index, id, response)) = answered else {
         return Round::Failed(last);
     };
     cancel_all(&legs, Some(index));
@@ -215,7 +221,7 @@ async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Dura
     Round::Answered(Answer {
         dialog,
         id,
-        sdp,
+        response,
         target,
         states,
     })
@@ -275,23 +281,25 @@ fn cancel_all(legs: &[(InviteDialog, String)], keep: Option<usize>) {
     }
 }
 
-/// The caller and the answering leg talk until either hangs up; the BYE is relayed.
+/// The caller and the answering leg talk until either hangs up (the BYE is relayed), or a
+/// keepalive or the session timer says one is gone (both get a BYE). What either sends inside
+/// its dialog (re-INVITE, UPDATE, INFO) is relayed to the other.
 async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome {
     let Answer {
         dialog,
         id,
-        sdp,
+        response,
         target,
         mut states,
     } = answer;
+    let mut callee = Callee::new(dialog.clone(), id.clone(), switch.shared.clone());
     if !switch.answered() {
+        let sdp = response.body.clone();
         let body = (!sdp.is_empty()).then_some(sdp);
-        let headers = body.as_ref().map(|_| vec![sdp_content_type()]);
-        if let Err(e) = switch.caller.accept(headers, body) {
+        let headers = relayed_headers(response.headers.iter());
+        if let Err(e) = switch.caller.accept(Some(headers), body) {
             call.trace()
                 .switch(format!("cannot answer the caller: {e}"));
-            let _ = dialog.hangup().await;
-            switch.shared.dialogs.remove_dialog(&id);
             return BridgeOutcome::Failed(Hangup::new(HangupCause::NORMAL_TEMPORARY_FAILURE, 500));
         }
         switch.shared.metrics.response(200);
@@ -302,33 +310,154 @@ async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome 
     });
     call.trace()
         .switch(format!("answered by {target}: bridged"));
+    let mut from_caller = switch.relay_caller_requests();
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<(Side, Relayed)>();
+    let session = session_interval(&response);
+    let mut refreshed = Instant::now();
+    let keepalive = switch.shared.settings.keepalive;
+    // Without keepalives the interval is never polled; a year keeps `Instant` arithmetic sane.
+    let period = keepalive.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let mut keepalive_tick = tokio::time::interval_at((Instant::now() + period).into(), period);
     let mut over = pin!(call.over());
-    loop {
+    let ended = loop {
+        let expiry = session.map(|interval| refreshed + interval);
         tokio::select! {
             biased;
             () = &mut over => {
-                let _ = dialog.hangup().await;
+                callee.hang_up().await;
                 call.trace().switch(format!("BYE relayed to {target}"));
-                break;
+                break None;
             }
             state = states.recv() => match state {
                 Some(DialogState::Terminated(leg, reason)) if leg.call_id == id.call_id => {
                     if matches!(reason, TerminatedReason::UasBye) {
                         call.trace().switch(format!("{target} hung up (BYE): relayed to the caller"));
                     }
-                    let _ = switch.caller.bye().await;
-                    SipSwitch::destroy(call, &Hangup::new(HangupCause::NORMAL_CLEARING, 200));
-                    break;
+                    callee.gone();
+                    break Some(Hangup::new(HangupCause::NORMAL_CLEARING, 200));
                 }
-                Some(_) => {}
+                Some(state) => {
+                    if let Ok((leg, request)) = InDialog::of(state)
+                        && leg.call_id == id.call_id
+                    {
+                        let to = switch.caller.clone();
+                        let done = done_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = done.send((Side::Caller, request.relay(&to).await));
+                        });
+                    }
+                }
                 None => {
-                    let _ = switch.caller.bye().await;
-                    SipSwitch::destroy(call, &Hangup::new(HangupCause::NORMAL_CLEARING, 200));
-                    break;
+                    callee.gone();
+                    break Some(Hangup::new(HangupCause::NORMAL_CLEARING, 200));
                 }
             },
+            Some(request) = from_caller.recv() => {
+                let to = dialog.clone();
+                let done = done_tx.clone();
+                tokio::spawn(async move {
+                    let _ = done.send((Side::Callee, request.relay(&to).await));
+                });
+            }
+            Some((side, relayed)) = done.recv() => match relayed {
+                Relayed::Refreshed => refreshed = Instant::now(),
+                Relayed::Other => {}
+                Relayed::PeerGone => {
+                    call.trace().switch(format!("{} is gone (no answer, 408 or 481): both legs get a BYE", side.name(&target)));
+                    break Some(Hangup::new(HangupCause::from("RECOVERY_ON_TIMER_EXPIRE"), 408));
+                }
+            },
+            _ = keepalive_tick.tick(), if keepalive.is_some() => {
+                for (side, to) in [(Side::Caller, switch.caller.clone()), (Side::Callee, dialog.clone())] {
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = done.send((side, keepalive_of(&to).await));
+                    });
+                }
+            }
+            () = sleep_until(expiry), if expiry.is_some() => {
+                call.trace().switch(format!(
+                    "no session refresh in {}s (Session-Expires): both legs get a BYE",
+                    session.unwrap_or_default().as_secs()
+                ));
+                break Some(Hangup::new(HangupCause::from("RECOVERY_ON_TIMER_EXPIRE"), 408));
+            }
+        }
+    };
+    switch.stop_relaying_caller_requests();
+    if let Some(hangup) = ended {
+        callee.hang_up().await;
+        let _ = switch.caller.bye().await;
+        SipSwitch::destroy(call, &hangup);
+    }
+    BridgeOutcome::Answered
+}
+
+/// The two ends of a bridge, as traces name them.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Caller,
+    Callee,
+}
+
+impl Side {
+    fn name(self, target: &str) -> String {
+        match self {
+            Side::Caller => "the caller".to_string(),
+            Side::Callee => target.to_string(),
         }
     }
-    switch.shared.dialogs.remove_dialog(&id);
-    BridgeOutcome::Answered
+}
+
+/// Sleeps until `at`, or forever without it.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The answering leg of a bridge: it gets a BYE when the bridge ends in any way (a hangup, a
+/// timer, the bridge being dropped) unless it hung up itself, and its dialog is released.
+struct Callee {
+    dialog: Option<InviteDialog>,
+    id: DialogId,
+    shared: std::sync::Arc<crate::service::Shared>,
+}
+
+impl Callee {
+    fn new(
+        dialog: InviteDialog,
+        id: DialogId,
+        shared: std::sync::Arc<crate::service::Shared>,
+    ) -> Self {
+        Callee {
+            dialog: Some(dialog),
+            id,
+            shared,
+        }
+    }
+
+    /// Sends the BYE now.
+    async fn hang_up(&mut self) {
+        if let Some(dialog) = self.dialog.take() {
+            let _ = dialog.hangup().await;
+        }
+    }
+
+    /// It hung up itself: no BYE is owed.
+    fn gone(&mut self) {
+        self.dialog = None;
+    }
+}
+
+impl Drop for Callee {
+    fn drop(&mut self) {
+        if let Some(dialog) = self.dialog.take() {
+            tokio::spawn(async move {
+                let _ = dialog.hangup().await;
+            });
+        }
+        self.shared.dialogs.remove_dialog(&self.id);
+    }
 }

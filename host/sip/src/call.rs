@@ -12,6 +12,7 @@ use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReas
 use rsipstack::transaction::transaction::Transaction;
 
 use crate::dispatch::{Admitted, Caller, reply};
+use crate::in_dialog::InDialog;
 use crate::service::CallSummary;
 use crate::switch::SipSwitch;
 
@@ -38,6 +39,7 @@ pub(crate) async fn run(
         }
     };
     let offer = tx.original.body.clone();
+    let signalling = crate::dispatch::source(&tx).map(|address| address.ip());
     let call = Arc::new(Call::new(details));
     let from = match &caller {
         Caller::Trunk { name } => format!("trunk {name}"),
@@ -61,9 +63,14 @@ pub(crate) async fn run(
         Arc::clone(&shared),
         dialog.clone(),
         offer,
+        signalling,
         started,
     ));
-    let watcher = tokio::spawn(watch_caller(state_rx, Arc::clone(&call)));
+    let watcher = tokio::spawn(watch_caller(
+        state_rx,
+        Arc::clone(&call),
+        Arc::clone(&switch),
+    ));
     let result = shared
         .runtime
         .run_call(Arc::clone(&call), Arc::clone(&switch) as _)
@@ -97,9 +104,17 @@ pub(crate) async fn run(
     drop(admitted);
 }
 
-/// Applies the caller's hangup to the call the moment it comes.
-async fn watch_caller(mut states: DialogStateReceiver, call: Arc<Call>) {
+/// Applies the caller's hangup to the call the moment it comes, and hands what it sends
+/// inside its dialog (re-INVITE, UPDATE, INFO, OPTIONS) to the switch.
+async fn watch_caller(mut states: DialogStateReceiver, call: Arc<Call>, switch: Arc<SipSwitch>) {
     while let Some(state) = states.recv().await {
+        let state = match InDialog::of(state) {
+            Ok((_, request)) => {
+                switch.take_caller_request(request).await;
+                continue;
+            }
+            Err(state) => *state,
+        };
         let DialogState::Terminated(_, reason) = state else {
             continue;
         };

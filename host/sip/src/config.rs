@@ -14,6 +14,7 @@
 //! auth_failure_window_secs = 60    # within this long
 //! auth_block_secs = 300            # block it (no answer) for this long
 //! silence_timeout_secs = 10        # a recording with no RTP for this long ends
+//! keepalive_secs = 30              # an OPTIONS to each leg of a bridged call; 0: none
 //! [sip.trunks.carrier]
 //! addresses = ["203.0.113.0/24", "198.51.100.7"]
 //! ```
@@ -56,6 +57,9 @@ pub struct SipConfig {
     pub auth_block_secs: u64,
     /// Seconds without RTP after which a voicemail recording ends.
     pub silence_timeout_secs: u64,
+    /// How often each leg of a bridged call gets an OPTIONS in its dialog; a leg that answers
+    /// 408 or 481, or not at all, is gone and the call ends (both legs get a BYE). 0: never.
+    pub keepalive_secs: u64,
     /// Carrier trunks by name: INVITEs from their addresses are offnet calls.
     pub trunks: BTreeMap<String, TrunkConfig>,
 }
@@ -79,6 +83,9 @@ impl Default for SipConfig {
             auth_failure_window_secs: 60,
             auth_block_secs: 300,
             silence_timeout_secs: 10,
+            // A phone that lost power or its network leaves its leg up until this finds it
+            // (Kamailio's dialog keepalive and FreeSWITCH's RTP timeout do the same job).
+            keepalive_secs: 30,
             trunks: BTreeMap::new(),
         }
     }
@@ -116,6 +123,8 @@ pub struct SipSettings {
     pub max_contacts: usize,
     pub guard: GuardSettings,
     pub silence_timeout: Duration,
+    /// How often a bridged call's legs are asked whether they are there; `None`: never.
+    pub keepalive: Option<Duration>,
     pub trunks: Vec<(String, Vec<IpNet>)>,
 }
 
@@ -160,6 +169,7 @@ impl SipConfig {
                 auth_block: Duration::from_secs(self.auth_block_secs),
             },
             silence_timeout: Duration::from_secs(self.silence_timeout_secs.max(1)),
+            keepalive: (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
             trunks,
         })
     }

@@ -122,7 +122,7 @@ pub(crate) async fn reply(shared: &Shared, tx: &mut Transaction, code: u16, head
 }
 
 /// Where the request came from (the packet's source, not what it claims).
-fn source(tx: &Transaction) -> Option<SocketAddr> {
+pub(crate) fn source(tx: &Transaction) -> Option<SocketAddr> {
     tx.connection
         .as_ref()?
         .get_remote_addr()?

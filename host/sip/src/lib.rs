@@ -6,7 +6,8 @@
 //! - [`dispatch`]: who may call (carrier trunks by address, devices by digest, [`auth`]), the
 //!   registrar ([`registrar`]), `OPTIONS`; [`guard`]: strangers' rates and failed logins;
 //! - [`call`] and [`switch`]: a call's caller leg and its call control; [`bridge`]: ringing
-//!   devices and SIP URIs; [`media`]: answering and recording voicemail;
+//!   devices and SIP URIs; [`in_dialog`]: re-INVITEs and the like, relayed between the legs;
+//!   [`media`]: answering and recording voicemail;
 //! - [`causes`]: SIP codes and the Q.850 cause names KAZOO reports; [`metrics`];
 //! - [`baseline`]: a bare B2BUA, what the SIP benchmark compares cfhost with.
 
@@ -18,6 +19,7 @@ pub mod causes;
 pub mod config;
 mod dispatch;
 pub mod guard;
+mod in_dialog;
 pub mod media;
 pub mod metrics;
 pub mod registrar;

@@ -6,7 +6,7 @@
 //!
 //! Every change of the channel is applied to the [`Call`] as KAZOO's events would be.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -18,9 +18,12 @@ use cfhost_core::switch::{Switch, SwitchError};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 use crate::causes::sip_of_cause;
+use crate::in_dialog::InDialog;
 use crate::media::g711::Law;
+use crate::media::rtp::RtpSource;
 use crate::media::sdp::{self, AudioOffer};
 use crate::media::voicemail::{self, MIN_MESSAGE, RecordingEnd};
 use crate::service::Shared;
@@ -29,8 +32,8 @@ use crate::service::Shared;
 pub(crate) struct OwnMedia {
     pub socket: Arc<UdpSocket>,
     pub law: Law,
-    /// Where the caller receives RTP, from its offer.
-    pub peer: Option<SocketAddr>,
+    /// Whose RTP is the caller's, from its offer and where it signalled from.
+    pub source: RtpSource,
 }
 
 /// The caller's leg as the switch left it.
@@ -39,6 +42,10 @@ struct CallerLeg {
     /// A 200 went to the caller (cfhost answered, or a callee did through a bridge).
     answered: bool,
     media: Option<Arc<OwnMedia>>,
+    /// The SDP of cfhost's own answer, given again to a re-INVITE.
+    answer_sdp: Option<Vec<u8>>,
+    /// Where the caller's in-dialog requests go while a bridge talks.
+    relay: Option<mpsc::UnboundedSender<InDialog>>,
 }
 
 /// One SIP call's switch.
@@ -47,6 +54,8 @@ pub(crate) struct SipSwitch {
     pub(crate) caller: InviteDialog,
     /// The caller's SDP offer, passed through to the legs a bridge rings.
     pub(crate) offer: Vec<u8>,
+    /// The IP the caller's INVITE came from: RTP is taken from it only.
+    signalling: Option<IpAddr>,
     /// When the INVITE arrived: the call's setup time is counted from it.
     started: std::time::Instant,
     leg: Mutex<CallerLeg>,
@@ -63,17 +72,19 @@ pub(crate) fn sdp_content_type() -> Header {
 }
 
 impl SipSwitch {
-    /// The switch of the call whose caller is `caller`, who offered `offer`.
+    /// The switch of the call whose caller is `caller`, who offered `offer` from `signalling`.
     pub fn new(
         shared: Arc<Shared>,
         caller: InviteDialog,
         offer: Vec<u8>,
+        signalling: Option<IpAddr>,
         started: std::time::Instant,
     ) -> Self {
         SipSwitch {
             shared,
             caller,
             offer,
+            signalling,
             started,
             leg: Mutex::new(CallerLeg::default()),
         }
@@ -92,6 +103,36 @@ impl SipSwitch {
     pub(crate) fn mark_answered(&self) {
         self.leg().answered = true;
         self.shared.metrics.setup(self.started.elapsed());
+    }
+
+    /// Sends the caller's in-dialog requests to the receiver returned, until
+    /// [`Self::stop_relaying_caller_requests`]: a bridge relays them to its other leg.
+    pub(crate) fn relay_caller_requests(&self) -> mpsc::UnboundedReceiver<InDialog> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.leg().relay = Some(sender);
+        receiver
+    }
+
+    /// cfhost answers the caller's in-dialog requests itself again.
+    pub(crate) fn stop_relaying_caller_requests(&self) {
+        self.leg().relay = None;
+    }
+
+    /// Takes a request the caller sent inside its dialog: to the bridge's other leg if one is
+    /// talking, else answered by cfhost with its own media.
+    pub(crate) async fn take_caller_request(&self, request: InDialog) {
+        let (relay, sdp) = {
+            let leg = self.leg();
+            (leg.relay.clone(), leg.answer_sdp.clone())
+        };
+        let request = match relay {
+            Some(relay) => match relay.send(request) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(request)) => request,
+            },
+            None => request,
+        };
+        request.answer_locally(sdp).await;
     }
 
     /// Applies a destroy of the caller's channel with `hangup`.
@@ -122,17 +163,18 @@ impl SipSwitch {
         let local = socket.local_addr().map_err(backend)?;
         let body = sdp::answer(local, law, rand::random::<u32>().into());
         self.caller
-            .accept(Some(vec![sdp_content_type()]), Some(body))
+            .accept(Some(vec![sdp_content_type()]), Some(body.clone()))
             .map_err(backend)?;
         self.shared.metrics.response(200);
         let media = Arc::new(OwnMedia {
             socket: Arc::new(socket),
             law,
-            peer: offer.ok().map(|o| o.address),
+            source: RtpSource::new(offer.ok().map(|o| o.address), self.signalling),
         });
         let mut leg = self.leg();
         leg.answered = true;
         leg.media = Some(Arc::clone(&media));
+        leg.answer_sdp = Some(body);
         drop(leg);
         self.shared.metrics.setup(self.started.elapsed());
         call.trace().switch(format!(
@@ -189,7 +231,8 @@ impl Switch for SipSwitch {
             ));
         };
         let started = SystemTime::now();
-        if let Some(peer) = media.peer {
+        let mut source = media.source;
+        if let Some(peer) = source.send_to() {
             let beep = self.shared.beep.encoded(media.law);
             let socket = Arc::clone(&media.socket);
             tokio::select! {
@@ -199,12 +242,13 @@ impl Switch for SipSwitch {
         }
         let max = Duration::from_secs(u64::from(max_secs.max(1)));
         let silence = self.shared.settings.silence_timeout;
-        let recording = voicemail::record(&media.socket, max, silence, call.over()).await;
+        let recording =
+            voicemail::record(&media.socket, &mut source, max, silence, call.over()).await;
         let length = recording.length();
         let why = match recording.end {
             RecordingEnd::CallEnded => "the caller hung up",
             RecordingEnd::MaxLength => "the longest message",
-            RecordingEnd::NoMedia => "no RTP",
+            RecordingEnd::NoMedia => "no audio",
         };
         call.trace()
             .switch(format!("recorded {} ms ({why})", length.as_millis()));

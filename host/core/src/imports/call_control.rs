@@ -1,5 +1,7 @@
 //! `cfhost:callflow/call-control`: answer, bridge, record, hang up, served by the call's
-//! switch backend. Each waits at most the host-call timeout, outside the module's deadline.
+//! switch backend, outside the module's deadline. Answer and hang up wait at most the
+//! host-call timeout; a bridge and a recording last as long as the call needs them (the
+//! switch ends them), so a call of any length is never cut by a host timer.
 //!
 //! The WIT's requests and results are converted to and from cfhost's own
 //! ([`crate::call::control`]) here. A backend that fails is the host's fault, not the
@@ -27,7 +29,7 @@ impl Host for InstanceState {
         let context = self.granted(Capability::CallControl)?;
         let request = call::BridgeRequest::from(request);
         let bridged = self
-            .wait_for("bridge", context.switch().bridge(context.call(), &request))
+            .wait_on_switch(context.switch().bridge(context.call(), &request))
             .await?;
         Ok(match bridged {
             Ok(outcome) => outcome.into(),
@@ -49,7 +51,7 @@ impl Host for InstanceState {
         let record = context
             .switch()
             .record_voicemail(context.call(), &box_id, max_secs);
-        Ok(match self.wait_for("record-voicemail", record).await? {
+        Ok(match self.wait_on_switch(record).await? {
             Ok(outcome) => outcome.into(),
             Err(SwitchError::Gone) => RecordResult::CallerHungUp,
             Err(error) => {

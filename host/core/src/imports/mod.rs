@@ -190,19 +190,36 @@ impl InstanceState {
         self.context().cloned()
     }
 
-    /// Waits for a host call at most the host-call timeout (the wait itself is not run time).
-    /// A host call that has to wait gives the account's turn to another instance meanwhile;
-    /// the instance runs on after it for one epoch tick before it waits for a turn again
-    /// ([`Turn::at_tick`]). A timeout traps with
-    /// [`Refusal::HostCallTimeout`].
+    /// Waits for a short host call (answer, hang up) at most the host-call timeout: a switch
+    /// that does not answer is the host's fault ([`Refusal::HostCallTimeout`], never counted
+    /// towards quarantine).
     async fn wait_for<T>(
         &mut self,
         call: &'static str,
         host_call: impl Future<Output = T>,
     ) -> wasmtime::Result<T> {
         let timeout = self.limits.host_call_timeout;
-        let mut waiting = std::pin::pin!(tokio::time::timeout(timeout, host_call));
-        let result = match futures::poll!(waiting.as_mut()) {
+        let bounded = tokio::time::timeout(timeout, host_call);
+        self.wait_on_switch(bounded).await?.map_err(|_| {
+            wasmtime::Error::new(Refusal::HostCallTimeout {
+                module: self.module_name.to_string(),
+                call,
+                timeout,
+            })
+        })
+    }
+
+    /// Waits for a host call that lasts as long as the call does (a bridge, a recording): the
+    /// switch ends it (a hangup, the ring timeout, a media or session timer, the longest
+    /// message), so no host timer cuts it. The wait itself is not run time. A host call that
+    /// has to wait gives the account's turn to another instance meanwhile; the instance runs
+    /// on after it for one epoch tick before it waits for a turn again ([`Turn::at_tick`]).
+    async fn wait_on_switch<T>(
+        &mut self,
+        host_call: impl Future<Output = T>,
+    ) -> wasmtime::Result<T> {
+        let mut waiting = std::pin::pin!(host_call);
+        Ok(match futures::poll!(waiting.as_mut()) {
             std::task::Poll::Ready(result) => result,
             std::task::Poll::Pending => {
                 if let Some(turn) = &self.turn {
@@ -210,13 +227,6 @@ impl InstanceState {
                 }
                 waiting.await
             }
-        };
-        result.map_err(|_| {
-            wasmtime::Error::new(Refusal::HostCallTimeout {
-                module: self.module_name.to_string(),
-                call,
-                timeout,
-            })
         })
     }
 }

@@ -32,7 +32,8 @@ pub enum FailureKind {
     Capability,
     /// Handed back more than the limits allow (outcome, notification, callbacks).
     Output,
-    /// A host call it made waited too long on the switch.
+    /// A short host call it made (answer, hang up) waited too long on the switch: the
+    /// host's fault, never towards quarantine.
     HostCallTimeout,
     /// Returned an error.
     Error,

@@ -149,13 +149,15 @@ impl Health {
     pub fn failed(&self, account: &str, module: &str, kind: FailureKind) -> bool {
         self.count(module, |c| *c.failures.entry(kind).or_default() += 1);
         // A capability the operator did not grant, a full instance pool, a failing host
-        // service or a call's spent budget is not the module's misbehaviour.
+        // service, a switch that did not answer in time or a call's spent budget is not the
+        // module's misbehaviour.
         if self.rule.after_failures == 0
             || matches!(
                 kind,
                 FailureKind::Capability
                     | FailureKind::Capacity
                     | FailureKind::Host
+                    | FailureKind::HostCallTimeout
                     | FailureKind::CallBudget
             )
         {

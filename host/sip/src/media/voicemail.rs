@@ -13,7 +13,7 @@ use cfhost_core::files::{is_plain_name, write_atomically};
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use super::rtp::{SAMPLE_RATE, decode_packet};
+use super::rtp::{RtpSource, SAMPLE_RATE, decode_packet};
 
 /// KAZOO's minimum message length.
 pub const MIN_MESSAGE: Duration = Duration::from_millis(500);
@@ -25,7 +25,7 @@ pub enum RecordingEnd {
     CallEnded,
     /// It reached the longest message allowed.
     MaxLength,
-    /// No RTP arrived for the silence timeout.
+    /// No audio arrived for the silence timeout.
     NoMedia,
 }
 
@@ -43,10 +43,12 @@ impl Recording {
     }
 }
 
-/// Records the G.711 RTP arriving on `socket` until `call_over` completes, `max` of audio is
-/// recorded, or no RTP arrives for `silence`.
+/// Records the caller's G.711 RTP arriving on `socket` (packets `source` does not accept are
+/// dropped) until `call_over` completes, `max` of audio is recorded, or no audio arrives for
+/// `silence`: telephone events (DTMF) and comfort noise are not audio and keep nothing open.
 pub async fn record(
     socket: &UdpSocket,
+    source: &mut RtpSource,
     max: Duration,
     silence: Duration,
     call_over: impl Future<Output = ()>,
@@ -57,14 +59,19 @@ pub async fn record(
     let mut samples = Vec::new();
     let mut buf = [0u8; 2048];
     let mut call_over = std::pin::pin!(call_over);
+    let mut last_audio = tokio::time::Instant::now();
     let end = loop {
         tokio::select! {
             biased;
             () = &mut call_over => break RecordingEnd::CallEnded,
-            received = tokio::time::timeout(silence, socket.recv_from(&mut buf)) => {
-                let Ok(received) = received else { break RecordingEnd::NoMedia };
-                if let Ok((len, _)) = received {
-                    decode_packet(&buf[..len], &mut samples);
+            () = tokio::time::sleep_until(last_audio + silence) => break RecordingEnd::NoMedia,
+            received = socket.recv_from(&mut buf) => {
+                let Ok((len, from)) = received else { continue };
+                if !source.accepts(from) {
+                    continue;
+                }
+                if decode_packet(&buf[..len], &mut samples) {
+                    last_audio = tokio::time::Instant::now();
                 }
                 if samples.len() >= max_samples {
                     samples.truncate(max_samples);
@@ -158,7 +165,7 @@ mod tests {
     use super::*;
     use crate::media::g711::Law;
     use crate::media::pacer::{Pacer, Prompt};
-    use crate::media::rtp::RtpPorts;
+    use crate::media::rtp::{RtpPorts, RtpSource};
     use std::sync::Arc;
 
     #[tokio::test]
@@ -166,13 +173,22 @@ mod tests {
         let ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 42000, 42999);
         let socket = ports.bind().await.unwrap();
         let caller = ports.bind().await.unwrap();
+        let stranger = ports.bind().await.unwrap();
         let to = socket.local_addr().unwrap();
+        let mut source = RtpSource::new(Some(caller.local_addr().unwrap()), None);
         let sending = tokio::spawn(async move {
             let audio = Prompt::tone(300.0, 400).encoded(Law::A);
-            Pacer::start().play(Arc::new(caller), to, audio).await;
+            let pacer = Pacer::start();
+            // A stranger's audio to the same port, at the same time, is not the caller's.
+            let noise = Prompt::tone(800.0, 1000).encoded(Law::A);
+            tokio::join!(
+                pacer.play(Arc::new(caller), to, audio),
+                pacer.play(Arc::new(stranger), to, noise)
+            );
         });
         let recording = record(
             &socket,
+            &mut source,
             Duration::from_secs(10),
             Duration::from_millis(300),
             std::future::pending(),
@@ -211,11 +227,74 @@ mod tests {
 
         let ended = record(
             &socket,
+            &mut source,
             Duration::from_secs(10),
             Duration::from_secs(10),
             async {},
         )
         .await;
         assert_eq!(ended.end, RecordingEnd::CallEnded);
+    }
+
+    /// An RTP packet of payload type `pt` from `socket` to `to`.
+    async fn send_packet(
+        socket: &tokio::net::UdpSocket,
+        to: std::net::SocketAddr,
+        pt: u8,
+        seq: u16,
+    ) {
+        let mut packet = vec![
+            0x80,
+            pt,
+            (seq >> 8) as u8,
+            seq as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+        ];
+        packet.extend(std::iter::repeat_n(0xd5u8, 160));
+        socket.send_to(&packet, to).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn telephone_events_and_comfort_noise_do_not_keep_a_recording_open() {
+        let ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 42000, 42999);
+        let socket = ports.bind().await.unwrap();
+        let caller = ports.bind().await.unwrap();
+        let to = socket.local_addr().unwrap();
+        let mut source = RtpSource::new(Some(caller.local_addr().unwrap()), None);
+        let sending = tokio::spawn(async move {
+            // 200 ms of PCMA, then 2 s of DTMF events (101) and comfort noise (13).
+            for seq in 0..10u16 {
+                send_packet(&caller, to, 8, seq).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for seq in 10..110u16 {
+                send_packet(&caller, to, if seq % 2 == 0 { 101 } else { 13 }, seq).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let started = std::time::Instant::now();
+        let recording = record(
+            &socket,
+            &mut source,
+            Duration::from_secs(10),
+            Duration::from_millis(500),
+            std::future::pending(),
+        )
+        .await;
+        let took = started.elapsed();
+        assert_eq!(recording.end, RecordingEnd::NoMedia);
+        assert_eq!(recording.samples.len(), 1600, "the 200 ms of audio");
+        assert!(
+            took < Duration::from_millis(1500),
+            "the events kept it open for {took:?}"
+        );
+        sending.abort();
     }
 }

@@ -2,6 +2,8 @@
 //! 127.0.0.2, devices on 127.0.0.1 that register with digest authentication, strangers on
 //! 127.0.0.3. Each test starts its own host and SIP service on free ports.
 
+mod long_calls;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
