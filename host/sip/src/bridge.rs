@@ -28,6 +28,7 @@ use crate::causes::hangup_of_sip;
 use crate::in_dialog::{
     InDialog, Relayed, keepalive as keepalive_of, relayed_headers, session_interval,
 };
+use crate::registrar::Reach;
 use crate::switch::{SipSwitch, sdp_content_type};
 
 /// Somewhere to ring.
@@ -35,8 +36,8 @@ use crate::switch::{SipSwitch, sdp_content_type};
 struct Target {
     uri: String,
     /// Where to send the INVITE when it is not the URI's host: the address a device's
-    /// REGISTER came from.
-    via: Option<std::net::SocketAddr>,
+    /// REGISTER came from, and whether over TCP (its connection).
+    via: Option<(std::net::SocketAddr, bool)>,
 }
 
 /// How one round of ringing ended.
@@ -117,9 +118,13 @@ fn targets(switch: &SipSwitch, call: &Call, endpoints: &[Endpoint]) -> Vec<Targe
             .registrar
             .lookup(account_id, &endpoint.id, now)
         {
+            let via = match binding.reach {
+                Reach::Source { tcp } => Some((binding.source, tcp)),
+                Reach::Contact => None,
+            };
             targets.push(Target {
                 uri: binding.contact,
-                via: Some(binding.source),
+                via,
             });
         }
     }
@@ -242,8 +247,8 @@ fn invite_option(switch: &SipSwitch, call: &Call, target: &Target) -> Result<Inv
         caller_display_name: details.caller_id_name.clone(),
         caller,
         callee,
-        destination: target.via.map(|addr| SipAddr {
-            r#type: Some(Transport::Udp),
+        destination: target.via.map(|(addr, tcp)| SipAddr {
+            r#type: Some(if tcp { Transport::Tcp } else { Transport::Udp }),
             addr: addr.into(),
         }),
         content_type: (!switch.offer.is_empty()).then(|| "application/sdp".to_string()),

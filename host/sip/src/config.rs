@@ -15,6 +15,9 @@
 //! auth_block_secs = 300            # block it (no answer) for this long
 //! silence_timeout_secs = 10        # a recording with no RTP for this long ends
 //! keepalive_secs = 30              # an OPTIONS to each leg of a bridged call; 0: none
+//! max_tcp_connections = 1024       # SIP over TCP, in all; past it, a connection is closed
+//! max_tcp_connections_per_address = 128  # and from one IP
+//! tcp_idle_secs = 120              # a connection that sends nothing for this long is closed
 //! [sip.trunks.carrier]
 //! addresses = ["203.0.113.0/24", "198.51.100.7"]
 //! ```
@@ -27,6 +30,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::guard::GuardSettings;
+use crate::tcp::TcpLimits;
 
 /// `[sip]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +64,12 @@ pub struct SipConfig {
     /// How often each leg of a bridged call gets an OPTIONS in its dialog; a leg that answers
     /// 408 or 481, or not at all, is gone and the call ends (both legs get a BYE). 0: never.
     pub keepalive_secs: u64,
+    /// SIP TCP connections open at most; a connection past it is closed at once.
+    pub max_tcp_connections: usize,
+    /// SIP TCP connections open at most from one IP address.
+    pub max_tcp_connections_per_address: usize,
+    /// Seconds a SIP TCP connection may send nothing before it is closed.
+    pub tcp_idle_secs: u64,
     /// Carrier trunks by name: INVITEs from their addresses are offnet calls.
     pub trunks: BTreeMap<String, TrunkConfig>,
 }
@@ -86,6 +96,12 @@ impl Default for SipConfig {
             // A phone that lost power or its network leaves its leg up until this finds it
             // (Kamailio's dialog keepalive and FreeSWITCH's RTP timeout do the same job).
             keepalive_secs: 30,
+            // Well under a process's usual descriptor limit; an office of phones behind one
+            // NAT fits in the per-address cap; Kamailio's tcp_connection_lifetime is 120 s
+            // (phones on TCP send CRLF keepalives or re-register well within it).
+            max_tcp_connections: 1024,
+            max_tcp_connections_per_address: 128,
+            tcp_idle_secs: 120,
             trunks: BTreeMap::new(),
         }
     }
@@ -125,6 +141,7 @@ pub struct SipSettings {
     pub silence_timeout: Duration,
     /// How often a bridged call's legs are asked whether they are there; `None`: never.
     pub keepalive: Option<Duration>,
+    pub tcp: TcpLimits,
     pub trunks: Vec<(String, Vec<IpNet>)>,
 }
 
@@ -170,6 +187,11 @@ impl SipConfig {
             },
             silence_timeout: Duration::from_secs(self.silence_timeout_secs.max(1)),
             keepalive: (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
+            tcp: TcpLimits {
+                max_connections: self.max_tcp_connections.max(1),
+                max_per_address: self.max_tcp_connections_per_address.max(1),
+                idle_timeout: Duration::from_secs(self.tcp_idle_secs.max(1)),
+            },
             trunks,
         })
     }

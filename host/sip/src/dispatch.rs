@@ -19,7 +19,7 @@ use rsipstack::transaction::transaction::Transaction;
 
 use crate::auth::{Attempt, Verdict, claimed_username};
 use crate::guard::Failed;
-use crate::registrar::MAX_EXPIRES;
+use crate::registrar::{MAX_EXPIRES, Origin, Wanted};
 use crate::service::{Refusal, Shared};
 
 /// Handles one transaction to its end.
@@ -128,6 +128,25 @@ pub(crate) fn source(tx: &Transaction) -> Option<SocketAddr> {
         .get_remote_addr()?
         .get_socketaddr()
         .ok()
+}
+
+/// Where `tx` (which came from `from`) came from, as the registrar weighs NAT.
+fn origin(tx: &Transaction, from: SocketAddr) -> Origin {
+    let tcp = tx
+        .connection
+        .as_ref()
+        .is_some_and(|c| matches!(c, rsipstack::transport::SipConnection::Tcp(_)));
+    let via = tx
+        .original
+        .top_via_header()
+        .ok()
+        .and_then(|via| via.typed().ok())
+        .and_then(|via| SocketAddr::try_from(via.uri.host_with_port).ok());
+    Origin {
+        source: from,
+        tcp,
+        via,
+    }
 }
 
 /// Checks the credentials `header` of `request`, which came from `source`, in `realm`.
@@ -266,18 +285,20 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         shared.registrar.unregister_all(&account_id, &device.id);
         Vec::new()
     } else {
-        let wanted: Vec<(String, Duration)> = contacts
+        let wanted: Vec<Wanted> = contacts
             .iter()
-            .map(|contact| {
-                let expires = contact
+            .map(|contact| Wanted {
+                uri: contact.uri.to_string(),
+                address: SocketAddr::try_from(contact.uri.host_with_port.clone()).ok(),
+                expires: contact
                     .expires()
-                    .map_or(default_expires, |secs| Duration::from_secs(u64::from(secs)));
-                (contact.uri.to_string(), expires)
+                    .map_or(default_expires, |secs| Duration::from_secs(u64::from(secs))),
             })
             .collect();
+        let origin = origin(tx, from);
         match shared
             .registrar
-            .register_all(&account_id, &device.id, &wanted, from, instant)
+            .register_all(&account_id, &device.id, &wanted, &origin, instant)
         {
             Ok(bindings) => bindings,
             Err(e) => {

@@ -3,6 +3,7 @@
 //! behaviour of the simulator stay as they are:
 //!
 //! - [`service`]: UDP and TCP on `[sip] listen` ([`config`]), caps at accept, shutdown;
+//!   [`tcp`]: TCP connections, capped, idle ones closed;
 //! - [`dispatch`]: who may call (carrier trunks by address, devices by digest, [`auth`]), the
 //!   registrar ([`registrar`]), `OPTIONS`; [`guard`]: strangers' rates and failed logins;
 //! - [`call`] and [`switch`]: a call's caller leg and its call control; [`bridge`]: ringing
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod registrar;
 pub mod service;
 mod switch;
+pub mod tcp;
 
 pub use config::{SipConfig, SipConfigError, TrunkConfig};
 pub use metrics::SetupSnapshot;

@@ -1,13 +1,82 @@
 //! Where devices are: the contacts each device registered, kept in memory with their expiry,
-//! and the address each REGISTER came from (what a device behind NAT is reached at).
+//! and how each is reached ([`Reach`]): at its Contact, or over what its REGISTER came on (a
+//! device behind NAT, or on a TCP connection of its own).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The longest registration granted, and what a REGISTER without `Expires` gets.
 pub const MAX_EXPIRES: Duration = Duration::from_secs(3600);
+
+/// Where a REGISTER came from, as the transport saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The packet's source (or the TCP connection's far end).
+    pub source: SocketAddr,
+    /// Whether it came on a TCP connection.
+    pub tcp: bool,
+    /// The sent-by of its top Via, when that is an address.
+    pub via: Option<SocketAddr>,
+}
+
+/// How a binding is reached when its device is rung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// At the address its REGISTER came from, over the same transport (and, on TCP, the same
+    /// connection while it is open): the device is behind NAT, or the Contact is its own.
+    Source { tcp: bool },
+    /// At the Contact URI itself: it names another address, and nothing says NAT.
+    Contact,
+}
+
+impl Reach {
+    /// How a contact at `contact` (its address, if it names one) registered from `origin` is
+    /// reached. NAT is detected as Kamailio's `nat_uac_test` does: the top Via's sent-by is not
+    /// where the request came from, or the Contact names a private address (RFC 1918, shared
+    /// address space, link-local) that is not the source. A NATed contact is rung at the source
+    /// (`fix_nated_register`); so is a contact at the source's own IP over TCP (a TCP client's
+    /// port is its connection's, not the one it listens on).
+    pub fn of(contact: Option<SocketAddr>, origin: &Origin) -> Reach {
+        let at_source = Reach::Source { tcp: origin.tcp };
+        let via_differs = origin.via.is_some_and(|via| via != origin.source);
+        let private_contact =
+            contact.is_some_and(|c| is_private(c.ip()) && c.ip() != origin.source.ip());
+        if via_differs || private_contact {
+            return at_source;
+        }
+        match contact {
+            Some(c) if c == origin.source => at_source,
+            Some(c) if origin.tcp && c.ip() == origin.source.ip() => at_source,
+            _ => Reach::Contact,
+        }
+    }
+}
+
+/// Whether `ip` is an address no packet from the internet comes from.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// A contact a REGISTER asks for: its URI, the address it names (if it names one) and how
+/// long it should last (zero removes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub uri: String,
+    pub address: Option<SocketAddr>,
+    pub expires: Duration,
+}
 
 /// One registered contact of a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +85,8 @@ pub struct Binding {
     pub contact: String,
     /// Where its REGISTER came from.
     pub source: SocketAddr,
+    /// How it is rung.
+    pub reach: Reach,
     expires: Instant,
 }
 
@@ -57,8 +128,8 @@ impl Registrar {
         &self,
         account: &str,
         device: &str,
-        contacts: &[(String, Duration)],
-        source: SocketAddr,
+        contacts: &[Wanted],
+        origin: &Origin,
         now: Instant,
     ) -> Result<Vec<Binding>, TooManyContacts> {
         let mut bindings = self.bindings();
@@ -67,13 +138,14 @@ impl Registrar {
             .get(&key)
             .map(|list| list.iter().filter(|b| b.expires > now).cloned().collect())
             .unwrap_or_default();
-        for (contact, expires) in contacts {
-            list.retain(|b| &b.contact != contact);
-            if !expires.is_zero() {
+        for wanted in contacts {
+            list.retain(|b| b.contact != wanted.uri);
+            if !wanted.expires.is_zero() {
                 list.push(Binding {
-                    contact: contact.clone(),
-                    source,
-                    expires: now + (*expires).min(MAX_EXPIRES),
+                    contact: wanted.uri.clone(),
+                    source: origin.source,
+                    reach: Reach::of(wanted.address, origin),
+                    expires: now + wanted.expires.min(MAX_EXPIRES),
                 });
             }
         }
@@ -143,9 +215,62 @@ mod tests {
         secs: u64,
         now: Instant,
     ) -> Result<Vec<Binding>, TooManyContacts> {
-        let source = "127.0.0.1:5090".parse().unwrap();
-        let contacts = [(contact.to_string(), Duration::from_secs(secs))];
-        registrar.register_all("a", device, &contacts, source, now)
+        let origin = Origin {
+            source: "127.0.0.1:5090".parse().unwrap(),
+            tcp: false,
+            via: None,
+        };
+        let contacts = [Wanted {
+            uri: contact.to_string(),
+            address: None,
+            expires: Duration::from_secs(secs),
+        }];
+        registrar.register_all("a", device, &contacts, &origin, now)
+    }
+
+    #[test]
+    fn a_contact_is_rung_where_it_registered_from_when_nat_says_so() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let udp = |source: &str, via: &str| Origin {
+            source: at(source),
+            tcp: false,
+            via: Some(at(via)),
+        };
+        let udp_source = Reach::Source { tcp: false };
+        // Its own address: at the source.
+        let plain = udp("198.51.100.7:5060", "198.51.100.7:5060");
+        assert_eq!(Reach::of(Some(at("198.51.100.7:5060")), &plain), udp_source);
+        // Another public address, and nothing says NAT: at the Contact.
+        assert_eq!(
+            Reach::of(Some(at("203.0.113.9:5060")), &plain),
+            Reach::Contact
+        );
+        // A private Contact from a public source: NAT.
+        assert_eq!(Reach::of(Some(at("192.168.1.20:5060")), &plain), udp_source);
+        assert_eq!(Reach::of(Some(at("100.64.0.9:5060")), &plain), udp_source);
+        assert_eq!(Reach::of(Some(at("[fd00::9]:5060")), &plain), udp_source);
+        // The Via's sent-by is not the source: NAT.
+        let nated = udp("198.51.100.7:40123", "198.51.100.7:5060");
+        assert_eq!(Reach::of(Some(at("198.51.100.7:5060")), &nated), udp_source);
+        // On a LAN, a private Contact at the source itself is not NAT.
+        let lan = udp("192.168.1.20:5060", "192.168.1.20:5060");
+        assert_eq!(Reach::of(Some(at("192.168.1.20:5060")), &lan), udp_source);
+        assert_eq!(
+            Reach::of(Some(at("192.168.1.21:5060")), &lan),
+            udp_source,
+            "private, not the source"
+        );
+        // Over TCP, the phone's own IP: over its connection, whatever port it names.
+        let tcp = Origin {
+            source: at("198.51.100.7:51000"),
+            tcp: true,
+            via: None,
+        };
+        assert_eq!(
+            Reach::of(Some(at("198.51.100.7:5060")), &tcp),
+            Reach::Source { tcp: true }
+        );
+        assert_eq!(Reach::of(None, &plain), Reach::Contact, "a domain name");
     }
 
     #[test]

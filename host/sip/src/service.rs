@@ -13,7 +13,6 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::Uri;
 use rsipstack::transport::TransportLayer;
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
 
 use crate::auth::Nonces;
@@ -36,12 +35,12 @@ pub enum SipError {
 /// How many ports to try when the UDP port the kernel picked is taken for TCP.
 const PORT_TRIES: usize = 16;
 
-/// A UDP socket on `listen` whose port is free for TCP too (the kernel picks a port for UDP
-/// alone when `listen`'s port is 0, so that pick is checked, and retried).
-async fn bind_udp_where_tcp_is_free(
+/// A UDP socket and a TCP listener on `listen`, on the same port (the kernel picks a port for
+/// UDP alone when `listen`'s port is 0, so that pick is tried for TCP, and retried).
+async fn bind_udp_and_tcp(
     listen: SocketAddr,
     cancel: &CancellationToken,
-) -> Result<(UdpConnection, SocketAddr), SipError> {
+) -> Result<(UdpConnection, SocketAddr, tokio::net::TcpListener), SipError> {
     let fail = |address: SocketAddr, reason: String| SipError::Listen { address, reason };
     let mut last_error = String::new();
     for _ in 0..PORT_TRIES {
@@ -53,9 +52,8 @@ async fn bind_udp_where_tcp_is_free(
             .get_socketaddr()
             .map_err(|e| fail(listen, e.to_string()))?;
         let local = SocketAddr::new(listen.ip(), bound.port());
-        match std::net::TcpListener::bind(local) {
-            // Free: dropped at once, for rsipstack to bind (with SO_REUSEADDR).
-            Ok(_probe) => return Ok((udp, bound)),
+        match tcp_listener(local) {
+            Ok(tcp) => return Ok((udp, bound, tcp)),
             Err(e) if listen.port() == 0 => last_error = format!("TCP on {local}: {e}"),
             Err(e) => return Err(fail(local, format!("TCP: {e}"))),
         }
@@ -63,21 +61,16 @@ async fn bind_udp_where_tcp_is_free(
     Err(fail(listen, last_error))
 }
 
-/// Waits (a few seconds at most) until the TCP listener on `local` accepts a connection.
-async fn tcp_accepts(local: SocketAddr) -> Result<(), SipError> {
-    let started = Instant::now();
-    loop {
-        match tokio::net::TcpStream::connect(local).await {
-            Ok(_) => return Ok(()),
-            Err(e) if started.elapsed() > std::time::Duration::from_secs(5) => {
-                return Err(SipError::Listen {
-                    address: local,
-                    reason: format!("the TCP listener did not start: {e}"),
-                });
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
-        }
-    }
+/// A TCP listener on `local`, as a SIP server's (SO_REUSEADDR, so that a restart does not
+/// wait for the old connections' TIME_WAIT).
+fn tcp_listener(local: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match local {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(local)?;
+    socket.listen(1024)
 }
 
 /// What every task of the service shares.
@@ -93,7 +86,7 @@ pub(crate) struct Shared {
     pub pacer: Pacer,
     /// The tone before a recording (500 ms at 440 Hz), encoded once.
     pub beep: Prompt,
-    pub metrics: SipMetrics,
+    pub metrics: Arc<SipMetrics>,
     /// `sip:cfhost@<address>`: the Contact of cfhost's dialogs.
     pub contact: Uri,
     pub local: SocketAddr,
@@ -193,20 +186,13 @@ impl SipService {
     pub async fn start(runtime: Arc<Runtime>, config: &SipConfig) -> Result<SipService, SipError> {
         let settings = config.settings()?;
         let cancel = CancellationToken::new();
-        let listen_error = |address: SocketAddr| {
-            move |e: rsipstack::Error| SipError::Listen {
-                address,
-                reason: e.to_string(),
-            }
-        };
-        let (udp, bound) = bind_udp_where_tcp_is_free(settings.listen, &cancel).await?;
+        let (udp, bound, tcp) = bind_udp_and_tcp(settings.listen, &cancel).await?;
         let local = SocketAddr::new(settings.listen.ip(), bound.port());
-        let tcp = TcpListenerConnection::new(local, None)
-            .await
-            .map_err(listen_error(local))?;
+        // TCP is cfhost's own listener (`crate::tcp`), which caps the connections and hands
+        // each to the transport layer; rsipstack has no listener of TCP to advertise, and
+        // gives the UDP address with the TCP token in the Via of what it sends over TCP.
         let transports = TransportLayer::new(cancel.clone());
         transports.add_transport(udp.into());
-        transports.add_transport(tcp.into());
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transports)
@@ -229,7 +215,7 @@ impl SipService {
             rtp: RtpPorts::new(bound.ip(), first, last),
             pacer: Pacer::start(),
             beep: Prompt::tone(440.0, 500),
-            metrics: SipMetrics::default(),
+            metrics: Arc::default(),
             contact,
             local: bound,
             admission: Admission {
@@ -241,11 +227,15 @@ impl SipService {
             settings,
             runtime,
         });
+        tokio::spawn(crate::tcp::serve(
+            tcp,
+            local,
+            endpoint.inner.clone(),
+            shared.settings.tcp,
+            Arc::clone(&shared.metrics),
+            cancel.clone(),
+        ));
         tokio::spawn(async move { endpoint.serve().await });
-        // rsipstack binds the TCP listener inside `serve`: wait until it accepts, so that a
-        // started service takes TCP (and a listener that cannot start is an error, not a
-        // warning in a log).
-        tcp_accepts(local).await?;
         let accepting = Arc::clone(&shared);
         tokio::spawn(async move {
             while let Some(transaction) = incoming.recv().await {

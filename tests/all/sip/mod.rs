@@ -3,6 +3,7 @@
 //! 127.0.0.3. Each test starts its own host and SIP service on free ports.
 
 mod long_calls;
+mod transports;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -773,6 +774,8 @@ struct RawDevice {
     sent: u32,
     /// The realm of its From and To.
     realm: &'static str,
+    /// The sent-by of its Via, if not its socket's address (a device behind NAT).
+    via: Option<String>,
 }
 
 impl RawDevice {
@@ -783,6 +786,7 @@ impl RawDevice {
             server,
             sent: 0,
             realm: REALM,
+            via: None,
         }
     }
 
@@ -813,9 +817,10 @@ impl RawDevice {
         let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
         let expires = if contact == "*" { "0" } else { "60" };
         let realm = self.realm;
+        let via = self.via.clone().unwrap_or_else(|| local.to_string());
         let message = format!(
             "REGISTER {request_uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK-raw-{n}-{}\r\n\
+             Via: SIP/2.0/UDP {via};branch=z9hG4bK-raw-{n}-{}\r\n\
              From: <sip:{user}@{realm}>;tag=raw{n}\r\n\
              To: <sip:{user}@{realm}>\r\n\
              Call-ID: raw-{n}-{}@test\r\n\
