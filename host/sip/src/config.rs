@@ -18,6 +18,7 @@
 //! max_tcp_connections = 1024       # SIP over TCP, in all; past it, a connection is closed
 //! max_tcp_connections_per_address = 128  # and from one IP
 //! tcp_idle_secs = 120              # a connection that sends nothing for this long is closed
+//! device_from_sets_caller_id = false  # true: a device without a configured caller id calls as its From says
 //! [sip.trunks.carrier]
 //! addresses = ["203.0.113.0/24", "198.51.100.7"]
 //! ```
@@ -70,6 +71,9 @@ pub struct SipConfig {
     pub max_tcp_connections_per_address: usize,
     /// Seconds a SIP TCP connection may send nothing before it is closed.
     pub tcp_idle_secs: u64,
+    /// Whether a device that has no caller id configured (nor its owner) calls as its From
+    /// says; otherwise it calls as its name and SIP user name.
+    pub device_from_sets_caller_id: bool,
     /// Carrier trunks by name: INVITEs from their addresses are offnet calls.
     pub trunks: BTreeMap<String, TrunkConfig>,
 }
@@ -102,6 +106,7 @@ impl Default for SipConfig {
             max_tcp_connections: 1024,
             max_tcp_connections_per_address: 128,
             tcp_idle_secs: 120,
+            device_from_sets_caller_id: false,
             trunks: BTreeMap::new(),
         }
     }
@@ -142,6 +147,7 @@ pub struct SipSettings {
     /// How often a bridged call's legs are asked whether they are there; `None`: never.
     pub keepalive: Option<Duration>,
     pub tcp: TcpLimits,
+    pub device_from_sets_caller_id: bool,
     pub trunks: Vec<(String, Vec<IpNet>)>,
 }
 
@@ -192,6 +198,7 @@ impl SipConfig {
                 max_per_address: self.max_tcp_connections_per_address.max(1),
                 idle_timeout: Duration::from_secs(self.tcp_idle_secs.max(1)),
             },
+            device_from_sets_caller_id: self.device_from_sets_caller_id,
             trunks,
         })
     }

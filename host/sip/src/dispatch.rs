@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cfhost_core::accounts::normalize_e164;
+use cfhost_core::accounts::{Account, CallerId, Device, normalize_e164};
 use cfhost_core::call::CallDetails;
 use rsipstack::sip::headers::{Contact, Expires, ProxyAuthenticate, RetryAfter, WwwAuthenticate};
 use rsipstack::sip::prelude::*;
@@ -128,6 +128,38 @@ pub(crate) fn source(tx: &Transaction) -> Option<SocketAddr> {
         .get_remote_addr()?
         .get_socketaddr()
         .ok()
+}
+
+/// Who `device` calls as, as KAZOO has it: its own internal caller id, else its owner's; else
+/// what its From says when the operator lets the From set it (`from`); else its name and SIP
+/// user name. A device never calls as someone else by writing another From.
+fn device_caller_id(account: &Account, device: &Device, from: Option<CallerId>) -> CallerId {
+    let owner = device
+        .document
+        .owner_id
+        .as_deref()
+        .and_then(|owner| account.user(owner));
+    let configured = [
+        device.document.caller_id.internal.as_ref(),
+        owner.and_then(|user| user.caller_id.internal.as_ref()),
+    ];
+    if let Some(id) = configured
+        .into_iter()
+        .flatten()
+        .find(|id| id.number.is_some())
+    {
+        return CallerId {
+            name: id.name.clone().or_else(|| device.document.name.clone()),
+            number: id.number.clone(),
+        };
+    }
+    if let Some(from) = from.filter(|from| from.number.is_some()) {
+        return from;
+    }
+    CallerId {
+        name: device.document.name.clone(),
+        number: Some(device.document.sip.username.clone()),
+    }
 }
 
 /// Where `tx` (which came from `from`) came from, as the registrar weighs NAT.
@@ -448,20 +480,22 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         return Some((details, caller));
     }
     // Not a trunk: a device of the account whose realm the From names, with its credentials.
-    let Some(account_id) = accounts.account_for_realm(&from_realm).map(str::to_string) else {
-        shared.metrics.rejected("stranger");
-        login_failed(shared, from_addr.ip(), None);
-        reply(shared, tx, 403, vec![]).await;
-        return None;
-    };
-    let account = accounts.get(&account_id).expect("the realm's account");
-    let realm = account.realm.clone().unwrap_or_else(|| from_realm.clone());
+    // An unknown realm is challenged as a known one is, and refused as a wrong password is:
+    // the answers tell a prober nothing.
+    let account_id = accounts.account_for_realm(&from_realm).map(str::to_string);
+    let account = account_id.as_deref().and_then(|id| accounts.get(id));
+    let realm = account
+        .and_then(|a| a.realm.clone())
+        .unwrap_or_else(|| from_realm.clone());
     let now = SystemTime::now();
     let header = request.headers.iter().find_map(|h| match h {
         Header::ProxyAuthorization(value) => Some(value.value().to_string()),
         _ => None,
     });
     let Some(header) = header else {
+        if account.is_none() {
+            shared.metrics.rejected("stranger");
+        }
         proxy_challenge(shared, tx, &realm, from_addr.ip(), false, now).await;
         return None;
     };
@@ -469,7 +503,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         return None;
     }
     let password = |user: &str| {
-        account
+        account?
             .device_by_username(user)
             .map(|d| d.document.sip.password.clone())
     };
@@ -482,6 +516,10 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         password,
         now,
     );
+    let wrong = || {
+        shared.metrics.rejected("bad_credentials");
+        login_failed(shared, from_addr.ip(), username.as_deref());
+    };
     match verdict {
         Verdict::Valid => {}
         Verdict::Stale | Verdict::Replayed => {
@@ -492,22 +530,38 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
             return None;
         }
         Verdict::Wrong => {
-            shared.metrics.rejected("bad_credentials");
-            login_failed(shared, from_addr.ip(), username.as_deref());
+            wrong();
             reply(shared, tx, 403, vec![]).await;
             return None;
         }
     }
+    let (Some(account), Some(account_id)) = (account, account_id) else {
+        wrong();
+        reply(shared, tx, 403, vec![]).await;
+        return None;
+    };
     let device = account
         .device_by_username(&username.unwrap_or_default())
         .expect("a verified user is a device")
         .clone();
+    let from_header = CallerId {
+        name: from.display_name.clone(),
+        number: from_user.clone(),
+    };
+    let caller_id = device_caller_id(
+        account,
+        &device,
+        shared
+            .settings
+            .device_from_sets_caller_id
+            .then_some(from_header),
+    );
     let details = CallDetails {
         call_id,
         account_id,
         request: dialed,
-        caller_id_name: from.display_name.clone(),
-        caller_id_number: from_user.clone(),
+        caller_id_name: caller_id.name,
+        caller_id_number: caller_id.number,
         from_user,
         from_realm: Some(from_realm),
         to_user,

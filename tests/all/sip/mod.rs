@@ -2,6 +2,7 @@
 //! 127.0.0.2, devices on 127.0.0.1 that register with digest authentication, strangers on
 //! 127.0.0.3. Each test starts its own host and SIP service on free ports.
 
+mod identity;
 mod long_calls;
 mod transports;
 
@@ -317,11 +318,13 @@ async fn an_internal_call_from_an_authenticated_device_sends_no_alert() {
 async fn strangers_and_unknown_numbers_are_refused_and_nothing_runs() {
     let (host, sip) = start().await;
     let dir = tempfile::tempdir().unwrap();
+    // A stranger from a realm no account has is challenged as a device would be (the
+    // answer tells it nothing); it has no credentials, so nothing more happens.
     let stranger = carrier_from(
         STRANGER_IP,
         sip.local_addr(),
         "carrier_refused",
-        &[("CODE", "403")],
+        &[("CODE", "407")],
         dir.path(),
         DIALED,
     );
@@ -657,10 +660,10 @@ async fn requests_over_tcp_are_answered_on_their_connection() {
         raw_invite(from, to, "+19999999999", 7).replace("SIP/2.0/UDP", "SIP/2.0/TCP")
     };
     assert_eq!(tcp_final_code(TRUNK_IP, to, invite).await, 404);
-    // A stranger's INVITE over TCP is refused as over UDP.
+    // A stranger's INVITE over TCP is challenged as over UDP.
     let stranger =
         |from: SocketAddr| raw_invite(from, to, DIALED, 8).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
-    assert_eq!(tcp_final_code(STRANGER_IP, to, stranger).await, 403);
+    assert_eq!(tcp_final_code(STRANGER_IP, to, stranger).await, 407);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -991,13 +994,13 @@ async fn a_strangers_flood_gets_no_answers_and_leaves_the_carriers_calls_alone()
         carrier_codes, [404; 6],
         "the stranger took the carrier's calls per second"
     );
-    // Its burst was answered (403: a realm nobody has); the rest got nothing.
+    // Its burst was answered (407: challenged, as any device); the rest got nothing.
     assert!(
         !stranger_codes.is_empty() && stranger_codes.len() <= 10,
         "{stranger_codes:?}"
     );
     assert!(
-        stranger_codes.iter().all(|&c| c == 403),
+        stranger_codes.iter().all(|&c| c == 407),
         "{stranger_codes:?}"
     );
     assert!(sip.metrics().rejections("rate_limited") >= 90);

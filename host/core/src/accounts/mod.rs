@@ -31,7 +31,7 @@ use crate::callflow::{
 };
 use crate::directory::{AccountSettings, Directory, User};
 use crate::registry::{ModuleSet, ModuleView};
-pub use devices::{Device, DeviceDocument};
+pub use devices::{CallerId, CallerIds, Device, DeviceDocument};
 pub use numbers::NumberIndex;
 pub use report::{DataReport, DocumentError, Warning};
 
@@ -83,6 +83,9 @@ pub struct UserDocument {
     pub last_name: Option<String>,
     #[serde(default)]
     pub endpoints: Vec<EndpointDocument>,
+    /// Who the user's devices call as, when the device document does not say.
+    #[serde(default)]
+    pub caller_id: CallerIds,
 }
 
 /// An endpoint of a user document.
@@ -343,7 +346,17 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) ->
     for path in existing_entries(&dir.join("devices"), is_json, report) {
         let Some(id) = stem(&path) else { continue };
         match read_json::<DeviceDocument>(&path) {
-            Ok(document) => account.devices.push(Device { id, document }),
+            Ok(document) => {
+                if let Some(owner_id) = &document.owner_id
+                    && !account.users.contains_key(owner_id)
+                {
+                    report.warnings.push(Warning::UnknownOwner {
+                        file: path.clone(),
+                        owner_id: owner_id.clone(),
+                    });
+                }
+                account.devices.push(Device { id, document });
+            }
             Err(e) => report.errors.push(e),
         }
     }

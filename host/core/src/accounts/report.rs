@@ -84,6 +84,9 @@ pub enum Warning {
         timezone: String,
         reason: String,
     },
+    /// A device whose `owner_id` names no user of its account: it registers and calls, but a
+    /// call to its owner cannot ring it.
+    UnknownOwner { file: PathBuf, owner_id: String },
 }
 
 impl fmt::Display for Warning {
@@ -99,6 +102,12 @@ impl fmt::Display for Warning {
                 f,
                 "{}: timezone `{timezone}` is no IANA time zone ({reason}); time_of_day nodes \
                  fail on this account's calls",
+                file.display()
+            ),
+            Warning::UnknownOwner { file, owner_id } => write!(
+                f,
+                "{}: owner_id `{owner_id}` names no user of this account; no call to a user \
+                 rings this device",
                 file.display()
             ),
         }
