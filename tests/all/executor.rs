@@ -391,3 +391,34 @@ async fn an_import_the_module_did_not_ask_for_traps_naming_the_capability() {
         assert_eq!(host.notifications().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_users_own_device_does_not_ring_the_user_unless_can_call_self() {
+    // d1 is u1's device; it calls u1's number. KAZOO's cf_endpoint refuses the endpoints of
+    // the caller's owner unless `can_call_self`: nothing to ring, the flow continues.
+    for (can_call_self, bridged) in [(false, false), (true, true)] {
+        let flow = json!({"module": "user", "data": {"id": "u1", "can_call_self": can_call_self},
+                          "children": {"_": marker("after", json!({}))}});
+        let host = Builder::new()
+            .user(ACCOUNT, "u1", json!({"email": "u1@example.com"}))
+            .write_json(
+                &format!("accounts/{ACCOUNT}/devices/d1.json"),
+                json!({"name": "desk", "owner_id": "u1", "sip": {"username": "1001", "password": "x"}}),
+            )
+            .callflow(ACCOUNT, "main", json!({"numbers": ["100"], "flow": flow}))
+            .start()
+            .await;
+        let from_own_device = json!({"account_id": ACCOUNT, "to": "100",
+            "authorizing_type": "device", "authorizing_id": "d1",
+            "behaviour": {"bridge": "answer"}});
+        let report = host.run(from_own_device).await;
+        assert_eq!(
+            report.flags.bridged, bridged,
+            "can_call_self {can_call_self}"
+        );
+        // Another caller rings u1 either way.
+        let from_elsewhere =
+            json!({"account_id": ACCOUNT, "to": "100", "behaviour": {"bridge": "answer"}});
+        assert!(host.run(from_elsewhere).await.flags.bridged);
+    }
+}

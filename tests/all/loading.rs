@@ -256,3 +256,37 @@ async fn an_account_time_zone_no_one_knows_is_a_warning_naming_the_file() {
     // The account still loads and takes calls.
     host.run(json!({"account_id": "mars", "to": "100"})).await;
 }
+
+#[test]
+fn the_examples_ring_only_addresses_that_cannot_leave_the_machine() {
+    // `serve` on the examples must not ring the internet: every SIP address in them is on
+    // loopback.
+    let accounts = cfhost_tests::repo_root().join("examples/data/accounts");
+    let mut addresses = Vec::new();
+    for account in std::fs::read_dir(&accounts).unwrap().flatten() {
+        let Ok(users) = std::fs::read_dir(account.path().join("users")) else {
+            continue;
+        };
+        for user in users.flatten() {
+            let document: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(user.path()).unwrap()).unwrap();
+            for endpoint in document["endpoints"].as_array().into_iter().flatten() {
+                if let Some(address) = endpoint["address"].as_str() {
+                    addresses.push(address.to_string());
+                }
+            }
+        }
+    }
+    assert!(!addresses.is_empty(), "the examples ring no address at all");
+    for address in addresses {
+        let host = address
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split([':', ';', '>']).next())
+            .unwrap_or_default();
+        let loopback = host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        assert!(loopback, "{address} can leave the machine");
+    }
+}

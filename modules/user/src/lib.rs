@@ -1,6 +1,9 @@
 //! `user`: rings a user's endpoints. Answered: the flow stops. Not answered: the flow goes to
 //! the child keyed by the hangup cause, else by the hangup code, else `_` (KAZOO's `cf_user`
-//! with `cf_util:handle_bridge_failure`).
+//! with `cf_util:handle_bridge_failure`). Unless `can_call_self`, a user's own device calling
+//! the user rings none of the user's endpoints (KAZOO's `cf_endpoint` refuses the endpoint
+//! that called, `endpoint_called_self`, and every endpoint of its owner, `owner_called_self`):
+//! with nothing to ring, the flow continues.
 
 use cfhost_sdk::call_control::{self, BridgeRequest, BridgeResult, RingStrategy};
 use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
@@ -23,9 +26,10 @@ struct Data {
     delay: u32,
     #[serde(default)]
     strategy: Strategy,
+    /// Whether the user's own devices may ring the user (default false).
+    #[serde(default)]
+    can_call_self: bool,
     // KAZOO's other keys of `user`: accepted and checked for their type, not acted on.
-    #[allow(dead_code, reason = "read only so that its type is checked")]
-    can_call_self: Option<bool>,
     #[allow(dead_code, reason = "read only so that its type is checked")]
     can_text_self: Option<bool>,
     #[allow(dead_code, reason = "read only so that its type is checked")]
@@ -66,7 +70,7 @@ impl CallflowModule for User {
         )
     }
 
-    fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+    fn handle(call: CallInfo, data: &str) -> Result<Outcome, String> {
         let data: Data = cfhost_sdk::parse_data(data)?;
         let Some(user_id) = data.id else {
             log::warn("no user id: continuing");
@@ -79,6 +83,13 @@ impl CallflowModule for User {
             log::info(&format!("user {user_id} has no endpoints: continuing"));
             return Ok(cfhost_sdk::next());
         };
+        if !data.can_call_self && called_self(&call, &user.endpoints) {
+            log::info(&format!(
+                "user {user_id} is called by a device of its own (can_call_self is false): \
+                 nothing to ring, continuing"
+            ));
+            return Ok(cfhost_sdk::next());
+        }
         let request = BridgeRequest {
             endpoints: user.endpoints,
             timeout_secs: data.timeout,
@@ -100,6 +111,16 @@ impl CallflowModule for User {
             }
         })
     }
+}
+
+/// Whether the call comes from one of `endpoints` (a device of the user being called): every
+/// device endpoint of a user is one it owns, so its owner is calling itself.
+fn called_self(call: &CallInfo, endpoints: &[cfhost_sdk::call_control::Endpoint]) -> bool {
+    call.authorizing_type.as_deref() == Some("device")
+        && call
+            .authorizing_id
+            .as_deref()
+            .is_some_and(|device| endpoints.iter().any(|e| e.id == device))
 }
 
 cfhost_sdk::export_module!(User);
