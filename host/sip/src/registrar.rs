@@ -78,6 +78,20 @@ pub struct Wanted {
     pub expires: Duration,
 }
 
+/// A live binding as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Registration {
+    pub account_id: String,
+    pub device_id: String,
+    /// The Contact URI registered.
+    pub contact: String,
+    /// Where the REGISTER came from.
+    pub source: SocketAddr,
+    /// How a call rings it.
+    pub reach: Reach,
+    pub expires_in_secs: u64,
+}
+
 /// One registered contact of a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
@@ -186,6 +200,35 @@ impl Registrar {
             bindings.remove(&key);
         }
         live
+    }
+
+    /// Every live binding, by account and device (in that order), or `account`'s only.
+    pub fn list(&self, account: Option<&str>, now: Instant) -> Vec<Registration> {
+        let bindings = self.bindings();
+        let mut list: Vec<Registration> = bindings
+            .iter()
+            .filter(|((a, _), _)| account.is_none_or(|wanted| a == wanted))
+            .flat_map(|((account, device), list)| {
+                list.iter()
+                    .filter(|b| b.expires > now)
+                    .map(|b| Registration {
+                        account_id: account.clone(),
+                        device_id: device.clone(),
+                        contact: b.contact.clone(),
+                        source: b.source,
+                        reach: b.reach,
+                        expires_in_secs: b.expires_in(now).as_secs(),
+                    })
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            (&a.account_id, &a.device_id, &a.contact).cmp(&(
+                &b.account_id,
+                &b.device_id,
+                &b.contact,
+            ))
+        });
+        list
     }
 
     /// How many bindings are live, over all devices.

@@ -265,6 +265,11 @@ impl SipService {
             .render(self.shared.in_progress(), bindings)
     }
 
+    /// The devices' live registrations, of `account` only or of every account.
+    pub fn registrations(&self, account: Option<&str>) -> Vec<crate::registrar::Registration> {
+        self.shared.registrar.list(account, Instant::now())
+    }
+
     /// The last calls that ended (at most [`RECENT_CALLS`]), oldest first.
     pub fn recent_calls(&self) -> Vec<CallSummary> {
         let recent = self.shared.recent.lock().unwrap_or_else(|e| e.into_inner());

@@ -12,7 +12,9 @@
 //! | `PUT`, `DELETE /v1/accounts/{account_id}/modules/{name}` | operator, the account | the account's own modules ([`modules`]) |
 //! | `GET /healthz` | anyone | the process is up |
 //! | `GET /readyz` | anyone | it takes calls (503 once shutting down) |
-//! | `GET /v1/sip/calls` | operator | the SIP calls that ended last, with their traces |
+//! | `GET /v1/sip/calls` | operator | the SIP calls that ended last, with their traces ([`sip`]) |
+//! | `GET /v1/sip/registrations` | operator | every device's live registrations |
+//! | `GET /v1/accounts/{account_id}/sip/registrations` | operator, the account | its devices' |
 //! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
 //!
 //! Errors are `{"error": "..."}` with a status that says whose fault it is, and no answer names
@@ -34,6 +36,7 @@ pub mod metrics;
 mod modules;
 mod notifications;
 mod scrub;
+mod sip;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -290,7 +293,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .delete(modules::remove)
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route("/v1/sip/calls", get(sip_calls))
+        .route("/v1/sip/calls", get(sip::calls))
+        .route("/v1/sip/registrations", get(sip::registrations))
+        .route(
+            "/v1/accounts/{account_id}/sip/registrations",
+            get(sip::account_registrations),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -337,20 +345,6 @@ async fn readyz(axum::extract::State(state): axum::extract::State<Arc<ApiState>>
     } else {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
     }
-}
-
-/// The SIP calls that ended last, with their traces (operator only).
-async fn sip_calls(
-    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    state.authorize_operator(&headers)?;
-    let calls = state
-        .sip
-        .as_ref()
-        .map(|sip| sip.recent_calls())
-        .unwrap_or_default();
-    Ok(axum::Json(calls).into_response())
 }
 
 async fn metrics(

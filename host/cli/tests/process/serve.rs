@@ -1434,6 +1434,134 @@ fn no_credential_reaches_the_log_even_at_trace() {
     assert!(!log.contains("username=\\\"1001\\\""), "{log}");
 }
 
+/// Sends `message` from `socket` to `sip`; the first response.
+fn sip_exchange(socket: &std::net::UdpSocket, sip: std::net::SocketAddr, message: &str) -> String {
+    socket.send_to(message.as_bytes(), sip).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = socket.recv_from(&mut buf).expect("an answer");
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+#[test]
+fn registrations_are_shown_to_the_operator_and_to_their_account_only() {
+    const REALM: &str = "acme-missed.sip.example.com";
+    let server = start_logging(
+        "",
+        |data| {
+            let devices = data.join("accounts/acme-missed/devices");
+            std::fs::create_dir_all(&devices).unwrap();
+            let device = json!({"name": "desk", "sip": {"username": "1001", "password": "pw"}});
+            std::fs::write(devices.join("d1.json"), device.to_string()).unwrap();
+        },
+        None,
+    );
+    let sip = sip_address(&server);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = socket.local_addr().unwrap();
+    let register = |n: u32, auth: &str| {
+        format!(
+            "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-reg{n}\r\n\
+             From: <sip:1001@{REALM}>;tag=r{n}\r\nTo: <sip:1001@{REALM}>\r\nCall-ID: reg@test\r\n\
+             CSeq: {n} REGISTER\r\nContact: <sip:1001@{me}>\r\n{auth}Expires: 60\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let challenge = sip_exchange(&socket, sip, &register(1, ""));
+    let at = challenge.find("nonce=\"").expect("a challenge") + 7;
+    let nonce = challenge[at..].split('"').next().unwrap();
+    let hex = |text: String| {
+        use md5::Digest;
+        md5::Md5::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let uri = format!("sip:{REALM}");
+    let response = hex(format!(
+        "{}:{nonce}:{}",
+        hex(format!("1001:{REALM}:pw")),
+        hex(format!("REGISTER:{uri}"))
+    ));
+    let auth = format!(
+        "Authorization: Digest username=\"1001\", realm=\"{REALM}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\"\r\n"
+    );
+    let ok = sip_exchange(&socket, sip, &register(2, &auth));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+
+    let (status, all) = request(
+        &server,
+        "GET",
+        "/v1/sip/registrations",
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    let binding = &all[0];
+    assert_eq!(binding["account_id"], "acme-missed");
+    assert_eq!(binding["device_id"], "d1");
+    assert_eq!(binding["contact"], format!("sip:1001@{me}"));
+    assert_eq!(binding["source"], me.to_string());
+    assert!(binding["expires_in_secs"].as_u64().unwrap() <= 60);
+    let own = "/v1/accounts/acme-missed/sip/registrations";
+    assert_eq!(
+        request(&server, "GET", own, Some(ACME), None),
+        (200, all.clone())
+    );
+    // Another account's, with the account's token: its own list only, and not another's.
+    let (status, other) = request(
+        &server,
+        "GET",
+        "/v1/accounts/acme-notify/sip/registrations",
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!((status, other), (200, json!([])));
+    assert_eq!(
+        request(
+            &server,
+            "GET",
+            "/v1/accounts/acme-notify/sip/registrations",
+            Some(ACME),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        request(&server, "GET", "/v1/sip/registrations", Some(ACME), None).0,
+        403
+    );
+    assert_eq!(
+        request(&server, "GET", "/v1/sip/registrations", None, None).0,
+        401
+    );
+    assert_eq!(
+        request(
+            &server,
+            "GET",
+            "/v1/accounts/nobody/sip/registrations",
+            Some(OPERATOR),
+            None
+        )
+        .0,
+        404
+    );
+    let (status, body) = request(
+        &server,
+        "GET",
+        "/v1/accounts/..%2F..%2Fetc/sip/registrations",
+        Some(OPERATOR),
+        None,
+    );
+    assert!(status == 400 || status == 404, "{status} {body}");
+    assert!(body["error"].is_string(), "{body}");
+}
+
 /// The SIP address `server` logged.
 fn sip_address(server: &Server) -> std::net::SocketAddr {
     let mut sip = None;
