@@ -80,6 +80,15 @@ pub(crate) async fn run(
     shared.dialogs.remove_dialog(&dialog.id());
     let label = result_label(&result);
     shared.metrics.call(&label);
+    let d = call.details();
+    tracing::info!(
+        "SIP: call {} in {}: {} ({from}) to {}: {label} after {:.1} s",
+        d.call_id,
+        d.account_id,
+        d.caller_id_number.as_deref().unwrap_or("anonymous"),
+        d.request,
+        started.elapsed().as_secs_f64()
+    );
     let trace = match &result {
         Ok(report) => report.trace.iter().map(ToString::to_string).collect(),
         Err(e) => {

@@ -27,7 +27,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
     let method = tx.original.method;
     shared.metrics.request(&method.to_string());
     if let Some(code) = malformed(&tx) {
-        shared.metrics.rejected("malformed");
+        refused(&shared, &tx, "malformed");
         return reply(&shared, &mut tx, code, vec![]).await;
     }
     if is_in_dialog(&tx) {
@@ -119,6 +119,27 @@ pub(crate) async fn reply(shared: &Shared, tx: &mut Transaction, code: u16, head
     if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
         tracing::debug!("cannot send {code}: {e}");
     }
+}
+
+/// Counts a refused request and logs it (what, from where, why) within the log's budget, so
+/// that a flood cannot fill the log.
+fn refused(shared: &Shared, tx: &Transaction, why: &'static str) {
+    shared.metrics.rejected(why);
+    let Some(held_back) = shared.refusal_log.admit() else {
+        return;
+    };
+    let from = source(tx).map_or_else(|| "?".to_string(), |a| a.to_string());
+    let more = if held_back > 0 {
+        format!("; {held_back} refusals before it were not logged")
+    } else {
+        String::new()
+    };
+    let request = &tx.original;
+    tracing::info!(
+        "SIP: refused {} {} from {from}: {why}{more}",
+        request.method,
+        request.uri
+    );
 }
 
 /// Where the request came from (the packet's source, not what it claims).
@@ -268,8 +289,8 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         password,
         now,
     );
-    let refused = |reason| {
-        shared.metrics.rejected(reason);
+    let refuse = |tx: &Transaction, reason| {
+        refused(shared, tx, reason);
         shared.metrics.registration("refused");
         login_failed(shared, from.ip(), username.as_deref());
     };
@@ -281,18 +302,18 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
             return challenge(shared, tx, &realm, from.ip(), true, now).await;
         }
         Verdict::Wrong => {
-            refused("bad_credentials");
+            refuse(tx, "bad_credentials");
             return reply(shared, tx, 403, vec![]).await;
         }
     }
     let (Some(account), Some(account_id), Some(username)) = (account, account_id, username.clone())
     else {
-        refused("bad_credentials");
+        refuse(tx, "bad_credentials");
         return reply(shared, tx, 403, vec![]).await;
     };
     if aor_user.as_deref() != Some(username.as_str()) {
         // A device registers its own address of record, and no other.
-        refused("bad_credentials");
+        refuse(tx, "bad_credentials");
         return reply(shared, tx, 403, vec![]).await;
     }
     let device = account
@@ -309,6 +330,12 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         return reply(shared, tx, 400, vec![]).await;
     };
     let instant = Instant::now();
+    let contacts_of = |bindings: &[crate::registrar::Binding]| {
+        let mut uris: Vec<String> = bindings.iter().map(|b| b.contact.clone()).collect();
+        uris.sort();
+        uris
+    };
+    let before = contacts_of(&shared.registrar.lookup(&account_id, &device.id, instant));
     let bindings = if contacts.iter().any(|c| c.to_string() == "*") {
         // RFC 3261 10.3: `*` comes alone, with Expires 0.
         if contacts.len() != 1 || !default_expires.is_zero() {
@@ -334,7 +361,7 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         {
             Ok(bindings) => bindings,
             Err(e) => {
-                tracing::info!("REGISTER of {username} in {account_id} refused: {e}");
+                tracing::info!("SIP: REGISTER of {username} in {account_id} refused: {e}");
                 shared.metrics.rejected("max_contacts");
                 shared.metrics.registration("refused");
                 return reply(shared, tx, 403, vec![]).await;
@@ -346,6 +373,18 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     } else {
         "ok"
     });
+    let after = contacts_of(&bindings);
+    if after != before {
+        let now_at = if after.is_empty() {
+            "no contact".to_string()
+        } else {
+            after.join(", ")
+        };
+        tracing::info!(
+            "SIP: device {} of account {account_id} ({username}, from {from}) now at {now_at}",
+            device.id
+        );
+    }
     let mut headers: Vec<Header> = bindings
         .iter()
         .map(|b| {
@@ -382,7 +421,7 @@ async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
             Refusal::TooManyCalls => "max_calls",
             Refusal::TooManyPerSecond => "max_cps",
         };
-        shared.metrics.rejected(reason);
+        refused(&shared, &tx, reason);
         let retry = vec![RetryAfter::new("5").into()];
         return reply(&shared, &mut tx, 503, retry).await;
     }
@@ -392,7 +431,7 @@ async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
         .get(&details.account_id)
         .is_some_and(|account| account.callflows.find(&details.request).is_some());
     if !has_callflow {
-        shared.metrics.rejected("unknown_number");
+        refused(&shared, &tx, "unknown_number");
         return reply(&shared, &mut tx, 404, vec![]).await;
     }
     crate::call::run(admitted, tx, details, caller, started).await;
@@ -426,7 +465,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
     let request = &tx.original;
     let (dialed, _) = user_and_host(&request.uri);
     let Some(dialed) = dialed.filter(|d| !d.is_empty()) else {
-        shared.metrics.rejected("unknown_number");
+        refused(shared, tx, "unknown_number");
         reply(shared, tx, 404, vec![]).await;
         return None;
     };
@@ -451,7 +490,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
     let accounts = shared.runtime.accounts();
     if let Some(trunk) = shared.settings.trunk_of(from_addr.ip()) {
         let Some(account_id) = accounts.account_for_number(&dialed).map(str::to_string) else {
-            shared.metrics.rejected("unknown_number");
+            refused(shared, tx, "unknown_number");
             reply(shared, tx, 404, vec![]).await;
             return None;
         };
@@ -494,7 +533,7 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
     });
     let Some(header) = header else {
         if account.is_none() {
-            shared.metrics.rejected("stranger");
+            refused(shared, tx, "stranger");
         }
         proxy_challenge(shared, tx, &realm, from_addr.ip(), false, now).await;
         return None;
@@ -516,27 +555,27 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         password,
         now,
     );
-    let wrong = || {
-        shared.metrics.rejected("bad_credentials");
+    let wrong = |tx: &Transaction| {
+        refused(shared, tx, "bad_credentials");
         login_failed(shared, from_addr.ip(), username.as_deref());
     };
     match verdict {
         Verdict::Valid => {}
         Verdict::Stale | Verdict::Replayed => {
             if verdict == Verdict::Replayed {
-                shared.metrics.rejected("replayed_credentials");
+                refused(shared, tx, "replayed_credentials");
             }
             proxy_challenge(shared, tx, &realm, from_addr.ip(), true, now).await;
             return None;
         }
         Verdict::Wrong => {
-            wrong();
+            wrong(tx);
             reply(shared, tx, 403, vec![]).await;
             return None;
         }
     }
     let (Some(account), Some(account_id)) = (account, account_id) else {
-        wrong();
+        wrong(tx);
         reply(shared, tx, 403, vec![]).await;
         return None;
     };

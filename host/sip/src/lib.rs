@@ -27,6 +27,7 @@ pub mod registrar;
 pub mod service;
 mod switch;
 pub mod tcp;
+mod throttle;
 
 pub use config::{SipConfig, SipConfigError, TrunkConfig};
 pub use metrics::SetupSnapshot;

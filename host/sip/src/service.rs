@@ -22,6 +22,7 @@ use crate::media::pacer::{Pacer, Prompt};
 use crate::media::rtp::RtpPorts;
 use crate::metrics::SipMetrics;
 use crate::registrar::Registrar;
+use crate::throttle::Throttle;
 
 /// The SIP service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,8 @@ pub(crate) struct Shared {
     /// The tone before a recording (500 ms at 440 Hz), encoded once.
     pub beep: Prompt,
     pub metrics: Arc<SipMetrics>,
+    /// The budget of refusals logged per second.
+    pub refusal_log: Throttle,
     /// `sip:cfhost@<address>`: the Contact of cfhost's dialogs.
     pub contact: Uri,
     pub local: SocketAddr,
@@ -94,6 +97,9 @@ pub(crate) struct Shared {
     /// The last calls that ended, newest last.
     recent: std::sync::Mutex<std::collections::VecDeque<CallSummary>>,
 }
+
+/// Refused requests logged each second at most; the others are counted in the next line.
+const REFUSALS_LOGGED_PER_SEC: u32 = 20;
 
 /// How many ended calls [`SipService::recent_calls`] keeps.
 pub const RECENT_CALLS: usize = 256;
@@ -216,6 +222,7 @@ impl SipService {
             pacer: Pacer::start(),
             beep: Prompt::tone(440.0, 500),
             metrics: Arc::default(),
+            refusal_log: Throttle::new(REFUSALS_LOGGED_PER_SEC),
             contact,
             local: bound,
             admission: Admission {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::Transport;
@@ -19,6 +19,7 @@ use rsipstack::transport::{SipAddr, SipConnection};
 use tokio::net::TcpListener;
 
 use crate::metrics::SipMetrics;
+use crate::throttle::Throttle;
 
 /// How many TCP connections may be open.
 #[derive(Debug, Clone, Copy)]
@@ -68,8 +69,7 @@ pub(crate) async fn serve(
         addr: local.into(),
     };
     let mut open = Open::default();
-    let mut last_warning: Option<Instant> = None;
-    let mut refused_since_warning = 0u64;
+    let warnings = Throttle::new(1);
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -88,17 +88,14 @@ pub(crate) async fn serve(
         if total >= limits.max_connections || from >= limits.max_per_address {
             drop(stream);
             metrics.rejected("tcp_connections");
-            refused_since_warning += 1;
-            if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            if let Some(held_back) = warnings.admit() {
                 tracing::warn!(
-                    "SIP over TCP: {refused_since_warning} connection(s) refused, the last from \
-                     {remote}: {total} open (max_tcp_connections {}), {from} from its address \
+                    "SIP over TCP: a connection from {remote} refused ({held_back} more before \
+                     it): {total} open (max_tcp_connections {}), {from} from its address \
                      (max_tcp_connections_per_address {})",
                     limits.max_connections,
                     limits.max_per_address
                 );
-                last_warning = Some(Instant::now());
-                refused_since_warning = 0;
             }
             continue;
         }

@@ -1560,6 +1560,55 @@ fn registrations_are_shown_to_the_operator_and_to_their_account_only() {
     );
     assert!(status == 400 || status == 404, "{status} {body}");
     assert!(body["error"].is_string(), "{body}");
+
+    // At the default level the log says what SIP did: the registration change, a refusal
+    // with its reason, and each call in one line.
+    let stranger = format!(
+        "INVITE sip:+15554441111@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-str\r\n\
+         From: <sip:x@{me}>;tag=s1\r\nTo: <sip:+15554441111@{sip}>\r\nCall-ID: stranger@test\r\n\
+         CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let challenged = sip_exchange(&socket, sip, &stranger);
+    assert!(challenged.starts_with("SIP/2.0 407"), "{challenged}");
+    let invite = |n: u32, auth: &str| {
+        format!(
+            "INVITE sip:slow@{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv{n}\r\n\
+             From: <sip:1001@{REALM}>;tag=i1\r\nTo: <sip:slow@{REALM}>\r\nCall-ID: slow@test\r\n\
+             CSeq: {n} INVITE\r\nContact: <sip:1001@{me}>\r\n{auth}Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let challenge = sip_exchange(&socket, sip, &invite(1, ""));
+    let at = challenge.find("nonce=\"").expect("a challenge") + 7;
+    let nonce = challenge[at..].split('"').next().unwrap();
+    let uri = format!("sip:slow@{REALM}");
+    let response = hex(format!(
+        "{}:{nonce}:{}",
+        hex(format!("1001:{REALM}:pw")),
+        hex(format!("INVITE:{uri}"))
+    ));
+    let auth = format!(
+        "Proxy-Authorization: Digest username=\"1001\", realm=\"{REALM}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\"\r\n"
+    );
+    socket.send_to(invite(2, &auth).as_bytes(), sip).unwrap();
+    server.wait_until("the call is logged", || {
+        server.log().contains("SIP: call slow@test")
+    });
+    let log = server.log();
+    let changed =
+        format!("SIP: device d1 of account acme-missed (1001, from {me}) now at sip:1001@{me}");
+    assert!(log.contains(&changed), "{log}");
+    let refusal = format!("SIP: refused INVITE sip:+15554441111@{sip} from {me}: stranger");
+    assert!(log.contains(&refusal), "{log}");
+    let call = log
+        .lines()
+        .find(|l| l.contains("SIP: call slow@test"))
+        .unwrap();
+    assert!(
+        call.contains("in acme-missed: 1001 (device d1) to slow: "),
+        "{call}"
+    );
 }
 
 /// The SIP address `server` logged.
