@@ -336,6 +336,8 @@ async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome 
             state = states.recv() => match state {
                 Some(DialogState::Terminated(leg, reason)) if leg.call_id == id.call_id => {
                     if matches!(reason, TerminatedReason::UasBye) {
+                        // The dialog answers the callee's BYE 200 itself.
+                        switch.shared.metrics.response(200);
                         call.trace().switch(format!("{target} hung up (BYE): relayed to the caller"));
                     }
                     callee.gone();

@@ -128,14 +128,26 @@ async fn watch_caller(mut states: DialogStateReceiver, call: Arc<Call>, switch: 
             continue;
         };
         let (hangup, what) = match reason {
-            TerminatedReason::UacCancel => (
-                Hangup::new(HangupCause::ORIGINATOR_CANCEL, 487),
-                "the caller cancelled (CANCEL)",
-            ),
-            TerminatedReason::UacBye => (
-                Hangup::new(HangupCause::NORMAL_CLEARING, 200),
-                "the caller hung up (BYE)",
-            ),
+            TerminatedReason::UacCancel => {
+                // rsipstack's INVITE transaction took the CANCEL (it never reaches dispatch),
+                // answered it 200 and the INVITE 487: count all three here.
+                let metrics = &switch.shared.metrics;
+                metrics.request("CANCEL");
+                metrics.response(200);
+                metrics.response(487);
+                (
+                    Hangup::new(HangupCause::ORIGINATOR_CANCEL, 487),
+                    "the caller cancelled (CANCEL)",
+                )
+            }
+            TerminatedReason::UacBye => {
+                // The dialog answers the BYE 200 itself.
+                switch.shared.metrics.response(200);
+                (
+                    Hangup::new(HangupCause::NORMAL_CLEARING, 200),
+                    "the caller hung up (BYE)",
+                )
+            }
             TerminatedReason::Timeout => (
                 Hangup::new(HangupCause::from("RECOVERY_ON_TIMER_EXPIRE"), 408),
                 "the caller's leg timed out",

@@ -36,6 +36,12 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
                 if let Err(e) = dialog.handle(&mut tx).await {
                     tracing::debug!("in-dialog {method}: {e}");
                 }
+                // rsipstack answers in-dialog requests with what cfhost relayed (a
+                // re-INVITE's answer): count it. A BYE's 200 is sent by the dialog itself
+                // and counted where its end is seen (`crate::call`, `crate::bridge`).
+                if let Some(response) = &tx.last_response {
+                    shared.metrics.response(response.status_code.code());
+                }
             }
             None if method == Method::Ack => {}
             None => reply(&shared, &mut tx, 481, vec![]).await,

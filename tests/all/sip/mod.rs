@@ -214,6 +214,28 @@ async fn the_device_answers_the_caller_hangs_up_and_the_device_gets_the_bye() {
     // The device's scenario ends only once the BYE reached it.
     succeeds(answering).await;
     calls_done(&sip, 1).await;
+    // The caller's BYE and its 200 are counted (the 200 is sent just after the call ends).
+    let oks = || {
+        sip.render_metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("cfhost_sip_responses_total{code=\"200\"} "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while oks() < 3 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = sip.render_metrics();
+    assert!(
+        metrics.contains("cfhost_sip_requests_total{method=\"BYE\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        oks(),
+        3,
+        "the 200s to the REGISTER, to the caller and to its BYE: {metrics}"
+    );
     assert_eq!(sip.metrics().calls("bridged"), 1);
     assert!(
         host.notifications().is_empty(),
@@ -283,6 +305,13 @@ async fn the_caller_cancels_while_it_rings_and_the_alert_says_originator_cancel(
     // The device got the CANCEL relayed.
     succeeds(ringing).await;
     calls_done(&sip, 1).await;
+    let metrics = sip.render_metrics();
+    for line in [
+        "cfhost_sip_requests_total{method=\"CANCEL\"} 1",
+        "cfhost_sip_responses_total{code=\"487\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
     let notifications = host.notifications();
     assert_eq!(notifications.len(), 1, "{notifications:?}");
     assert_eq!(
