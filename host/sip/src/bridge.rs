@@ -254,6 +254,11 @@ fn invite_option(switch: &SipSwitch, call: &Call, target: &Target) -> Result<Inv
         content_type: (!switch.offer.is_empty()).then(|| "application/sdp".to_string()),
         offer: (!switch.offer.is_empty()).then(|| switch.offer.clone()),
         contact: switch.shared.contact.clone(),
+        call_id: Some(format!(
+            "{:032x}@{}",
+            rand::random::<u128>(),
+            switch.shared.settings.domain
+        )),
         ..InviteOption::default()
     })
 }

@@ -18,6 +18,7 @@
 //! max_tcp_connections = 1024       # SIP over TCP, in all; past it, a connection is closed
 //! max_tcp_connections_per_address = 128  # and from one IP
 //! tcp_idle_secs = 120              # a connection that sends nothing for this long is closed
+//! domain = "pbx1.example.net"     # the node's name in its own legs' Call-IDs (default: the listening IP)
 //! device_from_sets_caller_id = false  # true: a device without a configured caller id calls as its From says
 //! [sip.trunks.carrier]
 //! addresses = ["203.0.113.0/24", "198.51.100.7"]
@@ -71,6 +72,8 @@ pub struct SipConfig {
     pub max_tcp_connections_per_address: usize,
     /// Seconds a SIP TCP connection may send nothing before it is closed.
     pub tcp_idle_secs: u64,
+    /// The node's name in the Call-IDs of the legs cfhost places; its listening IP if unset.
+    pub domain: Option<String>,
     /// Whether a device that has no caller id configured (nor its owner) calls as its From
     /// says; otherwise it calls as its name and SIP user name.
     pub device_from_sets_caller_id: bool,
@@ -106,6 +109,7 @@ impl Default for SipConfig {
             max_tcp_connections: 1024,
             max_tcp_connections_per_address: 128,
             tcp_idle_secs: 120,
+            domain: None,
             device_from_sets_caller_id: false,
             trunks: BTreeMap::new(),
         }
@@ -131,6 +135,8 @@ pub enum SipConfigError {
     TrunkAddress { trunk: String, address: String },
     #[error("sip.max_calls and sip.max_cps must be at least 1")]
     Limits,
+    #[error("sip.domain: `{0}` is not a host name (letters, digits, `-` and `.`)")]
+    Domain(String),
 }
 
 /// The settings, checked.
@@ -148,13 +154,15 @@ pub struct SipSettings {
     pub keepalive: Option<Duration>,
     pub tcp: TcpLimits,
     pub device_from_sets_caller_id: bool,
+    /// What follows the `@` of the Call-IDs of cfhost's own legs.
+    pub domain: String,
     pub trunks: Vec<(String, Vec<IpNet>)>,
 }
 
 impl SipConfig {
     /// The settings, or the first that is wrong.
     pub fn settings(&self) -> Result<SipSettings, SipConfigError> {
-        let listen = self
+        let listen: SocketAddr = self
             .listen
             .parse()
             .map_err(|_| SipConfigError::Listen(self.listen.clone()))?;
@@ -199,6 +207,11 @@ impl SipConfig {
                 idle_timeout: Duration::from_secs(self.tcp_idle_secs.max(1)),
             },
             device_from_sets_caller_id: self.device_from_sets_caller_id,
+            domain: match &self.domain {
+                Some(domain) if is_host_name(domain) => domain.clone(),
+                Some(domain) => return Err(SipConfigError::Domain(domain.clone())),
+                None => listen.ip().to_string(),
+            },
             trunks,
         })
     }
@@ -212,6 +225,15 @@ impl SipSettings {
             .find(|(_, networks)| networks.iter().any(|net| net.contains(&source)))
             .map(|(name, _)| name.as_str())
     }
+}
+
+/// Whether `text` can stand after the `@` of a Call-ID: a host name (or an IPv4 address).
+fn is_host_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 fn parse_range(text: &str) -> Option<(u16, u16)> {
@@ -269,5 +291,23 @@ mod tests {
         };
         assert!(matches!(bad.settings(), Err(SipConfigError::Listen(_))));
         assert!(toml::from_str::<SipConfig>("listen_on = \"x\"").is_err());
+        assert_eq!(
+            config.settings().unwrap().domain,
+            "127.0.0.1",
+            "the listening IP"
+        );
+        let named = SipConfig {
+            domain: Some("pbx1.example.net".into()),
+            ..SipConfig::default()
+        };
+        assert_eq!(named.settings().unwrap().domain, "pbx1.example.net");
+        let injected = SipConfig {
+            domain: Some("x\r\nVia: evil".into()),
+            ..SipConfig::default()
+        };
+        assert_eq!(
+            injected.settings().unwrap_err().to_string(),
+            "sip.domain: `x\r\nVia: evil` is not a host name (letters, digits, `-` and `.`)"
+        );
     }
 }

@@ -26,6 +26,11 @@ use crate::service::{Refusal, Shared};
 pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
     let method = tx.original.method;
     shared.metrics.request(&method.to_string());
+    if truncated(&tx) {
+        // RFC 3261 §18.3: over UDP, a body shorter than its Content-Length is discarded.
+        refused(&shared, &tx, "truncated");
+        return;
+    }
     if let Some(code) = malformed(&tx) {
         refused(&shared, &tx, "malformed");
         return reply(&shared, &mut tx, code, vec![]).await;
@@ -87,6 +92,20 @@ fn malformed(tx: &Transaction) -> Option<u16> {
         return Some(483);
     }
     None
+}
+
+/// Whether a request came over UDP with less body than its Content-Length says (a datagram
+/// cut short, or a lie).
+fn truncated(tx: &Transaction) -> bool {
+    let over_udp = matches!(
+        tx.connection,
+        Some(rsipstack::transport::SipConnection::Udp(_))
+    );
+    let declared = tx
+        .original
+        .header_value("Content-Length")
+        .and_then(|value| value.parse::<usize>().ok());
+    over_udp && declared.is_some_and(|length| length > tx.original.body.len())
 }
 
 /// Whether a request belongs to a dialog (its To carries a tag).

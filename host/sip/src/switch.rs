@@ -24,7 +24,7 @@ use crate::causes::sip_of_cause;
 use crate::in_dialog::InDialog;
 use crate::media::g711::Law;
 use crate::media::rtp::RtpSource;
-use crate::media::sdp::{self, AudioOffer};
+use crate::media::sdp::{self, AudioOffer, SdpError};
 use crate::media::voicemail::{self, MIN_MESSAGE, RecordingEnd};
 use crate::service::Shared;
 
@@ -154,9 +154,25 @@ impl SipSwitch {
             }
         }
         let offer = AudioOffer::parse(&self.offer);
-        if let Err(e) = &offer {
-            call.trace()
-                .switch(format!("the caller's SDP: {e}; answering with PCMU"));
+        match &offer {
+            // An offer cfhost cannot speak (G.729 only): 488, as RFC 3264 §6 says.
+            Err(e @ SdpError::NoG711) => {
+                call.trace()
+                    .switch(format!("the caller's SDP: {e}: 488 Not Acceptable Here"));
+                self.caller
+                    .reject(Some(StatusCode::NotAcceptableHere), None)
+                    .map_err(backend)?;
+                self.shared.metrics.response(488);
+                Self::destroy(
+                    call,
+                    &Hangup::new(HangupCause::from("INCOMPATIBLE_DESTINATION"), 488),
+                );
+                return Err(SwitchError::Gone);
+            }
+            Err(e) => call
+                .trace()
+                .switch(format!("the caller's SDP: {e}; answering with PCMU")),
+            Ok(_) => {}
         }
         let law = offer.as_ref().map_or(Law::Mu, |o| o.law);
         let socket = self.shared.rtp.bind().await.map_err(backend)?;

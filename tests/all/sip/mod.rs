@@ -1165,3 +1165,60 @@ async fn a_cseq_of_another_method_is_a_400_and_an_invite_with_no_hops_left_a_483
     assert_eq!(sip.calls_in_progress(), 0);
     assert!(host.notifications().is_empty(), "nothing ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datagram_short_of_its_content_length_is_dropped_and_a_g729_only_offer_gets_488() {
+    let (host, sip) = start().await;
+    let server = sip.local_addr();
+    let (short, whole, g729) = tokio::task::spawn_blocking(move || {
+        let socket = std::net::UdpSocket::bind((TRUNK_IP, 0)).unwrap();
+        let from = socket.local_addr().unwrap();
+        let options = |length: usize, body: &str| {
+            format!(
+                "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-len{length}\r\n\
+                 From: <sip:probe@{from}>;tag=l{length}\r\nTo: <sip:{server}>\r\n\
+                 Call-ID: len{length}@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\
+                 Content-Length: {length}\r\n\r\n{body}"
+            )
+        };
+        let answer = |message: String, wait: Duration| {
+            socket.send_to(message.as_bytes(), server).unwrap();
+            socket.set_read_timeout(Some(wait)).unwrap();
+            let mut buf = [0u8; 8192];
+            loop {
+                let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                    return None;
+                };
+                let text = String::from_utf8_lossy(&buf[..len]).to_string();
+                if code(&text) >= 200 {
+                    return Some(code(&text));
+                }
+            }
+        };
+        // RFC 3261 §18.3: 50 bytes announced, 4 sent: discarded, no answer.
+        let short = answer(options(50, "abcd"), Duration::from_secs(1));
+        let whole = answer(options(4, "abcd"), WAIT);
+        // Nobody to ring, so voicemail would answer; the caller speaks only G.729.
+        let sdp = format!(
+            "v=0\r\no=c 1 1 IN IP4 {TRUNK_IP}\r\ns=-\r\nc=IN IP4 {TRUNK_IP}\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
+        );
+        let invite = raw_invite(from, server, DIALED, 88).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()),
+        );
+        let g729 = answer(invite, WAIT);
+        (short, whole, g729)
+    })
+    .await
+    .unwrap();
+    assert_eq!(short, None, "a truncated datagram was answered");
+    assert_eq!(whole, Some(200));
+    assert_eq!(g729, Some(488));
+    assert_eq!(sip.metrics().rejections("truncated"), 1);
+    calls_done(&sip, 1).await;
+    assert!(
+        !host.data_dir().join("accounts/acme/vmboxes/box1").exists(),
+        "a message was stored"
+    );
+}

@@ -115,6 +115,10 @@ async fn a_device_registered_over_tcp_is_rung_on_its_connection() {
     })
     .await;
     assert!(invite.contains("SIP/2.0/TCP"), "{invite}");
+    // cfhost's own leg has a Call-ID of the node's (its listening IP here), not the SIP
+    // library's default domain.
+    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+    assert!(call_id.ends_with("@127.0.0.1"), "{call_id}");
     device
         .write_all(response_to(&invite, "486 Busy Here").as_bytes())
         .await
