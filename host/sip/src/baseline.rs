@@ -90,7 +90,7 @@ const ANSWER: &str = "v=0\r\no=bare 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.
 
 impl Bare {
     async fn handle(self: Arc<Self>, mut tx: Transaction) {
-        if crate::dispatch::is_in_dialog(&tx) {
+        if crate::shared::is_in_dialog(&tx) {
             if let Some(mut dialog) = self.dialogs.match_dialog(&tx) {
                 let _ = dialog.handle(&mut tx).await;
             }

@@ -28,8 +28,9 @@ use crate::causes::hangup_of_sip;
 use crate::in_dialog::{
     InDialog, Relayed, keepalive as keepalive_of, relayed_headers, session_interval,
 };
+use crate::leg::{CallerLeg, destroy};
+use crate::media::sdp;
 use crate::registrar::Reach;
-use crate::switch::{SipSwitch, sdp_content_type};
 
 /// Somewhere to ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +60,8 @@ struct Answer {
 }
 
 /// Rings `request`'s endpoints for `call` and reports how it ended.
-pub(crate) async fn bridge(
-    switch: &SipSwitch,
-    call: &Call,
-    request: &BridgeRequest,
-) -> BridgeOutcome {
-    let targets = targets(switch, call, &request.endpoints);
+pub(crate) async fn bridge(leg: &CallerLeg, call: &Call, request: &BridgeRequest) -> BridgeOutcome {
+    let targets = targets(leg, call, &request.endpoints);
     if targets.is_empty() {
         call.trace()
             .switch("no endpoint to ring: none has an address or a registration");
@@ -84,8 +81,8 @@ pub(crate) async fn bridge(
     };
     let mut last = Hangup::new(HangupCause::NO_ANSWER, 480);
     for round in rounds {
-        match ring(switch, call, &round, timeout).await {
-            Round::Answered(answer) => return talk(switch, call, answer).await,
+        match ring(leg, call, &round, timeout).await {
+            Round::Answered(answer) => return talk(leg, call, answer).await,
             Round::CallerGone => return BridgeOutcome::CallerHungUp,
             Round::TimedOut => last = Hangup::new(HangupCause::NO_ANSWER, 480),
             Round::Failed(hangup) => last = hangup,
@@ -95,8 +92,8 @@ pub(crate) async fn bridge(
 }
 
 /// Where the endpoints are: their addresses, and the registered contacts of the devices.
-fn targets(switch: &SipSwitch, call: &Call, endpoints: &[Endpoint]) -> Vec<Target> {
-    let accounts = switch.shared.runtime.accounts();
+fn targets(leg: &CallerLeg, call: &Call, endpoints: &[Endpoint]) -> Vec<Target> {
+    let accounts = leg.shared.runtime.accounts();
     let account_id = &call.details().account_id;
     let account = accounts.get(account_id);
     let now = Instant::now();
@@ -113,11 +110,7 @@ fn targets(switch: &SipSwitch, call: &Call, endpoints: &[Endpoint]) -> Vec<Targe
         if !is_device {
             continue;
         }
-        for binding in switch
-            .shared
-            .registrar
-            .lookup(account_id, &endpoint.id, now)
-        {
+        for binding in leg.shared.registrar.lookup(account_id, &endpoint.id, now) {
             let via = match binding.reach {
                 Reach::Source { tcp } => Some((binding.source, tcp)),
                 Reach::Contact => None,
@@ -133,14 +126,14 @@ fn targets(switch: &SipSwitch, call: &Call, endpoints: &[Endpoint]) -> Vec<Targe
 }
 
 /// Rings `targets` at once until one answers, all fail, `timeout` passes or the caller goes.
-async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Duration) -> Round {
-    let shared = &switch.shared;
+async fn ring(leg: &CallerLeg, call: &Call, targets: &[Target], timeout: Duration) -> Round {
+    let shared = &leg.shared;
     let (state_tx, mut states) = shared.dialogs.new_dialog_state_channel();
     let mut legs: Vec<(InviteDialog, String)> = Vec::new();
     let mut finals = FuturesUnordered::new();
     let mut last = Hangup::new(HangupCause::NO_ANSWER, 480);
     for target in targets {
-        let option = match invite_option(switch, call, target) {
+        let option = match invite_option(leg, call, target) {
             Ok(option) => option,
             Err(reason) => {
                 call.trace()
@@ -178,7 +171,7 @@ async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Dura
             }
             Some(state) = states.recv() => {
                 if let DialogState::Early(_, response) = state {
-                    relay_progress(switch, &response, &mut ringing_relayed);
+                    relay_progress(leg, &response, &mut ringing_relayed);
                 }
             }
             () = &mut deadline => {
@@ -233,7 +226,7 @@ async fn ring(switch: &SipSwitch, call: &Call, targets: &[Target], timeout: Dura
 }
 
 /// The INVITE of a leg: from the caller's number at cfhost, the caller's SDP passed through.
-fn invite_option(switch: &SipSwitch, call: &Call, target: &Target) -> Result<InviteOption, String> {
+fn invite_option(leg: &CallerLeg, call: &Call, target: &Target) -> Result<InviteOption, String> {
     let callee = Uri::try_from(target.uri.as_str()).map_err(|e| e.to_string())?;
     let details = call.details();
     let user = details
@@ -242,7 +235,7 @@ fn invite_option(switch: &SipSwitch, call: &Call, target: &Target) -> Result<Inv
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "anonymous".to_string());
     let caller =
-        Uri::try_from(format!("sip:{user}@{}", switch.shared.local)).map_err(|e| e.to_string())?;
+        Uri::try_from(format!("sip:{user}@{}", leg.shared.local)).map_err(|e| e.to_string())?;
     Ok(InviteOption {
         caller_display_name: details.caller_id_name.clone(),
         caller,
@@ -251,29 +244,29 @@ fn invite_option(switch: &SipSwitch, call: &Call, target: &Target) -> Result<Inv
             r#type: Some(if tcp { Transport::Tcp } else { Transport::Udp }),
             addr: addr.into(),
         }),
-        content_type: (!switch.offer.is_empty()).then(|| "application/sdp".to_string()),
-        offer: (!switch.offer.is_empty()).then(|| switch.offer.clone()),
-        contact: switch.shared.contact.clone(),
+        content_type: (!leg.offer.is_empty()).then(|| "application/sdp".to_string()),
+        offer: (!leg.offer.is_empty()).then(|| leg.offer.clone()),
+        contact: leg.shared.contact.clone(),
         call_id: Some(format!(
             "{:032x}@{}",
             rand::random::<u128>(),
-            switch.shared.settings.domain
+            leg.shared.settings.domain
         )),
         ..InviteOption::default()
     })
 }
 
 /// Relays a leg's 180 (once) or 183 with SDP (early media) to the caller.
-fn relay_progress(switch: &SipSwitch, response: &rsipstack::sip::Response, relayed: &mut bool) {
+fn relay_progress(leg: &CallerLeg, response: &rsipstack::sip::Response, relayed: &mut bool) {
     let code = response.status_code.code();
     if code == 183 && !response.body.is_empty() {
-        let _ = switch
+        let _ = leg
             .caller
-            .ringing(Some(vec![sdp_content_type()]), Some(response.body.clone()));
-        switch.shared.metrics.response(183);
+            .ringing(Some(vec![sdp::content_type()]), Some(response.body.clone()));
+        leg.shared.metrics.response(183);
     } else if !*relayed {
-        let _ = switch.caller.ringing(None, None);
-        switch.shared.metrics.response(180);
+        let _ = leg.caller.ringing(None, None);
+        leg.shared.metrics.response(180);
     }
     *relayed = true;
 }
@@ -294,7 +287,7 @@ fn cancel_all(legs: &[(InviteDialog, String)], keep: Option<usize>) {
 /// The caller and the answering leg talk until either hangs up (the BYE is relayed), or a
 /// keepalive or the session timer says one is gone (both get a BYE). What either sends inside
 /// its dialog (re-INVITE, UPDATE, INFO) is relayed to the other.
-async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome {
+async fn talk(leg: &CallerLeg, call: &Call, answer: Answer) -> BridgeOutcome {
     let Answer {
         dialog,
         id,
@@ -302,29 +295,29 @@ async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome 
         target,
         mut states,
     } = answer;
-    let mut callee = Callee::new(dialog.clone(), id.clone(), switch.shared.clone());
-    if !switch.answered() {
+    let mut callee = Callee::new(dialog.clone(), id.clone(), leg.shared.clone());
+    if !leg.answered() {
         let sdp = response.body.clone();
         let body = (!sdp.is_empty()).then_some(sdp);
         let headers = relayed_headers(response.headers.iter());
-        if let Err(e) = switch.caller.accept(Some(headers), body) {
+        if let Err(e) = leg.caller.accept(Some(headers), body) {
             call.trace()
                 .switch(format!("cannot answer the caller: {e}"));
             return BridgeOutcome::Failed(Hangup::new(HangupCause::NORMAL_TEMPORARY_FAILURE, 500));
         }
-        switch.shared.metrics.response(200);
-        switch.mark_answered();
+        leg.shared.metrics.response(200);
+        leg.mark_answered();
     }
     call.apply(&ChannelEvent::Bridge {
         call_id: id.call_id.clone(),
     });
     call.trace()
         .switch(format!("answered by {target}: bridged"));
-    let mut from_caller = switch.relay_caller_requests();
+    let mut from_caller = leg.relay_caller_requests();
     let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<(Side, Relayed)>();
     let session = session_interval(&response);
     let mut refreshed = Instant::now();
-    let keepalive = switch.shared.settings.keepalive;
+    let keepalive = leg.shared.settings.keepalive;
     // Without keepalives the interval is never polled; a year keeps `Instant` arithmetic sane.
     let period = keepalive.unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let mut keepalive_tick = tokio::time::interval_at((Instant::now() + period).into(), period);
@@ -339,20 +332,20 @@ async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome 
                 break None;
             }
             state = states.recv() => match state {
-                Some(DialogState::Terminated(leg, reason)) if leg.call_id == id.call_id => {
+                Some(DialogState::Terminated(ended, reason)) if ended.call_id == id.call_id => {
                     if matches!(reason, TerminatedReason::UasBye) {
                         // The dialog answers the callee's BYE 200 itself.
-                        switch.shared.metrics.response(200);
+                        leg.shared.metrics.response(200);
                         call.trace().switch(format!("{target} hung up (BYE): relayed to the caller"));
                     }
                     callee.gone();
                     break Some(Hangup::new(HangupCause::NORMAL_CLEARING, 200));
                 }
                 Some(state) => {
-                    if let Ok((leg, request)) = InDialog::of(state)
-                        && leg.call_id == id.call_id
+                    if let Ok((from, request)) = InDialog::of(state)
+                        && from.call_id == id.call_id
                     {
-                        let to = switch.caller.clone();
+                        let to = leg.caller.clone();
                         let done = done_tx.clone();
                         tokio::spawn(async move {
                             let _ = done.send((Side::Caller, request.relay(&to).await));
@@ -380,7 +373,7 @@ async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome 
                 }
             },
             _ = keepalive_tick.tick(), if keepalive.is_some() => {
-                for (side, to) in [(Side::Caller, switch.caller.clone()), (Side::Callee, dialog.clone())] {
+                for (side, to) in [(Side::Caller, leg.caller.clone()), (Side::Callee, dialog.clone())] {
                     let done = done_tx.clone();
                     tokio::spawn(async move {
                         let _ = done.send((side, keepalive_of(&to).await));
@@ -396,11 +389,11 @@ async fn talk(switch: &SipSwitch, call: &Call, answer: Answer) -> BridgeOutcome 
             }
         }
     };
-    switch.stop_relaying_caller_requests();
+    leg.stop_relaying_caller_requests();
     if let Some(hangup) = ended {
         callee.hang_up().await;
-        let _ = switch.caller.bye().await;
-        SipSwitch::destroy(call, &hangup);
+        let _ = leg.caller.bye().await;
+        destroy(call, &hangup);
     }
     BridgeOutcome::Answered
 }
@@ -434,14 +427,14 @@ async fn sleep_until(at: Option<Instant>) {
 struct Callee {
     dialog: Option<InviteDialog>,
     id: DialogId,
-    shared: std::sync::Arc<crate::service::Shared>,
+    shared: std::sync::Arc<crate::shared::Shared>,
 }
 
 impl Callee {
     fn new(
         dialog: InviteDialog,
         id: DialogId,
-        shared: std::sync::Arc<crate::service::Shared>,
+        shared: std::sync::Arc<crate::shared::Shared>,
     ) -> Self {
         Callee {
             dialog: Some(dialog),

@@ -11,10 +11,19 @@ use cfhost_core::runtime::CallError;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::transaction::transaction::Transaction;
 
-use crate::dispatch::{Admitted, Caller, reply};
 use crate::in_dialog::InDialog;
-use crate::service::CallSummary;
+use crate::leg::CallerLeg;
+use crate::shared::CallSummary;
+use crate::shared::{Admitted, reply};
 use crate::switch::SipSwitch;
+
+/// Who placed a call, once it is authorised.
+pub(crate) enum Caller {
+    /// A carrier trunk: an offnet call for the account that has the number.
+    Trunk { name: String },
+    /// An authenticated device of the account.
+    Device { id: String },
+}
 
 /// Runs the call to its end (its termination callbacks included).
 pub(crate) async fn run(
@@ -39,7 +48,7 @@ pub(crate) async fn run(
         }
     };
     let offer = tx.original.body.clone();
-    let signalling = crate::dispatch::source(&tx).map(|address| address.ip());
+    let signalling = crate::shared::source(&tx).map(|address| address.ip());
     let call = Arc::new(Call::new(details));
     let from = match &caller {
         Caller::Trunk { name } => format!("trunk {name}"),
@@ -59,13 +68,13 @@ pub(crate) async fn run(
             tracing::debug!("caller's INVITE transaction: {e}");
         }
     });
-    let switch = Arc::new(SipSwitch::new(
+    let switch = Arc::new(SipSwitch::new(CallerLeg::new(
         Arc::clone(&shared),
         dialog.clone(),
         offer,
         signalling,
         started,
-    ));
+    )));
     let watcher = tokio::spawn(watch_caller(
         state_rx,
         Arc::clone(&call),
@@ -119,7 +128,7 @@ async fn watch_caller(mut states: DialogStateReceiver, call: Arc<Call>, switch: 
     while let Some(state) = states.recv().await {
         let state = match InDialog::of(state) {
             Ok((_, request)) => {
-                switch.take_caller_request(request).await;
+                switch.leg.take_caller_request(request).await;
                 continue;
             }
             Err(state) => *state,
@@ -131,7 +140,7 @@ async fn watch_caller(mut states: DialogStateReceiver, call: Arc<Call>, switch: 
             TerminatedReason::UacCancel => {
                 // rsipstack's INVITE transaction took the CANCEL (it never reaches dispatch),
                 // answered it 200 and the INVITE 487: count all three here.
-                let metrics = &switch.shared.metrics;
+                let metrics = &switch.leg.shared.metrics;
                 metrics.request("CANCEL");
                 metrics.response(200);
                 metrics.response(487);
@@ -142,7 +151,7 @@ async fn watch_caller(mut states: DialogStateReceiver, call: Arc<Call>, switch: 
             }
             TerminatedReason::UacBye => {
                 // The dialog answers the BYE 200 itself.
-                switch.shared.metrics.response(200);
+                switch.leg.shared.metrics.response(200);
                 (
                     Hangup::new(HangupCause::NORMAL_CLEARING, 200),
                     "the caller hung up (BYE)",

@@ -14,13 +14,14 @@ use cfhost_core::accounts::{Account, CallerId, Device, normalize_e164};
 use cfhost_core::call::CallDetails;
 use rsipstack::sip::headers::{Contact, Expires, ProxyAuthenticate, RetryAfter, WwwAuthenticate};
 use rsipstack::sip::prelude::*;
-use rsipstack::sip::{Header, Method, StatusCode};
+use rsipstack::sip::{Header, Method};
 use rsipstack::transaction::transaction::Transaction;
 
 use crate::auth::{Attempt, Verdict, claimed_username};
+use crate::call::Caller;
 use crate::guard::Failed;
 use crate::registrar::{MAX_EXPIRES, Origin, Wanted};
-use crate::service::{Refusal, Shared};
+use crate::shared::{Admitted, Refusal, Shared, is_in_dialog, reply, source};
 
 /// Handles one transaction to its end.
 pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
@@ -108,16 +109,6 @@ fn truncated(tx: &Transaction) -> bool {
     over_udp && declared.is_some_and(|length| length > tx.original.body.len())
 }
 
-/// Whether a request belongs to a dialog (its To carries a tag).
-pub(crate) fn is_in_dialog(tx: &Transaction) -> bool {
-    tx.original
-        .to_header()
-        .and_then(|to| to.tag())
-        .ok()
-        .flatten()
-        .is_some()
-}
-
 /// A 401 challenging a REGISTER from `to` in `realm` (`stale`: the nonce it used has expired
 /// or was used already).
 async fn challenge(
@@ -139,13 +130,6 @@ async fn challenge(
     .await;
 }
 
-pub(crate) async fn reply(shared: &Shared, tx: &mut Transaction, code: u16, headers: Vec<Header>) {
-    shared.metrics.response(code);
-    if let Err(e) = tx.reply_with(StatusCode::from(code), headers, None).await {
-        tracing::debug!("cannot send {code}: {e}");
-    }
-}
-
 /// Counts a refused request and logs it (what, from where, why) within the log's budget, so
 /// that a flood cannot fill the log.
 fn refused(shared: &Shared, tx: &Transaction, why: &'static str) {
@@ -165,15 +149,6 @@ fn refused(shared: &Shared, tx: &Transaction, why: &'static str) {
         request.method,
         request.uri
     );
-}
-
-/// Where the request came from (the packet's source, not what it claims).
-pub(crate) fn source(tx: &Transaction) -> Option<SocketAddr> {
-    tx.connection
-        .as_ref()?
-        .get_remote_addr()?
-        .get_socketaddr()
-        .ok()
 }
 
 /// Who `device` calls as, as KAZOO has it: its own internal caller id, else its owner's; else
@@ -427,14 +402,6 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     reply(shared, tx, 200, headers).await;
 }
 
-/// Who placed a call, once it is authorised.
-pub(crate) enum Caller {
-    /// A carrier trunk: an offnet call for the account that has the number.
-    Trunk { name: String },
-    /// An authenticated device of the account.
-    Device { id: String },
-}
-
 async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
     let started = Instant::now();
     let Some((details, caller)) = authorise(&shared, &mut tx).await else {
@@ -460,15 +427,6 @@ async fn invite(shared: Arc<Shared>, mut tx: Transaction) {
         return reply(&shared, &mut tx, 404, vec![]).await;
     }
     crate::call::run(admitted, tx, details, caller, started).await;
-}
-
-/// An admitted call, counted until this is dropped.
-pub(crate) struct Admitted(pub Arc<Shared>);
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.0.finished();
-    }
 }
 
 /// A 407 challenging an INVITE from `to` in `realm`.

@@ -100,7 +100,7 @@ impl InDialog {
     async fn answer(self, status: StatusCode, sdp: Option<Vec<u8>>) {
         let headers = sdp
             .as_ref()
-            .map(|_| vec![crate::switch::sdp_content_type()]);
+            .map(|_| vec![crate::media::sdp::content_type()]);
         let _ = self.handle.respond(status, headers, sdp).await;
     }
 }

@@ -6,10 +6,14 @@
 //!   [`tcp`]: TCP connections, capped, idle ones closed;
 //! - [`dispatch`]: who may call (carrier trunks by address, devices by digest, [`auth`]), the
 //!   registrar ([`registrar`]), `OPTIONS`; [`guard`]: strangers' rates and failed logins;
-//! - [`call`] and [`switch`]: a call's caller leg and its call control; [`bridge`]: ringing
-//!   devices and SIP URIs; [`in_dialog`]: re-INVITEs and the like, relayed between the legs;
-//!   [`media`]: answering and recording voicemail;
-//! - [`causes`]: SIP codes and the Q.850 cause names KAZOO reports; [`metrics`];
+//! - [`call`]: one admitted call run to its end; [`leg`]: its caller's leg; [`switch`]: its call
+//!   control; [`bridge`]: ringing devices and SIP URIs; [`in_dialog`]: re-INVITEs and the like,
+//!   relayed between the legs; [`media`]: answering and recording voicemail;
+//! - [`shared`]: the state every task shares, and the counted answer to a transaction; it is
+//!   below all the others, so modules depend one way (service, dispatch, call, switch, bridge,
+//!   leg, shared);
+//! - [`causes`]: SIP codes and the Q.850 cause names KAZOO reports; [`metrics`]; [`throttle`]:
+//!   log lines a flood cannot multiply;
 //! - [`baseline`]: a bare B2BUA, what the SIP benchmark compares cfhost with.
 
 pub mod auth;
@@ -21,10 +25,12 @@ pub mod config;
 mod dispatch;
 pub mod guard;
 mod in_dialog;
+mod leg;
 pub mod media;
 pub mod metrics;
 pub mod registrar;
 pub mod service;
+mod shared;
 mod switch;
 pub mod tcp;
 mod throttle;

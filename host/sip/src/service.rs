@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cfhost_core::runtime::Runtime;
@@ -16,12 +16,14 @@ use rsipstack::transport::TransportLayer;
 use rsipstack::transport::udp::UdpConnection;
 
 use crate::auth::Nonces;
-use crate::config::{SipConfig, SipConfigError, SipSettings};
+use crate::config::{SipConfig, SipConfigError};
 use crate::guard::Guard;
 use crate::media::pacer::{Pacer, Prompt};
 use crate::media::rtp::RtpPorts;
 use crate::metrics::SipMetrics;
 use crate::registrar::Registrar;
+use crate::shared::{Admission, REFUSALS_LOGGED_PER_SEC, Shared};
+pub use crate::shared::{CallSummary, RECENT_CALLS};
 use crate::throttle::Throttle;
 
 /// The SIP service could not start.
@@ -74,112 +76,6 @@ fn tcp_listener(local: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(1024)
 }
 
-/// What every task of the service shares.
-pub(crate) struct Shared {
-    pub runtime: Arc<Runtime>,
-    pub settings: SipSettings,
-    pub dialogs: Arc<DialogLayer>,
-    pub registrar: Registrar,
-    pub nonces: Nonces,
-    pub guard: Guard,
-    pub rtp: RtpPorts,
-    /// The clock every call's prompts are played on.
-    pub pacer: Pacer,
-    /// The tone before a recording (500 ms at 440 Hz), encoded once.
-    pub beep: Prompt,
-    pub metrics: Arc<SipMetrics>,
-    /// The budget of refusals logged per second.
-    pub refusal_log: Throttle,
-    /// `sip:cfhost@<address>`: the Contact of cfhost's dialogs.
-    pub contact: Uri,
-    pub local: SocketAddr,
-    admission: Admission,
-    /// The last calls that ended, newest last.
-    recent: std::sync::Mutex<std::collections::VecDeque<CallSummary>>,
-}
-
-/// Refused requests logged each second at most; the others are counted in the next line.
-const REFUSALS_LOGGED_PER_SEC: u32 = 20;
-
-/// How many ended calls [`SipService::recent_calls`] keeps.
-pub const RECENT_CALLS: usize = 256;
-
-/// A SIP call that ended, with its trace (the SIP side's events among the nodes').
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CallSummary {
-    pub call_id: String,
-    pub account_id: String,
-    /// How it ended (`bridged`, `message_left`, `caller_hung_up`, ...).
-    pub result: String,
-    /// One line per event, as `cfhost simulate` prints them.
-    pub trace: Vec<String>,
-}
-
-/// The caps on calls at accept.
-struct Admission {
-    accepting: AtomicBool,
-    in_progress: AtomicUsize,
-    /// Calls admitted in the current second, and which second that is.
-    this_second: std::sync::Mutex<(Instant, u32)>,
-}
-
-/// Why a new call is not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    ShuttingDown,
-    TooManyCalls,
-    TooManyPerSecond,
-}
-
-impl Shared {
-    /// Admits one more call, within the caps; the call is counted until [`Shared::finished`].
-    pub fn admit(&self) -> Result<(), Refusal> {
-        let admission = &self.admission;
-        if !admission.accepting.load(Ordering::Acquire) {
-            return Err(Refusal::ShuttingDown);
-        }
-        {
-            let mut second = admission
-                .this_second
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            if now.duration_since(second.0) >= Duration::from_secs(1) {
-                *second = (now, 0);
-            }
-            if second.1 >= self.settings.max_cps {
-                return Err(Refusal::TooManyPerSecond);
-            }
-            second.1 += 1;
-        }
-        let previous = admission.in_progress.fetch_add(1, Ordering::AcqRel);
-        if previous >= self.settings.max_calls {
-            admission.in_progress.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refusal::TooManyCalls);
-        }
-        Ok(())
-    }
-
-    /// An admitted call ended.
-    pub fn finished(&self) {
-        self.admission.in_progress.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Calls in progress.
-    pub fn in_progress(&self) -> usize {
-        self.admission.in_progress.load(Ordering::Acquire)
-    }
-
-    /// Keeps `summary` among the recent calls.
-    pub fn ended(&self, summary: CallSummary) {
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if recent.len() == RECENT_CALLS {
-            recent.pop_front();
-        }
-        recent.push_back(summary);
-    }
-}
-
 /// A running SIP service.
 pub struct SipService {
     shared: Arc<Shared>,
@@ -225,11 +121,7 @@ impl SipService {
             refusal_log: Throttle::new(REFUSALS_LOGGED_PER_SEC),
             contact,
             local: bound,
-            admission: Admission {
-                accepting: AtomicBool::new(true),
-                in_progress: AtomicUsize::new(0),
-                this_second: std::sync::Mutex::new((Instant::now(), 0)),
-            },
+            admission: Admission::default(),
             recent: std::sync::Mutex::default(),
             settings,
             runtime,

@@ -6,59 +6,23 @@
 //!
 //! Every change of the channel is applied to the [`Call`] as KAZOO's events would be.
 
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use cfhost_core::call::{
-    BridgeOutcome, BridgeRequest, Call, ChannelEvent, Hangup, HangupCause, HangupEvent,
-    RecordOutcome,
-};
+use cfhost_core::call::{BridgeOutcome, BridgeRequest, Call, Hangup, HangupCause, RecordOutcome};
 use cfhost_core::switch::{Switch, SwitchError};
-use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, StatusCode};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use rsipstack::sip::StatusCode;
 
 use crate::causes::sip_of_cause;
-use crate::in_dialog::InDialog;
+use crate::leg::{CallerLeg, OwnMedia, destroy};
 use crate::media::g711::Law;
 use crate::media::rtp::RtpSource;
 use crate::media::sdp::{self, AudioOffer, SdpError};
 use crate::media::voicemail::{self, MIN_MESSAGE, RecordingEnd};
-use crate::service::Shared;
-
-/// The media of a call cfhost answered itself.
-pub(crate) struct OwnMedia {
-    pub socket: Arc<UdpSocket>,
-    pub law: Law,
-    /// Whose RTP is the caller's, from its offer and where it signalled from.
-    pub source: RtpSource,
-}
-
-/// The caller's leg as the switch left it.
-#[derive(Default)]
-struct CallerLeg {
-    /// A 200 went to the caller (cfhost answered, or a callee did through a bridge).
-    answered: bool,
-    media: Option<Arc<OwnMedia>>,
-    /// The SDP of cfhost's own answer, given again to a re-INVITE.
-    answer_sdp: Option<Vec<u8>>,
-    /// Where the caller's in-dialog requests go while a bridge talks.
-    relay: Option<mpsc::UnboundedSender<InDialog>>,
-}
 
 /// One SIP call's switch.
 pub(crate) struct SipSwitch {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) caller: InviteDialog,
-    /// The caller's SDP offer, passed through to the legs a bridge rings.
-    pub(crate) offer: Vec<u8>,
-    /// The IP the caller's INVITE came from: RTP is taken from it only.
-    signalling: Option<IpAddr>,
-    /// When the INVITE arrived: the call's setup time is counted from it.
-    started: std::time::Instant,
-    leg: Mutex<CallerLeg>,
+    pub(crate) leg: CallerLeg,
 }
 
 /// A backend failure, as the core's error type.
@@ -66,79 +30,10 @@ pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Swit
     SwitchError::Backend(Box::new(e))
 }
 
-/// `application/sdp`, the content type of every body cfhost sends.
-pub(crate) fn sdp_content_type() -> Header {
-    Header::ContentType("application/sdp".into())
-}
-
 impl SipSwitch {
-    /// The switch of the call whose caller is `caller`, who offered `offer` from `signalling`.
-    pub fn new(
-        shared: Arc<Shared>,
-        caller: InviteDialog,
-        offer: Vec<u8>,
-        signalling: Option<IpAddr>,
-        started: std::time::Instant,
-    ) -> Self {
-        SipSwitch {
-            shared,
-            caller,
-            offer,
-            signalling,
-            started,
-            leg: Mutex::new(CallerLeg::default()),
-        }
-    }
-
-    fn leg(&self) -> std::sync::MutexGuard<'_, CallerLeg> {
-        self.leg.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether a 200 went to the caller.
-    pub(crate) fn answered(&self) -> bool {
-        self.leg().answered
-    }
-
-    /// Marks the caller answered through a bridge.
-    pub(crate) fn mark_answered(&self) {
-        self.leg().answered = true;
-        self.shared.metrics.setup(self.started.elapsed());
-    }
-
-    /// Sends the caller's in-dialog requests to the receiver returned, until
-    /// [`Self::stop_relaying_caller_requests`]: a bridge relays them to its other leg.
-    pub(crate) fn relay_caller_requests(&self) -> mpsc::UnboundedReceiver<InDialog> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.leg().relay = Some(sender);
-        receiver
-    }
-
-    /// cfhost answers the caller's in-dialog requests itself again.
-    pub(crate) fn stop_relaying_caller_requests(&self) {
-        self.leg().relay = None;
-    }
-
-    /// Takes a request the caller sent inside its dialog: to the bridge's other leg if one is
-    /// talking, else answered by cfhost with its own media.
-    pub(crate) async fn take_caller_request(&self, request: InDialog) {
-        let (relay, sdp) = {
-            let leg = self.leg();
-            (leg.relay.clone(), leg.answer_sdp.clone())
-        };
-        let request = match relay {
-            Some(relay) => match relay.send(request) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(request)) => request,
-            },
-            None => request,
-        };
-        request.answer_locally(sdp).await;
-    }
-
-    /// Applies a destroy of the caller's channel with `hangup`.
-    pub(crate) fn destroy(call: &Call, hangup: &Hangup) {
-        let call_id = call.details().call_id.clone();
-        call.apply(&ChannelEvent::Destroy(HangupEvent::of(&call_id, hangup)));
+    /// The switch of the call whose caller's leg is `leg`.
+    pub(crate) fn new(leg: CallerLeg) -> Self {
+        SipSwitch { leg }
     }
 
     /// Answers with cfhost's own media, if no one has answered yet; returns it (none when a
@@ -147,23 +42,23 @@ impl SipSwitch {
         if call.is_destroyed() {
             return Err(SwitchError::Gone);
         }
-        {
-            let leg = self.leg();
-            if leg.answered {
-                return Ok(leg.media.clone());
-            }
+        let so_far = self.leg.answer_so_far();
+        if so_far.already {
+            return Ok(so_far.media);
         }
-        let offer = AudioOffer::parse(&self.offer);
+        let leg = &self.leg;
+        let offer = AudioOffer::parse(&leg.offer);
         match &offer {
             // An offer cfhost cannot speak (G.729 only): 488, as RFC 3264 §6 says.
             Err(e @ SdpError::NoG711) => {
                 call.trace()
                     .switch(format!("the caller's SDP: {e}: 488 Not Acceptable Here"));
-                self.caller
+                self.leg
+                    .caller
                     .reject(Some(StatusCode::NotAcceptableHere), None)
                     .map_err(backend)?;
-                self.shared.metrics.response(488);
-                Self::destroy(
+                self.leg.shared.metrics.response(488);
+                destroy(
                     call,
                     &Hangup::new(HangupCause::from("INCOMPATIBLE_DESTINATION"), 488),
                 );
@@ -175,24 +70,20 @@ impl SipSwitch {
             Ok(_) => {}
         }
         let law = offer.as_ref().map_or(Law::Mu, |o| o.law);
-        let socket = self.shared.rtp.bind().await.map_err(backend)?;
+        let socket = self.leg.shared.rtp.bind().await.map_err(backend)?;
         let local = socket.local_addr().map_err(backend)?;
         let body = sdp::answer(local, law, rand::random::<u32>().into());
-        self.caller
-            .accept(Some(vec![sdp_content_type()]), Some(body.clone()))
+        self.leg
+            .caller
+            .accept(Some(vec![sdp::content_type()]), Some(body.clone()))
             .map_err(backend)?;
-        self.shared.metrics.response(200);
+        self.leg.shared.metrics.response(200);
         let media = Arc::new(OwnMedia {
             socket: Arc::new(socket),
             law,
-            source: RtpSource::new(offer.ok().map(|o| o.address), self.signalling),
+            source: RtpSource::new(offer.ok().map(|o| o.address), leg.signalling),
         });
-        let mut leg = self.leg();
-        leg.answered = true;
-        leg.media = Some(Arc::clone(&media));
-        leg.answer_sdp = Some(body);
-        drop(leg);
-        self.shared.metrics.setup(self.started.elapsed());
+        leg.mark_answered_by_cfhost(Arc::clone(&media), body);
         call.trace().switch(format!(
             "answered by cfhost ({}, RTP on {local})",
             law.encoding_name()
@@ -205,10 +96,11 @@ impl SipSwitch {
         if !call.is_destroyed() {
             let _ = self.hangup(call, &HangupCause::NORMAL_CLEARING).await;
         }
-        if self.answered() {
-            let _ = self.caller.bye().await;
+        if self.leg.answered() {
+            let _ = self.leg.caller.bye().await;
         } else {
             let _ = self
+                .leg
                 .caller
                 .reject(Some(StatusCode::TemporarilyUnavailable), None);
         }
@@ -229,7 +121,7 @@ impl Switch for SipSwitch {
         if call.is_destroyed() {
             return Ok(BridgeOutcome::CallerHungUp);
         }
-        Ok(crate::bridge::bridge(self, call, request).await)
+        Ok(crate::bridge::bridge(&self.leg, call, request).await)
     }
 
     async fn record_voicemail(
@@ -249,15 +141,15 @@ impl Switch for SipSwitch {
         let started = SystemTime::now();
         let mut source = media.source;
         if let Some(peer) = source.send_to() {
-            let beep = self.shared.beep.encoded(media.law);
+            let beep = self.leg.shared.beep.encoded(media.law);
             let socket = Arc::clone(&media.socket);
             tokio::select! {
-                () = self.shared.pacer.play(socket, peer, beep) => {}
+                () = self.leg.shared.pacer.play(socket, peer, beep) => {}
                 () = call.over() => return Ok(RecordOutcome::CallerHungUp),
             }
         }
         let max = Duration::from_secs(u64::from(max_secs.max(1)));
-        let silence = self.shared.settings.silence_timeout;
+        let silence = self.leg.shared.settings.silence_timeout;
         let recording =
             voicemail::record(&media.socket, &mut source, max, silence, call.over()).await;
         let length = recording.length();
@@ -280,6 +172,7 @@ impl Switch for SipSwitch {
             });
         }
         let account_dir = self
+            .leg
             .shared
             .runtime
             .data_dir()
@@ -305,22 +198,23 @@ impl Switch for SipSwitch {
         if call.is_destroyed() {
             return Ok(());
         }
-        let hangup = if self.answered() {
-            self.caller.bye().await.map_err(backend)?;
+        let hangup = if self.leg.answered() {
+            self.leg.caller.bye().await.map_err(backend)?;
             call.trace()
                 .switch(format!("cfhost hung up ({cause}): BYE"));
             Hangup::new(cause.clone(), 200)
         } else {
             let code = sip_of_cause(cause);
-            self.caller
+            self.leg
+                .caller
                 .reject(Some(StatusCode::from(code)), None)
                 .map_err(backend)?;
-            self.shared.metrics.response(code);
+            self.leg.shared.metrics.response(code);
             call.trace()
                 .switch(format!("cfhost ended the call ({cause}): {code}"));
             Hangup::new(cause.clone(), code)
         };
-        Self::destroy(call, &hangup);
+        destroy(call, &hangup);
         Ok(())
     }
 

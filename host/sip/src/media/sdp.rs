@@ -8,6 +8,11 @@ use sdp_types::{Attribute, Connection, Media, Origin, Session, Time};
 
 use super::g711::Law;
 
+/// `Content-Type: application/sdp`, the type of every body cfhost sends.
+pub fn content_type() -> rsipstack::sip::Header {
+    rsipstack::sip::Header::ContentType("application/sdp".into())
+}
+
 /// An SDP body that cfhost cannot use.
 #[derive(Debug, thiserror::Error)]
 pub enum SdpError {
