@@ -86,15 +86,9 @@ impl InDialog {
     /// Answers it on a call cfhost answered itself, whose SDP is `own_sdp`: a re-INVITE or
     /// UPDATE with an offer gets cfhost's media again (the call goes on as it was), anything
     /// else a 200.
-    pub(crate) async fn answer_locally(self, own_sdp: Option<Vec<u8>>) -> Relayed {
-        let refreshes = self.refreshes();
-        let sdp = own_sdp.filter(|_| refreshes && !self.request.body.is_empty());
+    pub(crate) async fn answer_locally(self, own_sdp: Option<Vec<u8>>) {
+        let sdp = own_sdp.filter(|_| self.refreshes() && !self.request.body.is_empty());
         self.answer(StatusCode::OK, sdp).await;
-        if refreshes {
-            Relayed::Refreshed
-        } else {
-            Relayed::Other
-        }
     }
 
     async fn answer(self, status: StatusCode, sdp: Option<Vec<u8>>) {

@@ -320,6 +320,34 @@ async fn voicemail_records_the_callers_audio_only_and_events_do_not_keep_it_open
             beeped = true;
         }
         assert!(beeped, "no beep reached the caller's SDP address");
+        // A session refresh (a re-INVITE with the same offer) during voicemail is answered by
+        // cfhost with its own media again, not 501.
+        let reinvite = format!(
+            "INVITE sip:{DIALED}@{server} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {from};branch=z9hG4bK-vm-2\r\n\
+             From: <sip:{CALLER}@{from}>;tag=vm1\r\n\
+             To: <sip:{DIALED}@{server}>;tag={to_tag}\r\n\
+             Call-ID: vm-1@test\r\n\
+             CSeq: 2 INVITE\r\n\
+             Contact: <sip:{CALLER}@{from}>\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        signalling.send_to(reinvite.as_bytes(), server).unwrap();
+        let refreshed = loop {
+            let (len, _) = signalling.recv_from(&mut buf).unwrap();
+            let text = String::from_utf8_lossy(&buf[..len]).to_string();
+            if code(&text) >= 200 && text.contains("CSeq: 2 INVITE") {
+                break text;
+            }
+        };
+        assert_eq!(code(&refreshed), 200, "{refreshed}");
+        assert_eq!(answered_rtp(&refreshed, "127.0.0.1"), rtp, "{refreshed}");
+        signalling
+            .send_to(ack.replace("CSeq: 1 ACK", "CSeq: 2 ACK").replace("vm-ack", "vm-ack2").as_bytes(), server)
+            .unwrap();
         // A stranger who found the port sends audio throughout; the caller sends 1 s of audio,
         // then 3 s of telephone events (101) and comfort noise (13).
         std::thread::scope(|scope| {
