@@ -48,6 +48,17 @@ fn carrier_pausing(
     Sipp::start(run)
 }
 
+/// A host whose bridges send keepalives every `keepalive_secs` (0: none), with device 1001
+/// registered from the port returned.
+async fn with_device_registered(keepalive_secs: u64) -> (TestHost, SipService, u16) {
+    let mut config = sip_config();
+    config.keepalive_secs = keepalive_secs;
+    let (host, sip) = start_configured(config).await;
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    (host, sip, port)
+}
+
 fn user_failures(host: &TestHost) -> u64 {
     host.runtime()
         .health()
@@ -101,11 +112,7 @@ const MAY_ANSWER_OPTIONS: &str = r#"<recv request="OPTIONS" optional="true" next
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leg_that_is_gone_ends_the_call_and_both_legs_get_a_bye() {
-    let mut config = sip_config();
-    config.keepalive_secs = 1;
-    let (host, sip) = start_configured(config).await;
-    let port = free_udp_port(DEVICE_IP);
-    register(&sip, "1001", "secret", port).await;
+    let (host, sip, port) = with_device_registered(1).await;
     let dir = tempfile::tempdir().unwrap();
     // The device lost its call (it rebooted): it answers the keepalive 481.
     let gone = r#"<recv request="OPTIONS"/>
@@ -149,11 +156,7 @@ async fn a_leg_that_is_gone_ends_the_call_and_both_legs_get_a_bye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_is_not_refreshed_ends_with_a_bye_to_both_legs() {
-    let mut config = sip_config();
-    config.keepalive_secs = 0;
-    let (_host, sip) = start_configured(config).await;
-    let port = free_udp_port(DEVICE_IP);
-    register(&sip, "1001", "secret", port).await;
+    let (_host, sip, port) = with_device_registered(0).await;
     let dir = tempfile::tempdir().unwrap();
     // The device asks for a 2 s session the caller must refresh; the caller never does.
     let device = device_with(
@@ -271,20 +274,25 @@ async fn voicemail_records_the_callers_audio_only_and_events_do_not_keep_it_open
              m=audio {} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
             media.local_addr().unwrap().port()
         );
-        let invite = format!(
-            "INVITE sip:{DIALED}@{server} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {from};branch=z9hG4bK-vm-1\r\n\
-             From: <sip:{CALLER}@{from}>;tag=vm1\r\n\
-             To: <sip:{DIALED}@{server}>\r\n\
-             Call-ID: vm-1@test\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <sip:{CALLER}@{from}>\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Type: application/sdp\r\n\
-             Content-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
-        signalling.send_to(invite.as_bytes(), server).unwrap();
+        // The INVITE (CSeq 1, no To tag) and the re-INVITE (in the dialog cfhost's tag made).
+        let invite = |cseq: u32, to_tag: &str| {
+            let tag = if to_tag.is_empty() { String::new() } else { format!(";tag={to_tag}") };
+            format!(
+                "INVITE sip:{DIALED}@{server} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {from};branch=z9hG4bK-vm-{cseq}\r\n\
+                 From: <sip:{CALLER}@{from}>;tag=vm1\r\n\
+                 To: <sip:{DIALED}@{server}>{tag}\r\n\
+                 Call-ID: vm-1@test\r\n\
+                 CSeq: {cseq} INVITE\r\n\
+                 Contact: <sip:{CALLER}@{from}>\r\n\
+                 Max-Forwards: 70\r\n\
+                 Content-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            )
+        };
+        let invite_1 = invite(1, "");
+        signalling.send_to(invite_1.as_bytes(), server).unwrap();
         signalling.set_read_timeout(Some(WAIT)).unwrap();
         let mut buf = [0u8; 8192];
         let answer = loop {
@@ -322,19 +330,7 @@ async fn voicemail_records_the_callers_audio_only_and_events_do_not_keep_it_open
         assert!(beeped, "no beep reached the caller's SDP address");
         // A session refresh (a re-INVITE with the same offer) during voicemail is answered by
         // cfhost with its own media again, not 501.
-        let reinvite = format!(
-            "INVITE sip:{DIALED}@{server} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {from};branch=z9hG4bK-vm-2\r\n\
-             From: <sip:{CALLER}@{from}>;tag=vm1\r\n\
-             To: <sip:{DIALED}@{server}>;tag={to_tag}\r\n\
-             Call-ID: vm-1@test\r\n\
-             CSeq: 2 INVITE\r\n\
-             Contact: <sip:{CALLER}@{from}>\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Type: application/sdp\r\n\
-             Content-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
+        let reinvite = invite(2, &to_tag);
         signalling.send_to(reinvite.as_bytes(), server).unwrap();
         let refreshed = loop {
             let (len, _) = signalling.recv_from(&mut buf).unwrap();

@@ -629,6 +629,20 @@ async fn calls_past_the_caps_get_503_before_anything_runs() {
     assert!(host.notifications().is_empty());
 }
 
+/// An OPTIONS over TCP from `from` to `to`, its transaction named `name`.
+fn tcp_options(from: SocketAddr, to: SocketAddr, name: &str) -> String {
+    format!(
+        "OPTIONS sip:{to} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {from};branch=z9hG4bK-tcp-{name}\r\n\
+         From: <sip:probe@{from}>;tag={name}\r\n\
+         To: <sip:{to}>\r\n\
+         Call-ID: tcp-{name}@test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
 /// One request over a TCP connection from `from_ip`; the status of the first final response.
 async fn tcp_final_code(
     from_ip: &str,
@@ -671,18 +685,7 @@ async fn tcp_final_code(
 async fn requests_over_tcp_are_answered_on_their_connection() {
     let (_host, sip) = start().await;
     let to = sip.local_addr();
-    let options = |from: SocketAddr| {
-        format!(
-            "OPTIONS sip:{to} SIP/2.0\r\n\
-             Via: SIP/2.0/TCP {from};branch=z9hG4bK-tcp-options\r\n\
-             From: <sip:probe@{from}>;tag=tcp1\r\n\
-             To: <sip:{to}>\r\n\
-             Call-ID: tcp-options@test\r\n\
-             CSeq: 1 OPTIONS\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n"
-        )
-    };
+    let options = |from: SocketAddr| tcp_options(from, to, "options");
     assert_eq!(tcp_final_code(DEVICE_IP, to, options).await, 200);
     // From the trunk, to a number no account has: the lookup ran, over TCP.
     let invite = |from: SocketAddr| {

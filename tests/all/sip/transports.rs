@@ -225,17 +225,6 @@ async fn tcp_connections_are_capped_per_address_and_in_all_and_idle_ones_closed(
             "an idle connection stayed open"
         );
     }
-    let options = |from: SocketAddr| {
-        format!(
-            "OPTIONS sip:{to} SIP/2.0\r\n\
-             Via: SIP/2.0/TCP {from};branch=z9hG4bK-tcp-after\r\n\
-             From: <sip:probe@{from}>;tag=tcp2\r\n\
-             To: <sip:{to}>\r\n\
-             Call-ID: tcp-after@test\r\n\
-             CSeq: 1 OPTIONS\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n"
-        )
-    };
+    let options = |from: SocketAddr| tcp_options(from, to, "after");
     assert_eq!(tcp_final_code(DEVICE_IP, to, options).await, 200);
 }
