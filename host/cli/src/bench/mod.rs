@@ -15,10 +15,13 @@
 //! | `p99_call_us_at_half_load` | p99 latency at half of `calls_per_sec` |
 //! | `rss_10k_mb` | peak RSS with 10,000 calls held in a ringing bridge ([`memory`]) |
 //! | `cold_start_cached_ms`, `cold_start_uncached_ms` | start-up with 10 modules ([`startup`]) |
+//!
+//! [`scaling`] (`--scaling`) measures only the one-thread and two-thread rates, as CI's guard.
 
 mod floor;
 mod measure;
 mod memory;
+pub mod scaling;
 mod seed;
 pub mod sip;
 mod startup;

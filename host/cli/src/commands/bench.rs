@@ -34,6 +34,10 @@ pub struct Options {
     /// against a bare rsipstack B2BUA. Takes about 15 minutes (3 with --quick).
     #[arg(long, conflicts_with_all = ["workload", "rss_child"])]
     pub sip: bool,
+    /// Only measure seed calls per second on one thread and on two (after a warm-up, in one
+    /// run) and print them with their ratio as JSON: CI's scaling guard (.ci/scaling-guard).
+    #[arg(long, conflicts_with_all = ["workload", "rss_child", "sip"])]
+    pub scaling: bool,
 }
 
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
@@ -58,6 +62,11 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
         } else {
             print_sip_table(&report);
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if options.scaling {
+        let report = crate::bench::scaling::run(engine)?;
+        println!("{}", serde_json::to_string(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(calls) = options.workload {

@@ -23,6 +23,13 @@ pub use settings::EngineSettings;
 /// How often the epoch advances: the granularity of deadlines, and how often a long-running
 /// module yields its thread to other calls.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The running time after which an instance needs its account's turn at a tick. Below it the
+/// instance has only waited behind other tasks while the tick passed: the seed's instances run
+/// about 60 µs each, a CPU-heavy node runs for ticks. At 10 ms (a whole tick) a heavy node of
+/// 10 ms never took a turn and one account's heavy calls took every thread (the fairness
+/// benchmark's light p99 went from 0.5-1.2x to 130x idle); at 0 a share of one held an
+/// account's short calls to one thread (issue 30).
+const RUN_BEFORE_A_TURN: Duration = Duration::from_millis(1);
 
 /// How instances get their memory, tables and stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +154,8 @@ impl Sandbox {
                     budget: state.call_budget(),
                 }));
             }
-            Ok(match state.turn().and_then(|turn| turn.at_tick()) {
+            let has_run = ran >= RUN_BEFORE_A_TURN;
+            Ok(match state.turn().and_then(|turn| turn.at_tick(has_run)) {
                 Some(next_turn) => UpdateDeadline::YieldCustom(1, next_turn),
                 None => UpdateDeadline::Yield(1),
             })

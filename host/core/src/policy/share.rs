@@ -1,7 +1,9 @@
 //! Fair shares of the host's threads between accounts. Each account may run WebAssembly in at
 //! most [`Limits::cpu_share`](super::Limits::cpu_share) instances at once; its other instances
 //! wait for a turn, behind their own account's, never in front of another account's. An
-//! instance runs its first epoch tick (10 ms) without a turn and takes one at that tick (so
+//! instance runs until its first epoch tick (10 ms) without a turn, and takes one at that tick
+//! if it has run 1 ms itself by then (a tick that passes while it only waited behind other
+//! tasks does not count), else at the next (so
 //! that a burst of calls does not hold instance slots in the queue: taking it before
 //! instantiation ran the pool out with 10,000 held calls let go at once); it holds the turn
 //! only while it runs WebAssembly: it lets go while a host call waits on the switch (and runs
@@ -85,12 +87,20 @@ impl Turn {
         self.waited.store(true, Ordering::Relaxed);
     }
 
-    /// What the instance does at an epoch tick: `None` to run on (the first tick after a wait,
-    /// so that an instance back from the switch finishes rather than wait in the queue holding
-    /// its instance slot), else the wait for its next turn, given back now so that the
-    /// account's instances that were waiting go first.
-    pub fn at_tick(self: &Arc<Self>) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
-        if !self.is_held() && self.waited.swap(false, Ordering::Relaxed) {
+    /// What the instance does at an epoch tick: `None` to run on, else the wait for its next
+    /// turn, given back now so that the account's instances that were waiting go first. An
+    /// instance without a turn runs on while it has hardly run itself (`has_run` false: the
+    /// tick is the wall clock's, and an instance that waited behind other tasks while it
+    /// passed has not run long; making it wait for a turn then held a share of one to one
+    /// thread at a time, issue 30), and at the first tick after a wait on
+    /// the switch (so that an instance back from it finishes rather than wait in the queue
+    /// holding its instance slot).
+    pub fn at_tick(
+        self: &Arc<Self>,
+        has_run: bool,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let waited = self.waited.swap(false, Ordering::Relaxed);
+        if !self.is_held() && (waited || !has_run) {
             return None;
         }
         self.give_back();
@@ -130,7 +140,7 @@ mod tests {
             .await
             .expect("another account waited behind the heavy one");
         // At a tick the turn goes to the waiting instance first.
-        let next = first.at_tick().expect("a held turn is passed on");
+        let next = first.at_tick(true).expect("a held turn is passed on");
         second.take().await;
         assert!(second.is_held() && !first.is_held());
         let again = tokio::time::timeout(Duration::from_millis(50), next).await;
@@ -140,8 +150,10 @@ mod tests {
         );
         // Back from a wait, an instance runs on for one tick, then waits for a turn.
         second.give_back_to_wait();
-        assert!(second.at_tick().is_none());
-        let queued = second.at_tick().expect("the second tick waits for a turn");
+        assert!(second.at_tick(true).is_none());
+        let queued = second
+            .at_tick(true)
+            .expect("the second tick waits for a turn");
         queued.await;
         assert!(second.is_held());
     }
