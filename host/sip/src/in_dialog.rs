@@ -54,6 +54,13 @@ impl InDialog {
             self.answer(StatusCode::OK, None).await;
             return Relayed::Other;
         }
+        if !to.state().is_confirmed() {
+            // The other leg is in the middle of a request of its own (both sides re-INVITEd
+            // at once): 491, as RFC 3261 §14.2 says, and the sender tries again. Sent on, the
+            // request would come back unanswered and read as the leg being gone.
+            self.answer(StatusCode::RequestPending, None).await;
+            return Relayed::Other;
+        }
         let headers = relayed_headers(self.request.headers.iter());
         let body = (!self.request.body.is_empty()).then(|| self.request.body.clone());
         let answer = to.request(self.request.method, Some(headers), body).await;

@@ -59,6 +59,18 @@ async fn with_device_registered(keepalive_secs: u64) -> (TestHost, SipService, u
     (host, sip, port)
 }
 
+/// The length in seconds of the one message stored in box1.
+fn stored_message_secs(host: &TestHost) -> f64 {
+    let boxdir = host.data_dir().join("accounts/acme/vmboxes/box1");
+    let wav = std::fs::read_dir(&boxdir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .expect("the message is stored");
+    f64::from(hound::WavReader::open(&wav).unwrap().len()) / 8000.0
+}
+
 fn user_failures(host: &TestHost) -> u64 {
     host.runtime()
         .health()
@@ -202,14 +214,7 @@ async fn a_message_longer_than_the_host_call_timeout_is_kept() {
         "{}",
         sip.render_metrics()
     );
-    let boxdir = host.data_dir().join("accounts/acme/vmboxes/box1");
-    let wav = std::fs::read_dir(&boxdir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "wav"))
-        .expect("the message is stored");
-    let secs = f64::from(hound::WavReader::open(&wav).unwrap().len()) / 8000.0;
+    let secs = stored_message_secs(&host);
     assert!((6.5..=7.2).contains(&secs), "{secs} s recorded");
     assert_eq!(
         host.runtime().health().counters()["voicemail"]
@@ -373,14 +378,7 @@ async fn voicemail_records_the_callers_audio_only_and_events_do_not_keep_it_open
     .await
     .unwrap();
     calls_done(&sip, 1).await;
-    let boxdir = host.data_dir().join("accounts/acme/vmboxes/box1");
-    let wav = std::fs::read_dir(&boxdir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "wav"))
-        .expect("the message is stored");
-    let secs = f64::from(hound::WavReader::open(&wav).unwrap().len()) / 8000.0;
+    let secs = stored_message_secs(&host);
     assert!(
         (0.9..=1.1).contains(&secs),
         "{secs} s recorded: the caller sent 1 s of audio"
