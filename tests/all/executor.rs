@@ -373,6 +373,7 @@ async fn an_import_the_module_did_not_ask_for_traps_naming_the_capability() {
         ("notify", "notify"),
         ("callbacks", "callbacks"),
         ("bridge", "call-control"),
+        ("caller_id", "call-control"),
     ] {
         let flow = json!({"module": "no_capabilities", "data": {"use": import},
                           "children": {"_": marker("after", json!({}))}});

@@ -137,7 +137,8 @@ const FAILING_ATTACKS: [(&str, FailureKind, &str); 7] = [
     (
         "huge_notification",
         FailureKind::Error,
-        "notification of 1300004 bytes exceeds the limit of 65536 bytes",
+        // The host's typed `publish-error.too-large(limit)`, as the SDK words it.
+        "the notification exceeds the limit of 65536 bytes",
     ),
     (
         "denied_import",
@@ -244,7 +245,8 @@ async fn too_many_callbacks_are_refused_and_counted() {
     let report = host.run(call("100")).await;
     let results = node_results(&report);
     assert!(
-        results[1].contains("module `hostile` already has 32 termination callbacks in this call"),
+        // The host's typed `register-error.too-many(limit)`, as the SDK words it.
+        results[1].contains("the call has 32 termination callbacks of this module already"),
         "{results:?}"
     );
     assert_eq!(counters(&host, "hostile").outputs_refused, 1);

@@ -383,3 +383,19 @@ pub fn hooked_switch(behaviour: SimulatorBehaviour, before_bridge: BridgeHook) -
 fn simulated_start() -> SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
 }
+
+/// The shipped modules as built for `cfhost:callflow@0.2.1` before the contract moved to 0.3
+/// (`tests/fixtures/wit-0.2.1/`), as shipped modules: granted what they declare.
+pub fn wit_0_2_1_module(name: &str) -> ModuleSource {
+    let path = repo_root().join(format!("tests/fixtures/wit-0.2.1/{name}.wasm"));
+    ModuleSource {
+        origin: path.display().to_string(),
+        bytes: Arc::from(
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        ),
+        shipped: true,
+    }
+}
+
+/// The shipped modules built for 0.2.1, in the order a host loads them.
+pub const SHIPPED_AT_0_2_1: [&str; 4] = ["missed_call_alert", "notification", "user", "voicemail"];

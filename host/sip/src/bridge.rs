@@ -228,16 +228,16 @@ async fn ring(leg: &CallerLeg, call: &Call, targets: &[Target], timeout: Duratio
 /// The INVITE of a leg: from the caller's number at cfhost, the caller's SDP passed through.
 fn invite_option(leg: &CallerLeg, call: &Call, target: &Target) -> Result<InviteOption, String> {
     let callee = Uri::try_from(target.uri.as_str()).map_err(|e| e.to_string())?;
-    let details = call.details();
-    let user = details
-        .caller_id_number
+    let caller_id = call.caller_id();
+    let user = caller_id
+        .number
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "anonymous".to_string());
     let caller =
         Uri::try_from(format!("sip:{user}@{}", leg.shared.local)).map_err(|e| e.to_string())?;
     Ok(InviteOption {
-        caller_display_name: details.caller_id_name.clone(),
+        caller_display_name: caller_id.name,
         caller,
         callee,
         destination: target.via.map(|(addr, tcp)| SipAddr {

@@ -20,6 +20,7 @@
 //! tcp_idle_secs = 120              # a connection that sends nothing for this long is closed
 //! domain = "pbx1.example.net"     # the node's name in its own legs' Call-IDs (default: the listening IP)
 //! device_from_sets_caller_id = false  # true: a device without a configured caller id calls as its From says
+//! module_headers = ["X-*"]         # the INVITE headers modules may read: names, or prefixes with `*`
 //! [sip.trunks.carrier]
 //! addresses = ["203.0.113.0/24", "198.51.100.7"]
 //! ```
@@ -32,6 +33,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::guard::GuardSettings;
+use crate::headers::{HeaderFilter, HeaderFilterError};
 use crate::tcp::TcpLimits;
 
 /// `[sip]`.
@@ -77,6 +79,9 @@ pub struct SipConfig {
     /// Whether a device that has no caller id configured (nor its owner) calls as its From
     /// says; otherwise it calls as its name and SIP user name.
     pub device_from_sets_caller_id: bool,
+    /// The headers of an INVITE that modules may read, by name or by prefix (`X-*`), without
+    /// case; credentials never.
+    pub module_headers: Vec<String>,
     /// Carrier trunks by name: INVITEs from their addresses are offnet calls.
     pub trunks: BTreeMap<String, TrunkConfig>,
 }
@@ -111,6 +116,9 @@ impl Default for SipConfig {
             tcp_idle_secs: 120,
             domain: None,
             device_from_sets_caller_id: false,
+            // Carriers and PBXs put what they pass on in X- headers; the standard ones
+            // (Contact, Via, User-Agent) tell a module nothing it should route on.
+            module_headers: vec!["X-*".to_string()],
             trunks: BTreeMap::new(),
         }
     }
@@ -137,6 +145,8 @@ pub enum SipConfigError {
     Limits,
     #[error("sip.domain: `{0}` is not a host name (letters, digits, `-` and `.`)")]
     Domain(String),
+    #[error(transparent)]
+    ModuleHeaders(#[from] HeaderFilterError),
 }
 
 /// The settings, checked.
@@ -154,6 +164,8 @@ pub struct SipSettings {
     pub keepalive: Option<Duration>,
     pub tcp: TcpLimits,
     pub device_from_sets_caller_id: bool,
+    /// The INVITE headers modules may read.
+    pub module_headers: HeaderFilter,
     /// What follows the `@` of the Call-IDs of cfhost's own legs.
     pub domain: String,
     pub trunks: Vec<(String, Vec<IpNet>)>,
@@ -207,6 +219,7 @@ impl SipConfig {
                 idle_timeout: Duration::from_secs(self.tcp_idle_secs.max(1)),
             },
             device_from_sets_caller_id: self.device_from_sets_caller_id,
+            module_headers: HeaderFilter::new(&self.module_headers)?,
             domain: match &self.domain {
                 Some(domain) if is_host_name(domain) => domain.clone(),
                 Some(domain) => return Err(SipConfigError::Domain(domain.clone())),

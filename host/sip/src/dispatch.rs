@@ -494,6 +494,10 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
             to_realm: Some(to_realm),
             authorizing_type: Some("resource".to_string()),
             authorizing_id: Some(trunk.to_string()),
+            sip_headers: shared
+                .settings
+                .module_headers
+                .visible(request.headers.iter()),
             ..CallDetails::default()
         };
         let caller = Caller::Trunk {
@@ -590,6 +594,10 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         to_realm: Some(to_realm),
         authorizing_type: Some("device".to_string()),
         authorizing_id: Some(device.id.clone()),
+        sip_headers: shared
+            .settings
+            .module_headers
+            .visible(request.headers.iter()),
         ..CallDetails::default()
     };
     Some((details, Caller::Device { id: device.id }))

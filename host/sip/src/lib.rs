@@ -24,6 +24,7 @@ pub mod causes;
 pub mod config;
 mod dispatch;
 pub mod guard;
+pub mod headers;
 mod in_dialog;
 mod leg;
 pub mod media;

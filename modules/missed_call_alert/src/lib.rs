@@ -3,7 +3,7 @@
 //! KAZOO's `cf_missed_call_alert` (kazoo-semantics.md §1), rule for rule.
 
 use cfhost_sdk::notify::{MissedCall, Notification};
-use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, HangupInfo, Outcome, log};
+use cfhost_sdk::{Call, CallflowModule, Capability, Description, HangupInfo, Outcome, log};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -42,8 +42,9 @@ impl CallflowModule for MissedCallAlert {
         )
     }
 
-    fn handle(call: CallInfo, data: &str) -> Result<Outcome, String> {
-        let authorizing_type = call.authorizing_type.as_deref();
+    fn handle(call: Call, data: &str) -> Result<Outcome, String> {
+        let authorizing_type = call.authorizing_type();
+        let authorizing_type = authorizing_type.as_deref();
         if is_inbound(authorizing_type) {
             // The whole node data is the state, as KAZOO passes `[Data]`: identical nodes
             // register once.
@@ -60,14 +61,15 @@ impl CallflowModule for MissedCallAlert {
     }
 
     fn on_termination(
-        call: CallInfo,
+        call: Call,
         hangup: Option<HangupInfo>,
         state: Vec<u8>,
     ) -> Result<(), String> {
-        if call.flags.bridged || call.flags.message_left {
+        let flags = call.flags();
+        if flags.bridged || flags.message_left {
             log::info(&format!(
                 "call was bridged ({}) or a message was left ({}): doing nothing",
-                call.flags.bridged, call.flags.message_left
+                flags.bridged, flags.message_left
             ));
             return Ok(());
         }
@@ -78,7 +80,8 @@ impl CallflowModule for MissedCallAlert {
             cfhost_sdk::user_emails,
         );
         let notify = cfhost_sdk::notify::at_hangup(hangup);
-        cfhost_sdk::notify::publish(&Notification::MissedCall(MissedCall { to, notify }))
+        cfhost_sdk::notify::publish(&Notification::MissedCall(MissedCall { to, notify }))?;
+        Ok(())
     }
 }
 

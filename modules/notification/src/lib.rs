@@ -3,7 +3,7 @@
 //! default). KAZOO's `cf_notification` (kazoo-semantics.md §2), rule for rule.
 
 use cfhost_sdk::notify::{CfNotification, Notification, NotifyField};
-use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, HangupInfo, Outcome, log};
+use cfhost_sdk::{Call, CallflowModule, Capability, Description, HangupInfo, Outcome, log};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -52,7 +52,7 @@ impl CallflowModule for NotificationModule {
         )
     }
 
-    fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+    fn handle(_call: Call, data: &str) -> Result<Outcome, String> {
         let node: Data = cfhost_sdk::parse_data(data)?;
         let send_at = Some(node.send_at.as_str()).filter(|s| !s.is_empty());
         match send_at.unwrap_or("channel_destroy") {
@@ -70,7 +70,7 @@ impl CallflowModule for NotificationModule {
     }
 
     fn on_termination(
-        _call: CallInfo,
+        _call: Call,
         hangup: Option<HangupInfo>,
         state: Vec<u8>,
     ) -> Result<(), String> {
@@ -98,7 +98,8 @@ fn send(node: &Data, notify: NotifyField) -> Result<(), String> {
         notify,
         comments: node.comments.as_ref().map(Value::to_string),
         notification_media: node.notification_media.as_ref().map(Value::to_string),
-    }))
+    }))?;
+    Ok(())
 }
 
 cfhost_sdk::export_module!(NotificationModule);

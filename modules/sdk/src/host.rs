@@ -16,28 +16,12 @@ macro_rules! dispatch {
     }};
 }
 
-use crate::CallFlags;
-
-/// The flags as they are now (a bridge inside this node may have changed them).
-pub fn current_flags() -> CallFlags {
-    dispatch!(
-        crate::bindings::cfhost::callflow::call::current_flags(),
-        |call| call.flags
-    )
-}
-
-/// Marks that a voicemail message was left. As in KAZOO, it is never cleared.
-pub fn set_message_left() {
-    dispatch!(
-        crate::bindings::cfhost::callflow::call::set_message_left(),
-        |call| call.flags.message_left = true
-    )
-}
+use crate::RegisterError;
 
 /// Registers a termination callback whose state is `state` as it is (see
 /// [`register_termination`](crate::register_termination) for a serializable state).
 /// Requires the `callbacks` capability.
-pub fn register_termination_raw(state: &[u8]) -> Result<(), String> {
+pub fn register_termination_raw(state: &[u8]) -> Result<(), RegisterError> {
     dispatch!(
         crate::bindings::cfhost::callflow::callbacks::register_termination(state),
         |call| {
@@ -68,7 +52,7 @@ pub mod call_control {
     pub use wit::{BridgeRequest, BridgeResult, Endpoint, RecordResult, RingStrategy};
 
     /// Answers the call.
-    pub fn answer() -> Result<(), String> {
+    pub fn answer() -> Result<(), crate::ControlError> {
         dispatch!(wit::answer(), |call| {
             call.answered = true;
             Ok(())
@@ -120,7 +104,7 @@ pub mod notify {
     }
 
     /// Publishes a notification; it is accepted by the sink when this returns `Ok`.
-    pub fn publish(notification: &Notification) -> Result<(), String> {
+    pub fn publish(notification: &Notification) -> Result<(), crate::PublishError> {
         dispatch!(wit::publish(notification), |call| {
             call.notifications.push(notification.clone());
             Ok(())

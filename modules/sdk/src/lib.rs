@@ -1,14 +1,15 @@
 //! The SDK for cfhost callflow modules: a module is plain Rust.
 //!
 //! A module is a `cdylib` crate built for `wasm32-wasip2` (`cfhost new-module NAME` writes
-//! one). It implements [`CallflowModule`], describes its node data with a type
-//! ([`description_for`] derives the JSON Schema), reaches the host through [`call_control`],
-//! [`directory`], [`notify`], [`account`], [`clock`], [`log`] and the termination callbacks
+//! one) against `cfhost:callflow@0.3`. It implements [`CallflowModule`], describes its node
+//! data with a type ([`description_for`] derives the JSON Schema), reads the [`Call`] it runs
+//! for through its methods, reaches the host through [`call_control`], [`directory`],
+//! [`notify`], [`account`], [`clock`], [`log`] and the termination callbacks
 //! ([`register_termination`]), and is exported with [`export_module!`]. Under `cargo test` the
 //! same code runs natively against a [`testing::ScriptedCall`].
 //!
 //! ```
-//! use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome};
+//! use cfhost_sdk::{Call, CallflowModule, Capability, Description, Outcome};
 //!
 //! struct Hello;
 //!
@@ -24,9 +25,10 @@
 //!         let needs = vec![Capability::Log];
 //!         cfhost_sdk::description_for::<Data>("hello", "0.1.0", "Says hello", needs)
 //!     }
-//!     fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+//!     fn handle(call: Call, data: &str) -> Result<Outcome, String> {
 //!         let data: Data = cfhost_sdk::parse_data(data)?;
-//!         cfhost_sdk::log::info(&format!("hello, {}", data.name));
+//!         let from = call.caller_id_number().unwrap_or_default();
+//!         cfhost_sdk::log::info(&format!("hello, {}, from {from}", data.name));
 //!         Ok(cfhost_sdk::next())
 //!     }
 //! }
@@ -37,11 +39,13 @@
 //! let call = cfhost_sdk::testing::ScriptedCall::new();
 //! let outcome = call.handle::<Hello>(&serde_json::json!({"name": "world"}));
 //! assert_eq!(outcome, Ok(cfhost_sdk::next()));
-//! assert_eq!(call.logs()[0].1, "hello, world");
+//! assert_eq!(call.logs()[0].1, "hello, world, from +15550009999");
 //! ```
 
 /// Bindings generated from `wit/callflow.wit`; modules use the wrappers below instead, which
 /// also run under [`testing`].
+// Generated: a method with two optional strings lowers to eleven core parameters.
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
@@ -53,15 +57,21 @@ pub mod bindings {
     });
 }
 
+mod call;
+mod errors;
 mod host;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
+pub use bindings::cfhost::callflow::call::{AuthorizedBy, ControlError};
+pub use bindings::cfhost::callflow::callbacks::RegisterError;
+pub use bindings::cfhost::callflow::notify::PublishError;
 pub use bindings::cfhost::callflow::types::{
-    CallFlags, CallInfo, Capability, Description, HangupInfo, Outcome,
+    CallFlags, Capability, Description, HangupInfo, Outcome,
 };
+pub use call::Call;
+pub use host::register_termination_raw;
 pub use host::{account, call_control, clock, directory, log, notify};
-pub use host::{current_flags, register_termination_raw, set_message_left};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -71,11 +81,13 @@ use serde::de::DeserializeOwned;
 pub trait CallflowModule {
     /// The module's self-description (see [`description`]).
     fn describe() -> Description;
-    /// Runs one node with its `data` (JSON text, already validated against the schema).
-    fn handle(call: CallInfo, data: &str) -> Result<Outcome, String>;
-    /// Runs a termination callback this module registered with [`register_termination`].
+    /// Runs one node of `call` with its `data` (JSON text, already validated against the
+    /// schema).
+    fn handle(call: Call, data: &str) -> Result<Outcome, String>;
+    /// Runs a termination callback this module registered with [`register_termination`], with
+    /// the call in its final state.
     fn on_termination(
-        _call: CallInfo,
+        _call: Call,
         _hangup: Option<HangupInfo>,
         _state: Vec<u8>,
     ) -> Result<(), String> {
@@ -94,16 +106,18 @@ macro_rules! export_module {
                     <$module as $crate::CallflowModule>::describe()
                 }
                 fn handle(
-                    call: $crate::CallInfo,
+                    call: &$crate::bindings::cfhost::callflow::call::Call,
                     data: ::std::string::String,
                 ) -> ::std::result::Result<$crate::Outcome, ::std::string::String> {
+                    let call = $crate::Call::lent(call);
                     <$module as $crate::CallflowModule>::handle(call, &data)
                 }
                 fn on_termination(
-                    call: $crate::CallInfo,
+                    call: &$crate::bindings::cfhost::callflow::call::Call,
                     hangup: ::std::option::Option<$crate::HangupInfo>,
                     state: ::std::vec::Vec<u8>,
                 ) -> ::std::result::Result<(), ::std::string::String> {
+                    let call = $crate::Call::lent(call);
                     <$module as $crate::CallflowModule>::on_termination(call, hangup, state)
                 }
             }
@@ -177,7 +191,7 @@ pub fn parse_data<T: DeserializeOwned>(data: &str) -> Result<T, String> {
 /// Registers a termination callback whose state is `state`, serialized as JSON.
 pub fn register_termination<S: Serialize>(state: &S) -> Result<(), String> {
     let bytes = serde_json::to_vec(state).map_err(|e| format!("cannot serialize state: {e}"))?;
-    register_termination_raw(&bytes)
+    Ok(register_termination_raw(&bytes)?)
 }
 
 /// Reads back the state given to [`register_termination`].

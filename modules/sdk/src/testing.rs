@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use cfhost_sdk::testing::ScriptedCall;
-//! use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, HangupInfo, Outcome};
+//! use cfhost_sdk::{Call, CallflowModule, Capability, Description, HangupInfo, Outcome};
 //!
 //! /// Registers a callback that logs whether the call was bridged.
 //! struct Watch;
@@ -15,12 +15,12 @@
 //!     fn describe() -> Description {
 //!         cfhost_sdk::description("watch", "0.1.0", "", "{}", vec![Capability::Callbacks])
 //!     }
-//!     fn handle(_call: CallInfo, _data: &str) -> Result<Outcome, String> {
+//!     fn handle(_call: Call, _data: &str) -> Result<Outcome, String> {
 //!         cfhost_sdk::register_termination(&"watching")?;
 //!         Ok(cfhost_sdk::next())
 //!     }
-//!     fn on_termination(call: CallInfo, _: Option<HangupInfo>, _: Vec<u8>) -> Result<(), String> {
-//!         cfhost_sdk::log::info(&format!("bridged: {}", call.flags.bridged));
+//!     fn on_termination(call: Call, _: Option<HangupInfo>, _: Vec<u8>) -> Result<(), String> {
+//!         cfhost_sdk::log::info(&format!("bridged: {}", call.flags().bridged));
 //!         Ok(())
 //!     }
 //! }
@@ -45,7 +45,40 @@ use crate::call_control::{BridgeRequest, BridgeResult, RecordResult};
 use crate::directory::User;
 use crate::log::Level;
 use crate::notify::Notification;
-use crate::{CallFlags, CallInfo, CallflowModule, HangupInfo, Outcome};
+use crate::{AuthorizedBy, Call, CallFlags, CallflowModule, ControlError, HangupInfo, Outcome};
+
+/// The facts of a scripted call, which a module reads through [`Call`]'s methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    pub call_id: String,
+    pub account_id: String,
+    pub request: String,
+    pub caller_id_name: Option<String>,
+    pub caller_id_number: Option<String>,
+    pub callee_id_name: Option<String>,
+    pub callee_id_number: Option<String>,
+    pub from_user: Option<String>,
+    pub from_realm: Option<String>,
+    pub to_user: Option<String>,
+    pub to_realm: Option<String>,
+    pub authorizing_type: Option<String>,
+    pub authorizing_id: Option<String>,
+    /// The INVITE's headers the module may see, as (name, value).
+    pub sip_headers: Vec<(String, String)>,
+}
+
+impl CallInfo {
+    /// Who authorised the call, typed as the host types it.
+    pub(crate) fn authorized_by(&self) -> Option<AuthorizedBy> {
+        let kind = self.authorizing_type.clone()?;
+        let id = self.authorizing_id.clone();
+        Some(match (kind.as_str(), id) {
+            ("resource", Some(id)) => AuthorizedBy::Trunk(id),
+            ("device", Some(id)) => AuthorizedBy::Device(id),
+            (_, id) => AuthorizedBy::Other((kind, id)),
+        })
+    }
+}
 
 /// What the call looks like and what the module did to it.
 pub(crate) struct CallState {
@@ -66,6 +99,30 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
+    /// Sets the caller id as the host does: each part given replaces the call's, within the
+    /// host's limit.
+    pub(crate) fn set_caller_id(
+        &mut self,
+        name: Option<&str>,
+        number: Option<&str>,
+    ) -> Result<(), ControlError> {
+        for part in [name, number].into_iter().flatten() {
+            if part.len() > 128 || part.chars().any(char::is_control) {
+                return Err(ControlError::Invalid(format!(
+                    "a caller id part must be at most 128 bytes without control characters: \
+                     {part:?}"
+                )));
+            }
+        }
+        if let Some(name) = name {
+            self.info.caller_id_name = Some(name.to_string());
+        }
+        if let Some(number) = number {
+            self.info.caller_id_number = Some(number.to_string());
+        }
+        Ok(())
+    }
+
     /// The next scripted bridge result (nobody answers when none is left).
     pub(crate) fn bridge(&mut self, request: &BridgeRequest) -> BridgeResult {
         self.bridges.push(request.clone());
@@ -140,10 +197,7 @@ impl ScriptedCall {
             to_realm: None,
             authorizing_type: None,
             authorizing_id: None,
-            flags: CallFlags {
-                bridged: false,
-                message_left: false,
-            },
+            sip_headers: Vec::new(),
         };
         let state = CallState {
             account: AccountSettings {
@@ -152,7 +206,10 @@ impl ScriptedCall {
                 realm: None,
                 timezone: None,
             },
-            flags: info.flags,
+            flags: CallFlags {
+                bridged: false,
+                message_left: false,
+            },
             info,
             users: Vec::new(),
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -195,6 +252,24 @@ impl ScriptedCall {
     /// Where the call was authorized (`device`, `user`, `resource`, ...).
     pub fn authorizing_type(self, authorizing_type: &str) -> Self {
         self.with(|s| s.info.authorizing_type = Some(authorizing_type.to_string()))
+    }
+
+    /// Who authorised the call: KAZOO's authorizing type and id (`device` and the device's
+    /// id, `resource` and the trunk's name, ...).
+    pub fn authorized(self, authorizing_type: &str, id: &str) -> Self {
+        self.with(|s| {
+            s.info.authorizing_type = Some(authorizing_type.to_string());
+            s.info.authorizing_id = Some(id.to_string());
+        })
+    }
+
+    /// Adds a header of the INVITE that the module may see.
+    pub fn sip_header(self, name: &str, value: &str) -> Self {
+        self.with(|s| {
+            s.info
+                .sip_headers
+                .push((name.to_string(), value.to_string()))
+        })
     }
 
     /// Changes anything else of the call info.
@@ -245,8 +320,7 @@ impl ScriptedCall {
 
     /// Runs `M`'s `handle` for one node with `data`, as the host would.
     pub fn handle<M: CallflowModule>(&self, data: &serde_json::Value) -> Result<Outcome, String> {
-        let info = self.call_info();
-        self.running(|| M::handle(info, &data.to_string()))
+        self.running(|| M::handle(Call::scripted(), &data.to_string()))
     }
 
     /// Ends the call: runs each registered callback of `M` once, in registration order, with
@@ -256,20 +330,15 @@ impl ScriptedCall {
         callbacks
             .into_iter()
             .map(|state| {
-                let info = self.call_info();
                 let hangup = hangup.clone();
-                self.running(|| M::on_termination(info, hangup, state))
+                self.running(|| M::on_termination(Call::scripted(), hangup, state))
             })
             .collect()
     }
 
-    /// The call info a module gets now.
+    /// The call's facts now (a module may have set the caller id).
     pub fn call_info(&self) -> CallInfo {
-        let state = self.state.borrow();
-        CallInfo {
-            flags: state.flags,
-            ..state.info.clone()
-        }
+        self.state.borrow().info.clone()
     }
 
     /// The notifications published so far.
@@ -346,7 +415,7 @@ pub fn check_schema_file<T: schemars::JsonSchema>(crate_dir: &str, file: &str) {
 mod tests {
     use super::*;
     use crate::call_control::{self, RingStrategy};
-    use crate::{Capability, Description};
+    use crate::{AuthorizedBy, Capability, Description};
 
     /// Bridges, registers its data as a callback twice, and publishes from the callback.
     struct Probe;
@@ -356,7 +425,7 @@ mod tests {
             crate::description("probe", "0", "", "{}", vec![Capability::CallControl])
         }
 
-        fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+        fn handle(_call: Call, data: &str) -> Result<Outcome, String> {
             crate::register_termination_raw(data.as_bytes())?;
             crate::register_termination_raw(data.as_bytes())?;
             let request = BridgeRequest {
@@ -373,13 +442,13 @@ mod tests {
         }
 
         fn on_termination(
-            call: CallInfo,
+            call: Call,
             _hangup: Option<HangupInfo>,
             state: Vec<u8>,
         ) -> Result<(), String> {
             crate::log::info(&format!(
                 "bridged={} state={}",
-                call.flags.bridged,
+                call.flags().bridged,
                 String::from_utf8_lossy(&state)
             ));
             Ok(())
@@ -407,6 +476,48 @@ mod tests {
             [(Level::Info, r#"bridged=true state={"n":1}"#.to_string())]
         );
         assert!(call.callbacks().is_empty(), "each callback runs once");
+    }
+
+    /// Reads the call's new facts and sets its caller id.
+    struct Reader;
+
+    impl CallflowModule for Reader {
+        fn describe() -> Description {
+            crate::description("reader", "0", "", "{}", vec![Capability::CallControl])
+        }
+
+        fn handle(call: Call, data: &str) -> Result<Outcome, String> {
+            call.set_caller_id(Some(data), None)?;
+            let by = match call.authorized_by() {
+                Some(AuthorizedBy::Device(id)) => format!("device {id}"),
+                other => format!("{other:?}"),
+            };
+            let tier = call.sip_header("x-tier").unwrap_or_default();
+            let name = call.caller_id_name().unwrap_or_default();
+            Ok(crate::continue_to([format!("{by}/{tier}/{name}")]))
+        }
+    }
+
+    #[test]
+    fn a_scripted_call_gives_the_authoriser_the_headers_and_takes_a_caller_id() {
+        let call = ScriptedCall::new()
+            .authorized("device", "d1")
+            .sip_header("X-Tier", "gold");
+        let outcome = call.handle::<Reader>(&serde_json::json!("Desk"));
+        assert_eq!(
+            outcome,
+            Ok(crate::continue_to([r#"device d1/gold/"Desk""#]))
+        );
+        assert_eq!(
+            call.call_info().caller_id_name.as_deref(),
+            Some(r#""Desk""#)
+        );
+        let refused = call.handle::<Reader>(&serde_json::json!("x".repeat(200)));
+        assert!(
+            refused
+                .unwrap_err()
+                .starts_with("refused: a caller id part")
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! `open` = `close` is the whole day). It needs the `clock` capability (without it, the clock
 //! reads 1970) and uses `log` to say why it chose a child.
 
-use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
+use cfhost_sdk::{Call, CallflowModule, Capability, Description, Outcome, log};
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
@@ -118,7 +118,7 @@ impl CallflowModule for TimeOfDay {
         )
     }
 
-    fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+    fn handle(_call: Call, data: &str) -> Result<Outcome, String> {
         let data: Data = cfhost_sdk::parse_data(data)?;
         let (zone_name, zone) = time_zone(&data)?;
         let now = Timestamp::try_from(cfhost_sdk::clock::now())

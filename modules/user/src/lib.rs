@@ -6,7 +6,7 @@
 //! with nothing to ring, the flow continues.
 
 use cfhost_sdk::call_control::{self, BridgeRequest, BridgeResult, RingStrategy};
-use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
+use cfhost_sdk::{AuthorizedBy, Call, CallflowModule, Capability, Description, Outcome, log};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,7 @@ impl CallflowModule for User {
         )
     }
 
-    fn handle(call: CallInfo, data: &str) -> Result<Outcome, String> {
+    fn handle(call: Call, data: &str) -> Result<Outcome, String> {
         let data: Data = cfhost_sdk::parse_data(data)?;
         let Some(user_id) = data.id else {
             log::warn("no user id: continuing");
@@ -83,7 +83,7 @@ impl CallflowModule for User {
             log::info(&format!("user {user_id} has no endpoints: continuing"));
             return Ok(cfhost_sdk::next());
         };
-        if !data.can_call_self && called_self(&call, &user.endpoints) {
+        if !data.can_call_self && called_self(call, &user.endpoints) {
             log::info(&format!(
                 "user {user_id} is called by a device of its own (can_call_self is false): \
                  nothing to ring, continuing"
@@ -115,12 +115,11 @@ impl CallflowModule for User {
 
 /// Whether the call comes from one of `endpoints` (a device of the user being called): every
 /// device endpoint of a user is one it owns, so its owner is calling itself.
-fn called_self(call: &CallInfo, endpoints: &[cfhost_sdk::call_control::Endpoint]) -> bool {
-    call.authorizing_type.as_deref() == Some("device")
-        && call
-            .authorizing_id
-            .as_deref()
-            .is_some_and(|device| endpoints.iter().any(|e| e.id == device))
+fn called_self(call: Call, endpoints: &[cfhost_sdk::call_control::Endpoint]) -> bool {
+    match call.authorized_by() {
+        Some(AuthorizedBy::Device(device)) => endpoints.iter().any(|e| e.id == device),
+        _ => false,
+    }
 }
 
 cfhost_sdk::export_module!(User);

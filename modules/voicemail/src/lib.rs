@@ -3,7 +3,7 @@
 //! When the caller hangs up before recording, the flow stops (KAZOO's `cf_voicemail`).
 
 use cfhost_sdk::call_control::{self, RecordResult};
-use cfhost_sdk::{CallInfo, CallflowModule, Capability, Description, Outcome, log};
+use cfhost_sdk::{Call, CallflowModule, Capability, Description, Outcome, log};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -50,7 +50,7 @@ impl CallflowModule for Voicemail {
         )
     }
 
-    fn handle(_call: CallInfo, data: &str) -> Result<Outcome, String> {
+    fn handle(call: Call, data: &str) -> Result<Outcome, String> {
         let data: Data = cfhost_sdk::parse_data(data)?;
         let action = data.action.as_str();
         if action != "compose" {
@@ -67,7 +67,7 @@ impl CallflowModule for Voicemail {
         Ok(
             match call_control::record_voicemail(&box_id, data.max_message_length) {
                 RecordResult::Recorded(seconds) => {
-                    cfhost_sdk::set_message_left();
+                    call.set_message_left();
                     log::info(&format!("{seconds}s message left in box {box_id}"));
                     cfhost_sdk::next()
                 }

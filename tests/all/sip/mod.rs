@@ -2,6 +2,7 @@
 //! 127.0.0.2, devices on 127.0.0.1 that register with digest authentication, strangers on
 //! 127.0.0.3. Each test starts its own host and SIP service on free ports.
 
+mod contract;
 mod identity;
 mod long_calls;
 mod transports;

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use super::*;
 
 /// Reads from `stream` until `done` says the text read so far is complete; that text.
-async fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+pub(super) async fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
     let mut read = Vec::new();
     let mut buf = [0u8; 4096];
     let reading = async {
@@ -34,7 +34,7 @@ async fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bool) -> Stri
 }
 
 /// A final response among `text`'s messages.
-fn has_final(text: &str) -> bool {
+pub(super) fn has_final(text: &str) -> bool {
     text.split("SIP/2.0 ").skip(1).any(|r| {
         r.get(..3)
             .and_then(|c| c.parse::<u16>().ok())
@@ -43,7 +43,7 @@ fn has_final(text: &str) -> bool {
 }
 
 /// A TCP connection from `ip` to `to`.
-async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
+pub(super) async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind((ip.parse::<std::net::IpAddr>().unwrap(), 0).into())
@@ -52,7 +52,7 @@ async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
 }
 
 /// A REGISTER of 1001 over TCP, on `stream`, with `authorization`.
-fn tcp_register(stream: &TcpStream, n: u32, authorization: Option<&str>) -> String {
+pub(super) fn tcp_register(stream: &TcpStream, n: u32, authorization: Option<&str>) -> String {
     let local = stream.local_addr().unwrap();
     let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     format!(
@@ -70,7 +70,7 @@ fn tcp_register(stream: &TcpStream, n: u32, authorization: Option<&str>) -> Stri
 }
 
 /// The response to `request` that echoes its transaction's headers, with `status`.
-fn response_to(request: &str, status: &str) -> String {
+pub(super) fn response_to(request: &str, status: &str) -> String {
     let echoed: String = request
         .lines()
         .filter(|l| {

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, Linker, TypedFunc};
 use super::measure::median_of;
 use super::seed::SeedHost;
 use cfhost_core::call::Call;
-use cfhost_core::imports::{InstanceState, call_info};
+use cfhost_core::imports::InstanceState;
 
 /// The hand-written component of `floor_wat_us`.
 const FLOOR_WAT: &str = r#"
@@ -56,7 +56,7 @@ pub async fn floor_us(host: &SeedHost, runs: usize) -> anyhow::Result<f64> {
         .get("minimal")
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("the minimal module is loaded"))?;
-    let info = call_info(&Call::new(host.details(0)));
+    let call = Call::new(host.details(0));
     let limits = Arc::clone(runtime.policy().limits(""));
     median_of(runs, async || {
         let state = InstanceState::new(
@@ -73,7 +73,7 @@ pub async fn floor_us(host: &SeedHost, runs: usize) -> anyhow::Result<f64> {
             .await
             .map_err(wasm)?;
         let outcome = instance
-            .call_handle(&mut store, &info, "{}")
+            .call_handle(&mut store, &call, "{}")
             .await
             .map_err(wasm)?;
         anyhow::ensure!(outcome.is_ok(), "minimal failed: {outcome:?}");

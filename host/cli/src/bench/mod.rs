@@ -15,6 +15,7 @@
 //! | `p99_call_us_at_half_load` | p99 latency at half of `calls_per_sec` |
 //! | `rss_10k_mb` | peak RSS with 10,000 calls held in a ringing bridge ([`memory`]) |
 //! | `cold_start_cached_ms`, `cold_start_uncached_ms` | start-up with 10 modules ([`startup`]) |
+//! | `wit_0_2` | `floor_us`, `node_us`, `call_us`, `call_pooled_us`, `calls_per_sec_pooled` of the same modules as built for WIT 0.2.1 |
 //!
 //! [`scaling`] (`--scaling`) measures only the one-thread and two-thread rates, as CI's guard.
 
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use cfhost_core::bindings::World;
 use cfhost_core::engine::{Allocation, EngineSettings};
 pub use memory::held_calls_peak_rss_mib;
 use seed::{INSTANCES_PER_CALL, SeedHost};
@@ -81,12 +83,25 @@ pub struct BenchReport {
     pub rss_10k_mb: u64,
     pub cold_start_cached_ms: f64,
     pub cold_start_uncached_ms: f64,
+    /// The same figures for `minimal` and the shipped modules as built for WIT 0.2.1
+    /// (`tests/fixtures/wit-0.2.1/`), in the same run: what the 0.3 contract changed.
+    pub wit_0_2: WorldFigures,
     /// Worker threads of the all-core measurements.
     pub cores: usize,
     /// How instances were allocated.
     pub allocation: String,
     /// Each target of `BENCHMARKS.md`, checked against this run.
     pub targets: Vec<Target>,
+}
+
+/// The per-module figures of one build of the modules.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorldFigures {
+    pub floor_us: f64,
+    pub node_us: BTreeMap<String, f64>,
+    pub call_us: f64,
+    pub call_pooled_us: f64,
+    pub calls_per_sec_pooled: f64,
 }
 
 /// One target and whether this run met it.
@@ -135,6 +150,9 @@ pub fn run(options: BenchOptions, engine: EngineSettings) -> anyhow::Result<Benc
     let runs = options.runs();
     let per_node = Arc::new(one_core.block_on(SeedHost::start(engine.clone(), false))?);
     let pooled = Arc::new(one_core.block_on(SeedHost::start(engine.clone(), true))?);
+    let start_0_2 = |pooled| SeedHost::start_for(engine.clone(), pooled, World::V0_2);
+    let per_node_0_2 = Arc::new(one_core.block_on(start_0_2(false))?);
+    let pooled_0_2 = Arc::new(one_core.block_on(start_0_2(true))?);
     let allocation = match per_node.runtime.sandbox().allocation() {
         Allocation::Pooling { instances } => format!("pooling ({instances} slots)"),
         Allocation::OnDemand => "on demand".to_string(),
@@ -144,11 +162,7 @@ pub fn run(options: BenchOptions, engine: EngineSettings) -> anyhow::Result<Benc
         .block_on(async {
             let floor_wat_us = floor::floor_wat_us(&per_node, runs).await?;
             let floor_us = floor::floor_us(&per_node, runs).await?;
-            let mut node_us = BTreeMap::new();
-            for (module, data) in seed::node_data() {
-                let cost = node_cost_us(&per_node, &module, &data, runs).await?;
-                node_us.insert(module, cost);
-            }
+            let node_us = node_costs_us(&per_node, runs).await?;
             let call_us = throughput::call_us(&per_node, runs).await?;
             let call_pooled_us = throughput::call_us(&pooled, runs).await?;
             let one_core_rate = throughput::calls_per_sec(&per_node, 1, options.duration()).await?;
@@ -161,14 +175,25 @@ pub fn run(options: BenchOptions, engine: EngineSettings) -> anyhow::Result<Benc
                 one_core_rate,
             ))
         })?;
+    let mut wit_0_2 = one_core.block_on(async {
+        anyhow::Ok(WorldFigures {
+            floor_us: floor::floor_us(&per_node_0_2, runs).await?,
+            node_us: node_costs_us(&per_node_0_2, runs).await?,
+            call_us: throughput::call_us(&per_node_0_2, runs).await?,
+            call_pooled_us: throughput::call_us(&pooled_0_2, runs).await?,
+            calls_per_sec_pooled: 0.0,
+        })
+    })?;
     let (calls_per_sec, calls_per_sec_pooled, p99_call_us_at_half_load) =
         all_cores.block_on(async {
             let rate = throughput::calls_per_sec(&per_node, cores, options.duration()).await?;
             let pooled_rate = throughput::calls_per_sec(&pooled, cores, options.duration()).await?;
+            wit_0_2.calls_per_sec_pooled =
+                throughput::calls_per_sec(&pooled_0_2, cores, options.duration()).await?;
             let p99 = throughput::p99_call_us(&per_node, rate / 2.0, options.duration()).await?;
             anyhow::Ok((rate, pooled_rate, p99))
         })?;
-    drop((per_node, pooled));
+    drop((per_node, pooled, per_node_0_2, pooled_0_2));
     let rss_10k_mb = memory::peak_rss_in_child_mib(options.config.as_deref())?;
     let (cold_start_cached_ms, cold_start_uncached_ms) = one_core.block_on(async {
         let cached = startup::cold_start_ms(&engine, true, options.starts()).await?;
@@ -191,6 +216,7 @@ pub fn run(options: BenchOptions, engine: EngineSettings) -> anyhow::Result<Benc
         rss_10k_mb,
         cold_start_cached_ms,
         cold_start_uncached_ms,
+        wit_0_2,
         cores,
         allocation,
         targets: Vec::new(),
@@ -254,6 +280,16 @@ fn targets(report: &BenchReport) -> Vec<Target> {
         ),
     ]);
     targets
+}
+
+/// Median cost of one node of each shipped module with its seed data, in µs, by module.
+async fn node_costs_us(host: &SeedHost, runs: usize) -> anyhow::Result<BTreeMap<String, f64>> {
+    let mut node_us = BTreeMap::new();
+    for (module, data) in seed::node_data() {
+        let cost = node_cost_us(host, &module, &data, runs).await?;
+        node_us.insert(module, cost);
+    }
+    Ok(node_us)
 }
 
 /// Median cost of one node of `module` with `data`, host work included, in µs.

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use cfhost_core::bindings::World;
 use cfhost_core::call::{Call, CallDetails};
 use cfhost_core::engine::EngineSettings;
 use cfhost_core::notify::{OutboundNotification, Sink, SinkError};
@@ -42,11 +43,22 @@ const SEED_FILES: [(&str, &str); 8] = [
 
 const SCENARIOS: &str = include_str!("../../../../examples/scenarios.json");
 
+/// Where the shipped modules and `minimal` as built for `cfhost:callflow@0.2.1` are kept
+/// (`tests/fixtures/wit-0.2.1/`), for the figures of 0.2 modules beside 0.3 ones.
+const BUILT_FOR_0_2_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/wit-0.2.1"
+);
+
 /// The minimal module built with the SDK (`modules/fixtures/minimal`): read from the build's
 /// module directory, so the binary does not carry a test fixture.
 pub fn minimal_module() -> anyhow::Result<ModuleSource> {
-    let path = std::path::Path::new(BUILT_MODULES_DIR).join("minimal.wasm");
-    let bytes = std::fs::read(&path).map_err(|e| {
+    module_file(&Path::new(BUILT_MODULES_DIR).join("minimal.wasm"))
+}
+
+/// A module file of the tree `cfhost bench` was built in, as a shipped module.
+fn module_file(path: &Path) -> anyhow::Result<ModuleSource> {
+    let bytes = std::fs::read(path).map_err(|e| {
         anyhow::anyhow!(
             "{}: {e}; `cfhost bench` runs from the tree it was built in",
             path.display()
@@ -105,12 +117,29 @@ pub struct SeedHost {
 impl SeedHost {
     /// Starts a host; `pooled` gives the shipped modules the pooled lifecycle.
     pub async fn start(engine: EngineSettings, pooled: bool) -> anyhow::Result<SeedHost> {
+        Self::start_for(engine, pooled, World::V0_3).await
+    }
+
+    /// Starts a host whose shipped modules and `minimal` are built for `world`: this build's
+    /// (0.3), or the 0.2.1 builds kept in the tree.
+    pub async fn start_for(
+        engine: EngineSettings,
+        pooled: bool,
+        world: World,
+    ) -> anyhow::Result<SeedHost> {
         let data = tempfile::tempdir()?;
         write_seed_data(data.path())?;
         let sink = Arc::new(CountingSink::default());
         let mut options = HostOptions::new(data.path(), sink.clone());
         options.engine = engine;
         options.modules = modules()?;
+        if world == World::V0_2 {
+            // Loaded after this build's, so they replace them by name.
+            for name in shipped_names().chain(["minimal"]) {
+                let path = Path::new(BUILT_FOR_0_2_DIR).join(format!("{name}.wasm"));
+                options.modules.push(module_file(&path)?);
+            }
+        }
         if pooled {
             let mut policy = Policy::default();
             // The shipped modules' instances are pooled in the pooled measurements.
@@ -120,6 +149,15 @@ impl SeedHost {
             options.policy = policy;
         }
         let (runtime, report) = Runtime::start(options).await?;
+        let other_world = runtime
+            .modules()
+            .system()
+            .modules()
+            .find(|module| module.world() != world)
+            .map(|module| module.name().to_string());
+        if let Some(name) = other_world {
+            anyhow::bail!("the seed host for {world} runs `{name}` built for another world");
+        }
         if !report.module_errors.is_empty() || !report.data.errors.is_empty() {
             anyhow::bail!(
                 "the seed host did not load cleanly: {:?} {:?}",

@@ -146,6 +146,30 @@ fn print_table(report: &BenchReport) {
         println!("{name:<28} {value:>12}");
     }
     println!();
+    let old = &report.wit_0_2;
+    println!("{:<28} {:>12} {:>12}", "built for", "WIT 0.3", "WIT 0.2.1");
+    let side_by_side = [
+        ("floor_us", report.floor_us, old.floor_us),
+        ("call_us", report.call_us, old.call_us),
+        ("call_pooled_us", report.call_pooled_us, old.call_pooled_us),
+        (
+            "calls_per_sec_pooled",
+            report.calls_per_sec_pooled,
+            old.calls_per_sec_pooled,
+        ),
+    ];
+    let nodes = report.node_us.iter().filter_map(|(module, us)| {
+        let old = old.node_us.get(module)?;
+        Some((format!("node_us[{module}]"), *us, *old))
+    });
+    for (name, now, before) in side_by_side
+        .into_iter()
+        .map(|(name, now, before)| (name.to_string(), now, before))
+        .chain(nodes)
+    {
+        println!("{name:<28} {now:>12.2} {before:>12.2}");
+    }
+    println!();
     for target in &report.targets {
         let relation = if target.at_least { "≥" } else { "≤" };
         println!(

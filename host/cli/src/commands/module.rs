@@ -17,8 +17,9 @@ use cfhost_core::registry::{LoadedModule, ModuleSource, Registry, Scope};
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Check that a component loads as a callflow module: it is a component, built against a
-    /// compatible version of the WIT, exports the `callflow-module` world, describes itself,
-    /// and its data schema compiles. Prints its description; exits 1 with the reason if not.
+    /// version of the WIT this host runs (0.3, or 0.2 for older modules), exports the
+    /// `callflow-module` world, describes itself, and its data schema compiles. Prints its
+    /// description and the world it implements; exits 1 with the reason if not.
     Check(CheckOptions),
 }
 
@@ -79,6 +80,7 @@ fn print_table(report: &Value) {
     println!("  name          {}", text("name"));
     println!("  version       {}", text("version"));
     println!("  summary       {}", text("summary"));
+    println!("  world         {}", text("world"));
     println!(
         "  built against {}",
         report["wit_version"].as_str().map_or_else(

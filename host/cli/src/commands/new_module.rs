@@ -23,7 +23,7 @@ pub struct Options {
 
 /// Each file of a new module: where it goes and its template (`{{name}}` and
 /// `{{wit_version}}` are filled in).
-const FILES: [(&str, &str); 9] = [
+const FILES: [(&str, &str); 11] = [
     ("Cargo.toml", include_str!("scaffold/Cargo.toml.in")),
     (
         ".cargo/config.toml",
@@ -36,6 +36,14 @@ const FILES: [(&str, &str); 9] = [
     (
         "sdk/src/lib.rs",
         include_str!("../../../../modules/sdk/src/lib.rs"),
+    ),
+    (
+        "sdk/src/call.rs",
+        include_str!("../../../../modules/sdk/src/call.rs"),
+    ),
+    (
+        "sdk/src/errors.rs",
+        include_str!("../../../../modules/sdk/src/errors.rs"),
     ),
     (
         "sdk/src/host.rs",
@@ -105,6 +113,21 @@ fn is_module_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scaffolded_module_is_under_30_lines_of_code() {
+        let (_, lib) = FILES
+            .iter()
+            .find(|(file, _)| *file == "src/lib.rs")
+            .unwrap();
+        let module = lib.split("#[cfg(test)]").next().unwrap();
+        let code = module
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("//"))
+            .count();
+        assert!(code < 30, "{code} lines of code:\n{module}");
+    }
 
     #[test]
     fn module_names_are_crate_file_and_callflow_names() {

@@ -258,6 +258,26 @@ fn a_quick_bench_reports_every_figure_as_json() {
         ["missed_call_alert", "notification", "user", "voicemail"]
     );
     assert!(nodes.values().all(|us| us.as_f64().unwrap() > 0.0));
+    // The same modules as built for 0.2.1, side by side.
+    let old = &report["wit_0_2"];
+    for field in [
+        "floor_us",
+        "call_us",
+        "call_pooled_us",
+        "calls_per_sec_pooled",
+    ] {
+        let value = old[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field}: {old}"));
+        assert!(value > 0.0, "wit_0_2.{field} = {value}");
+    }
+    let old_nodes: Vec<&str> = old["node_us"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(old_nodes, modules);
     let targets = report["targets"].as_array().unwrap();
     assert_eq!(targets.len(), modules.len() + 5, "{targets:?}");
 }
@@ -284,6 +304,7 @@ fn module_check_prints_a_good_modules_description() {
     assert_eq!(report["name"], "time_of_day");
     assert_eq!(report["version"], "0.1.0");
     assert_eq!(report["wit_version"], cfhost_core::bindings::WIT_VERSION);
+    assert_eq!(report["world"], "cfhost:callflow/callflow-module@0.3.0");
     assert_eq!(report["capabilities"], serde_json::json!(["clock", "log"]));
     assert_eq!(
         report["data_schema"]["required"],
@@ -299,9 +320,37 @@ fn module_check_prints_a_good_modules_description() {
     );
     assert!(table.contains(&built_against), "{table}");
     assert!(
+        table.contains("  world         cfhost:callflow/callflow-module@0.3.0"),
+        "{table}"
+    );
+    assert!(
         table.contains(r#"[modules.time_of_day] capabilities = ["clock", "log"]"#),
         "{table}"
     );
+}
+
+#[test]
+fn module_check_says_which_world_a_module_built_for_0_2_implements() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/wit-0.2.1/missed_call_alert.wasm");
+    let out = module_check(&file, false);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("  world         cfhost:callflow/callflow-module@0.2.1"),
+        "{table}"
+    );
+    assert!(
+        table.contains("built against cfhost:callflow@0.2.1"),
+        "{table}"
+    );
+    let out = module_check(&file, true);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["world"], "cfhost:callflow/callflow-module@0.2.1");
 }
 
 #[test]
@@ -314,7 +363,8 @@ fn module_check_says_precisely_what_is_wrong() {
         (built.join("wrong_world.wasm"), "exports the wrong world"),
         (
             built.join("future_major.wasm"),
-            "built against cfhost:callflow@1.0.0, which this host (speaking @0.2.1) cannot run",
+            "built against cfhost:callflow@1.0.0, which this host (speaking @0.3.0, and @0.2.1 \
+             for older modules) cannot run",
         ),
         (garbage.clone(), "not a WebAssembly component"),
         (

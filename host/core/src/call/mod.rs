@@ -6,4 +6,4 @@ pub mod state;
 
 pub use crate::hangup::{Hangup, HangupCause};
 pub use control::{BridgeOutcome, BridgeRequest, Endpoint, RecordOutcome, RingStrategy};
-pub use state::{Call, CallDetails, CallFlags, ChannelEvent, HangupEvent};
+pub use state::{Call, CallDetails, CallFlags, CallerId, ChannelEvent, HangupEvent};

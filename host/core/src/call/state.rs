@@ -32,6 +32,17 @@ pub struct CallDetails {
     pub to_realm: Option<String>,
     pub authorizing_type: Option<String>,
     pub authorizing_id: Option<String>,
+    /// The headers of the INVITE that modules may see (the SIP backend filters them by the
+    /// operator's setting), as (name, value) in the order they came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sip_headers: Vec<(String, String)>,
+}
+
+/// A caller id: what the far ends of the call's legs are shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerId {
+    pub name: Option<String>,
+    pub number: Option<String>,
 }
 
 /// Flags the host keeps on a call. Once true, a flag stays true.
@@ -101,6 +112,8 @@ impl HangupEvent {
 #[derive(Debug)]
 struct Mutable {
     flags: CallFlags,
+    /// The caller id now: the switch's, until a module sets another.
+    caller_id: CallerId,
     hangup: Option<Hangup>,
     transferred: bool,
 }
@@ -120,10 +133,15 @@ pub struct Call {
 impl Call {
     /// A new call, with both flags false and no hangup info.
     pub fn new(details: CallDetails) -> Self {
+        let caller_id = CallerId {
+            name: details.caller_id_name.clone(),
+            number: details.caller_id_number.clone(),
+        };
         Call {
             details,
             state: Mutex::new(Mutable {
                 flags: CallFlags::default(),
+                caller_id,
                 hangup: None,
                 transferred: false,
             }),
@@ -137,7 +155,8 @@ impl Call {
         &self.trace
     }
 
-    /// The call's fixed facts.
+    /// The call's fixed facts, as the switch routed it (the caller id there is the switch's;
+    /// [`Call::caller_id`] is the one in force).
     pub fn details(&self) -> &CallDetails {
         &self.details
     }
@@ -150,6 +169,24 @@ impl Call {
     /// The flags now.
     pub fn flags(&self) -> CallFlags {
         self.state().flags
+    }
+
+    /// The caller id in force: the switch's, or the one a module set since.
+    pub fn caller_id(&self) -> CallerId {
+        self.state().caller_id.clone()
+    }
+
+    /// Sets the caller id for what follows (KAZOO's `kapps_call:set_caller_id_*`): the legs
+    /// rung after it, the modules that read it, the notifications. A `None` part is left as
+    /// it is.
+    pub fn set_caller_id(&self, name: Option<String>, number: Option<String>) {
+        let mut state = self.state();
+        if name.is_some() {
+            state.caller_id.name = name;
+        }
+        if number.is_some() {
+            state.caller_id.number = number;
+        }
     }
 
     /// Marks that a voicemail message was left.
@@ -259,6 +296,30 @@ mod tests {
         call.apply(&ChannelEvent::Destroy(destroy("c1")));
         assert!(call.flags().bridged);
         assert!(!call.flags().message_left);
+    }
+
+    #[test]
+    fn a_caller_id_set_replaces_the_switchs_part_by_part() {
+        let call = Call::new(CallDetails {
+            caller_id_name: Some("Switch".into()),
+            caller_id_number: Some("+15550001111".into()),
+            ..Default::default()
+        });
+        call.set_caller_id(None, Some("+15559990000".into()));
+        assert_eq!(
+            call.caller_id(),
+            CallerId {
+                name: Some("Switch".into()),
+                number: Some("+15559990000".into()),
+            }
+        );
+        call.set_caller_id(Some("Set".into()), None);
+        assert_eq!(call.caller_id().name.as_deref(), Some("Set"));
+        assert_eq!(
+            call.details().caller_id_number.as_deref(),
+            Some("+15550001111"),
+            "the details keep what the switch said"
+        );
     }
 
     #[test]

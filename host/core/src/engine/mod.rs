@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod settings;
+pub mod world;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,11 +15,12 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use crate::bindings::CallflowModulePre;
+use crate::bindings::World;
 use crate::imports::{self, InstanceState};
 use crate::policy::{Limits, Policy, Refusal};
 pub use cache::{ComponentCache, Provenance};
 pub use settings::EngineSettings;
+pub use world::{ModuleInstance, ModulePre};
 
 /// How often the epoch advances: the granularity of deadlines, and how often a long-running
 /// module yields its thread to other calls.
@@ -120,13 +122,11 @@ impl Sandbox {
         }
     }
 
-    /// Links a compiled component against the host's imports, ready to instantiate.
-    pub fn link(
-        &self,
-        component: &Component,
-    ) -> wasmtime::Result<CallflowModulePre<InstanceState>> {
+    /// Links a compiled component that speaks `world` against the host's imports, ready to
+    /// instantiate.
+    pub fn link(&self, component: &Component, world: World) -> wasmtime::Result<ModulePre> {
         let pre = self.linker.instantiate_pre(component)?;
-        CallflowModulePre::new(pre)
+        ModulePre::new(pre, world)
     }
 
     /// A fresh store for one instance running under `limits`. Every epoch tick the instance

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
-use crate::bindings::{CallflowModule, HangupInfo, Outcome};
+use crate::bindings::{HangupInfo, Outcome};
 use crate::call::Hangup;
 use crate::context::CallContext;
-use crate::imports::{InstanceState, OutputCounters, call_info};
+use crate::engine::ModuleInstance;
+use crate::imports::{InstanceState, OutputCounters};
 use crate::policy::{Failure, FailureKind, Lifecycle, ModuleCounters, Refusal, Turn};
 use crate::registry::LoadedModule;
 use crate::trace::{Level, TraceEvent};
@@ -41,9 +42,8 @@ impl Executor<'_> {
             deadline,
             |health| health.nodes += 1,
             async |store, instance| {
-                let info = call_info(context.call());
                 let outcome = instance
-                    .call_handle(&mut *store, &info, data)
+                    .call_handle(&mut *store, context.call(), data)
                     .await
                     .map_err(|trap| Failure::from_wasmtime(&trap, "handle"))?
                     .map_err(|e| {
@@ -72,9 +72,8 @@ impl Executor<'_> {
             deadline,
             |health| health.callbacks += 1,
             async |store, instance| {
-                let info = call_info(context.call());
                 instance
-                    .call_on_termination(&mut *store, &info, hangup.as_ref(), state)
+                    .call_on_termination(&mut *store, context.call(), hangup.as_ref(), state)
                     .await
                     .map_err(|trap| Failure::from_wasmtime(&trap, "on-termination"))?
                     .map_err(|e| {
@@ -97,7 +96,7 @@ impl Executor<'_> {
         module: &LoadedModule,
         deadline: Duration,
         count_run: impl FnOnce(&mut ModuleCounters),
-        call: impl AsyncFnOnce(&mut Store<InstanceState>, &CallflowModule) -> Result<T, Failure>,
+        call: impl AsyncFnOnce(&mut Store<InstanceState>, &ModuleInstance) -> Result<T, Failure>,
     ) -> Run<T> {
         let account = context.account_id();
         let name = module.name();
@@ -152,7 +151,7 @@ impl Executor<'_> {
         context: &Arc<CallContext>,
         module: &LoadedModule,
         deadline: Duration,
-        call: impl AsyncFnOnce(&mut Store<InstanceState>, &CallflowModule) -> Result<T, Failure>,
+        call: impl AsyncFnOnce(&mut Store<InstanceState>, &ModuleInstance) -> Result<T, Failure>,
     ) -> (Result<T, Failure>, OutputCounters, Duration) {
         let account = context.account_id();
         let budget_left = self.budget.cpu_left();
@@ -203,7 +202,7 @@ impl Executor<'_> {
             let value = call(&mut store, &instance).await?;
             Ok((value, instance))
         };
-        let result: Result<(T, CallflowModule), Failure> = clock.time(run).await;
+        let result: Result<(T, ModuleInstance), Failure> = clock.time(run).await;
         turn.give_back();
         let refused = store.data().refused;
         let ran = clock.elapsed();

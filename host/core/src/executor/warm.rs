@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use wasmtime::Store;
 
-use crate::bindings::CallflowModule;
+use crate::engine::ModuleInstance;
 use crate::imports::InstanceState;
 
 /// The most idle warm instances kept over all accounts and modules; past it, an instance is
@@ -18,7 +18,7 @@ pub const MAX_IDLE_INSTANCES: usize = 1024;
 /// An instance kept for reuse, with its store.
 pub struct Warm {
     pub store: Store<InstanceState>,
-    pub instance: CallflowModule,
+    pub instance: ModuleInstance,
     /// Uses so far.
     pub uses: u32,
 }

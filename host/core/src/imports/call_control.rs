@@ -9,6 +9,7 @@
 //! with the backend's error, so the flow goes on (to voicemail, say) as it would on KAZOO.
 
 use super::InstanceState;
+use crate::bindings::cfhost::callflow::call::ControlError;
 use crate::bindings::cfhost::callflow::call_control::{
     BridgeRequest, BridgeResult, Endpoint, Host, RecordResult, RingStrategy,
 };
@@ -17,12 +18,15 @@ use crate::policy::Capability;
 use crate::switch::SwitchError;
 
 impl Host for InstanceState {
-    async fn answer(&mut self) -> wasmtime::Result<Result<(), String>> {
+    async fn answer(&mut self) -> wasmtime::Result<Result<(), ControlError>> {
         let context = self.granted(Capability::CallControl)?;
         let answered = self
             .wait_for("answer", context.switch().answer(context.call()))
             .await?;
-        Ok(answered.map_err(|e| e.to_string()))
+        Ok(answered.map_err(|error| match error {
+            SwitchError::Gone => ControlError::CallerGone,
+            error => ControlError::Failed(error.to_string()),
+        }))
     }
 
     async fn bridge(&mut self, request: BridgeRequest) -> wasmtime::Result<BridgeResult> {

@@ -1,4 +1,5 @@
-//! The host side of every import of the `callflow-module` world, one file per WIT interface.
+//! The host side of every import of the `callflow-module` world, one file per WIT interface
+//! of the current release, and [`v0_2`] serving 0.2 modules over them.
 //!
 //! Each instance's store holds an [`InstanceState`]: the call it runs for (if any), the module
 //! it runs and what it declared, its limits, how long it has run, and the inert WASI context a
@@ -17,6 +18,7 @@ mod limiter;
 mod log;
 mod notify;
 mod types;
+pub mod v0_2;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 use crate::bindings::CallflowModule;
 use crate::context::CallContext;
 use crate::policy::{Capability, Limits, Refusal, Turn};
-pub use call::call_info;
+pub use call::{MAX_CALLER_ID_BYTES, lent_call};
 pub use clock::RunClock;
 use limiter::InstanceLimiter;
 
@@ -264,8 +266,10 @@ impl WasiView for InstanceState {
     }
 }
 
-/// Adds every import a module may use (ours and WASI's) to `linker`.
+/// Adds every import a module may use (ours, of every release the host runs, and WASI's) to
+/// `linker`. The releases' import names carry their versions, so both live in one linker.
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    CallflowModule::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+    CallflowModule::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    crate::bindings::v0_2::CallflowModule::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
 }

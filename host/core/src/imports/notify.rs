@@ -2,14 +2,14 @@
 //! format from the live call and handed to the sink, within the notification size limit.
 
 use super::InstanceState;
-use crate::bindings::cfhost::callflow::notify::{Host, Notification};
+use crate::bindings::cfhost::callflow::notify::{Host, Notification, PublishError};
 use crate::policy::Capability;
 
 impl Host for InstanceState {
     async fn publish(
         &mut self,
         notification: Notification,
-    ) -> wasmtime::Result<Result<(), String>> {
+    ) -> wasmtime::Result<Result<(), PublishError>> {
         let context = self.granted(Capability::Notify)?;
         let size = strings_size(&notification);
         if size > self.limits.notification_bytes {
@@ -19,7 +19,8 @@ impl Host for InstanceState {
                 self.limits.notification_bytes
             );
             tracing::warn!(module = &*self.module_name, "{refusal}");
-            return Ok(Err(refusal));
+            let limit = u32::try_from(self.limits.notification_bytes).unwrap_or(u32::MAX);
+            return Ok(Err(PublishError::TooLarge(limit)));
         }
         let now = context.switch().now();
         let result = context
@@ -39,7 +40,7 @@ impl Host for InstanceState {
         context
             .trace()
             .published(&self.module_name, routing_key, error.clone());
-        Ok(error.map_or(Ok(()), Err))
+        Ok(error.map_or(Ok(()), |error| Err(PublishError::Unavailable(error))))
     }
 }
 

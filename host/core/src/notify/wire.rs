@@ -133,6 +133,7 @@ pub fn build(
 fn call_fields(call: &Call, now: SystemTime) -> Map<String, Value> {
     let d = call.details();
     let flags = call.flags();
+    let caller_id = call.caller_id();
     let non_empty_or = |value: &Option<String>, default: &str| match value.as_deref() {
         Some(v) if !v.is_empty() => v.to_string(),
         _ => default.to_string(),
@@ -143,11 +144,11 @@ fn call_fields(call: &Call, now: SystemTime) -> Map<String, Value> {
     fields.insert("Call-ID".into(), json!(d.call_id));
     fields.insert(
         "Caller-ID-Name".into(),
-        json!(non_empty_or(&d.caller_id_name, "unknown")),
+        json!(non_empty_or(&caller_id.name, "unknown")),
     );
     fields.insert(
         "Caller-ID-Number".into(),
-        json!(non_empty_or(&d.caller_id_number, "anonymous")),
+        json!(non_empty_or(&caller_id.number, "anonymous")),
     );
     fields.insert("From-User".into(), json!(d.from_user));
     fields.insert("From-Realm".into(), json!(d.from_realm));

@@ -1,23 +1,30 @@
-//! Whether a component speaks this host's contract: built against a compatible version of the
-//! `cfhost:callflow` WIT package, and exporting the `callflow-module` world's functions. Checked
-//! before linking, so that the error says what is wrong rather than which import failed.
+//! Whether a component speaks one of this host's contracts: built against a version of the
+//! `cfhost:callflow` WIT package the host runs (0.2.x or 0.3.x, [`World`]), and exporting the
+//! `callflow-module` world's functions. Checked before linking, so that the error says what is
+//! wrong rather than which import failed.
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::bindings::{WIT_PACKAGE, WIT_VERSION};
+use crate::bindings::{WIT_PACKAGE, WIT_VERSION, World};
 
-/// The functions the `callflow-module` world exports.
+/// The functions the `callflow-module` world exports (in every release).
 const WORLD_EXPORTS: [&str; 3] = ["describe", "handle", "on-termination"];
 
 /// Why a component does not speak the contract.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ContractError {
     #[error(
-        "built against {WIT_PACKAGE}@{found}, which this host (speaking @{WIT_VERSION}) cannot \
-         run: rebuild it against the WIT this host ships"
+        "built against {WIT_PACKAGE}@{found}, which this host (speaking @{WIT_VERSION}, and \
+         @{} for older modules) cannot run: rebuild it against the WIT this host ships",
+        crate::bindings::v0_2::WIT_VERSION
     )]
     IncompatibleVersion { found: String },
+    #[error(
+        "built against two versions of {WIT_PACKAGE} at once (@{first} and @{second}): \
+         rebuild it against one"
+    )]
+    MixedVersions { first: String, second: String },
     #[error(
         "exports the wrong world: `callflow-module` needs {}, missing {}; it exports [{}]",
         WORLD_EXPORTS.join(", "),
@@ -30,19 +37,41 @@ pub enum ContractError {
     },
 }
 
-/// Checks `component`'s imports of our package for their version, then its exports. Returns
-/// the version of the package it was built against (`None` when it imports nothing of it).
-pub fn check(engine: &Engine, component: &Component) -> Result<Option<String>, ContractError> {
+/// What a component speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    /// The release whose world it implements.
+    pub world: World,
+    /// The version of the package it imports (`None` when it imports nothing of it, which only
+    /// a 0.2 module can: a 0.3 module always imports the call resource).
+    pub built_against: Option<String>,
+}
+
+/// Checks `component`'s imports of our package for their version, then its exports.
+pub fn check(engine: &Engine, component: &Component) -> Result<Contract, ContractError> {
     let ty = component.component_type();
-    let mut built_against = None;
+    let mut built_against: Option<String> = None;
+    let mut world = None;
     for (name, _) in ty.imports(engine) {
-        if let Some(found) = package_version(name) {
-            if !compatible(found, WIT_VERSION) {
-                return Err(ContractError::IncompatibleVersion {
-                    found: found.to_string(),
+        let Some(found) = package_version(name) else {
+            continue;
+        };
+        let Some(speaks) = World::of_version(found) else {
+            return Err(ContractError::IncompatibleVersion {
+                found: found.to_string(),
+            });
+        };
+        match (&built_against, world) {
+            (Some(first), Some(earlier)) if earlier != speaks => {
+                return Err(ContractError::MixedVersions {
+                    first: first.clone(),
+                    second: found.to_string(),
                 });
             }
-            built_against = Some(found.to_string());
+            _ => {
+                world = Some(speaks);
+                built_against = Some(found.to_string());
+            }
         }
     }
     let exports: Vec<String> = ty
@@ -57,7 +86,10 @@ pub fn check(engine: &Engine, component: &Component) -> Result<Option<String>, C
     if !missing.is_empty() {
         return Err(ContractError::WrongWorld { missing, exports });
     }
-    Ok(built_against)
+    Ok(Contract {
+        world: world.unwrap_or(World::V0_2),
+        built_against,
+    })
 }
 
 /// The version in an import name of our package: `cfhost:callflow/types@0.2.0` → `0.2.0`.
@@ -66,39 +98,22 @@ fn package_version(import: &str) -> Option<&str> {
     Some(rest.split_once('@').map_or("", |(_, version)| version))
 }
 
-/// Semver compatibility: the same major version, or for 0.x the same minor version.
-fn compatible(found: &str, ours: &str) -> bool {
-    let parse = |v: &str| -> Option<(u64, u64)> {
-        let mut parts = v.split('.');
-        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-    };
-    match (parse(found), parse(ours)) {
-        (Some((0, found_minor)), Some((0, our_minor))) => found_minor == our_minor,
-        (Some((found_major, _)), Some((our_major, _))) => found_major == our_major,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn versions_are_compatible_by_semver() {
-        assert!(compatible("0.2.0", "0.2.0"));
-        assert!(compatible("0.2.7", "0.2.0"));
-        assert!(!compatible("0.1.0", "0.2.0"));
-        assert!(!compatible("1.0.0", "0.2.0"));
-        assert!(compatible("1.4.0", "1.0.0"));
-        assert!(!compatible("2.0.0", "1.0.0"));
-        assert!(
-            !compatible("", "0.2.0"),
-            "an unversioned package is not ours"
-        );
+    fn import_names_give_the_package_version() {
         assert_eq!(
             package_version("cfhost:callflow/types@1.0.0"),
             Some("1.0.0")
         );
+        assert_eq!(package_version("cfhost:callflow/call"), Some(""));
         assert_eq!(package_version("wasi:io/streams@0.2.0"), None);
+        assert_eq!(
+            World::of_version(""),
+            None,
+            "an unversioned package is not ours"
+        );
     }
 }

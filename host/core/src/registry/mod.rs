@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 pub use set::{ModuleSet, ModuleView};
 
-use crate::bindings::{CallflowModulePre, Description};
-use crate::engine::{Provenance, Sandbox};
+use crate::bindings::{Description, World};
+use crate::engine::{ModulePre, Provenance, Sandbox};
 use crate::files::is_plain_name;
 use crate::imports::InstanceState;
 use crate::policy::{Capability, Lifecycle, Limits, Policy};
@@ -220,6 +220,8 @@ pub struct LoadedModule {
     digest: [u8; 32],
     /// The `cfhost:callflow` version it was built against, when it imports any of it.
     wit_version: Option<String>,
+    /// The release of the contract it speaks.
+    world: World,
     description: Description,
     origin: String,
     /// The account that owns it; `None` for a system module.
@@ -227,7 +229,7 @@ pub struct LoadedModule {
     lifecycle: Lifecycle,
     name: Arc<str>,
     capabilities: Arc<[Capability]>,
-    pre: CallflowModulePre<InstanceState>,
+    pre: ModulePre,
     validator: jsonschema::Validator,
     provenance: Provenance,
 }
@@ -272,6 +274,11 @@ impl LoadedModule {
         self.wit_version.as_deref()
     }
 
+    /// The release of the contract it speaks (its world).
+    pub fn world(&self) -> World {
+        self.world
+    }
+
     /// The SHA-256 of the component, in hex.
     pub fn digest_hex(&self) -> String {
         self.digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -299,6 +306,7 @@ impl LoadedModule {
             "capabilities": capabilities,
             "data_schema": serde_json::from_str::<Value>(&description.data_schema).unwrap_or(Value::Null),
             "wit_version": self.wit_version,
+            "world": self.world.qualified_name(),
             "sha256": self.digest_hex(),
             "owner": owner,
             "lifecycle": lifecycle,
@@ -326,7 +334,7 @@ impl LoadedModule {
     }
 
     /// The pre-instantiated component.
-    pub fn pre(&self) -> &CallflowModulePre<InstanceState> {
+    pub fn pre(&self) -> &ModulePre {
         &self.pre
     }
 
@@ -480,17 +488,18 @@ async fn check_and_load(
                 origin: origin.clone(),
                 source,
             })?;
-    let wit_version =
+    let contract =
         contract::check(sandbox.engine(), &component).map_err(|source| ModuleError::Contract {
             origin: origin.clone(),
             source,
         })?;
-    let pre = sandbox
-        .link(&component)
-        .map_err(|source| ModuleError::NotAModule {
-            origin: origin.clone(),
-            source,
-        })?;
+    let pre =
+        sandbox
+            .link(&component, contract.world)
+            .map_err(|source| ModuleError::NotAModule {
+                origin: origin.clone(),
+                source,
+            })?;
     let describe_error = |source: wasmtime::Error| ModuleError::Describe {
         origin: origin.clone(),
         source,
@@ -561,7 +570,8 @@ async fn check_and_load(
     Ok(LoadedModule {
         id: NEXT_MODULE_ID.fetch_add(1, Ordering::Relaxed),
         digest,
-        wit_version,
+        wit_version: contract.built_against,
+        world: contract.world,
         account,
         lifecycle,
         name: Arc::from(description.name.as_str()),

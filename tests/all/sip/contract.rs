@@ -1,0 +1,131 @@
+//! The module contract on real calls: the shipped modules as built for WIT 0.2.1 run a carrier's
+//! call as their 0.3 builds do, and a 0.3 module reads the carrier's `X-` headers (and not the
+//! others), sees who authorised the call, and sets the caller id the rung device is shown.
+
+use super::transports::{connect_from, has_final, read_until, response_to, tcp_register};
+use super::*;
+use cfhost_tests::{SHIPPED_AT_0_2_1, wit_0_2_1_module};
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_modules_built_for_0_2_1_take_a_real_missed_call() {
+    let (host, sip) = start_with(|mut builder| {
+        for name in SHIPPED_AT_0_2_1 {
+            builder = builder.module(wit_0_2_1_module(name));
+        }
+        builder
+    })
+    .await;
+    for name in SHIPPED_AT_0_2_1 {
+        let modules = host.runtime().modules();
+        let world = modules.system().get(name).unwrap().world();
+        assert_eq!(world, cfhost_core::bindings::World::V0_2, "{name}");
+    }
+    let port = free_udp_port(DEVICE_IP);
+    register(&sip, "1001", "secret", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ringing = device("device_ring", port);
+    let call = carrier(&sip, "carrier_call", &[], dir.path());
+    succeeds(call).await;
+    succeeds(ringing).await;
+    calls_done(&sip, 1).await;
+    let notifications = host.notifications();
+    assert_eq!(notifications.len(), 1, "{notifications:?}");
+    let alert = &notifications[0].payload;
+    assert_eq!(alert["Caller-ID-Number"], CALLER);
+    assert_eq!(alert["Caller-ID-Name"], "Jane Caller");
+    assert_eq!(alert["Call-Bridged"], false);
+    assert_eq!(alert["To"], json!(["boss@example.com"]));
+    assert_eq!(
+        alert["Notify"],
+        json!({"Hangup-Cause": "NORMAL_CLEARING", "Hangup-Code": "sip:200"})
+    );
+}
+
+const CONTRACT_NUMBER: &str = "+15554442222";
+
+/// Reads the call's headers and authoriser, sets the caller id, then rings u1; a busy u1
+/// takes the `USER_BUSY` child.
+fn contract_flow() -> Value {
+    json!({
+        "numbers": [CONTRACT_NUMBER],
+        "flow": {
+            "module": "test_fixture",
+            "data": {
+                "set_caller_id": {"name": "Front Desk", "number": "+15559990000"},
+                "read": ["sip_headers", "sip_header:x-tier", "sip_header:User-Agent",
+                         "authorized_by", "caller_id_number"]
+            },
+            "children": {"_": {
+                "module": "user",
+                "data": {"id": "u1", "timeout": 3},
+                "children": {"USER_BUSY": {"module": "test_fixture",
+                    "data": {"register": [{"template_id": "took-busy"}]}}}
+            }}
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_reads_the_carriers_x_headers_and_the_device_is_shown_the_caller_id_it_set() {
+    let (host, sip) =
+        start_with(|builder| builder.callflow("acme", "contract", contract_flow())).await;
+    // The device registers over TCP, so the INVITE it is rung with can be read whole.
+    let mut device = connect_from(DEVICE_IP, sip.local_addr()).await;
+    device
+        .write_all(tcp_register(&device, 1, None).as_bytes())
+        .await
+        .unwrap();
+    let challenge = read_until(&mut device, has_final).await;
+    let auth = authorization(&nonce_of(&challenge), &format!("sip:{REALM}"), 1);
+    device
+        .write_all(tcp_register(&device, 2, Some(&auth)).as_bytes())
+        .await
+        .unwrap();
+    let registered = read_until(&mut device, has_final).await;
+    assert_eq!(code(&registered), 200, "{registered}");
+
+    // The carrier's INVITE carries two X- headers, a User-Agent and a credential.
+    let headers = "Max-Forwards: 70\n      X-Tier: gold\n      User-Agent: carrier-sbc\n      \
+                   X-Route: eu\n      Proxy-Authorization: Digest username=\"x\"";
+    let dir = tempfile::tempdir().unwrap();
+    let call = carrier_from(
+        TRUNK_IP,
+        sip.local_addr(),
+        "carrier_refused",
+        &[("CODE", "480"), ("Max-Forwards: 70", headers)],
+        dir.path(),
+        CONTRACT_NUMBER,
+    );
+    let invite = read_until(&mut device, |t| {
+        t.contains("\r\n\r\n") && t.starts_with("INVITE")
+    })
+    .await;
+    let from = invite.lines().find(|l| l.starts_with("From:")).unwrap();
+    assert!(
+        from.contains("\"Front Desk\"") && from.contains("sip:+15559990000@"),
+        "the device is shown the caller id the module set: {from}"
+    );
+    device
+        .write_all(response_to(&invite, "486 Busy Here").as_bytes())
+        .await
+        .unwrap();
+    succeeds(call).await;
+    calls_done(&sip, 1).await;
+    assert!(host.template_ids().contains(&"took-busy".to_string()));
+
+    let trace = sip.recent_calls().last().unwrap().trace.join("\n");
+    for fact in [
+        r#"sip_headers=[("X-Tier", "gold"), ("X-Route", "eu")]"#,
+        r#"sip_header:x-tier=Some("gold")"#,
+        r#"sip_header:User-Agent=None"#,
+        r#"authorized_by=Some(AuthorizedBy::Trunk("carrier"))"#,
+        r#"caller_id_number=Some("+15559990000")"#,
+    ] {
+        assert!(trace.contains(fact), "{fact} not in the trace:\n{trace}");
+    }
+    assert!(
+        !trace.contains("Digest"),
+        "a credential reached a module:\n{trace}"
+    );
+}
