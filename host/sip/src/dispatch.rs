@@ -466,6 +466,8 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         .map(|h| h.value().to_string())
         .unwrap_or_default();
     let (from_user, from_realm) = user_and_host(&from.uri);
+    // Who the caller is calling, as the To names it (FreeSWITCH's Callee-ID of the A-leg).
+    let callee_name = to.as_ref().and_then(|to| to.display_name.clone());
     let (to_user, to_realm) = to
         .as_ref()
         .map(|to| user_and_host(&to.uri))
@@ -488,6 +490,8 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
             request: normalize_e164(&dialed),
             caller_id_name: identity.display_name.clone(),
             caller_id_number: user_and_host(&identity.uri).0,
+            callee_id_name: callee_name,
+            callee_id_number: to_user.clone(),
             from_user,
             from_realm: Some(from_realm),
             to_user,
@@ -588,6 +592,8 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         request: dialed,
         caller_id_name: caller_id.name,
         caller_id_number: caller_id.number,
+        callee_id_name: callee_name,
+        callee_id_number: to_user.clone(),
         from_user,
         from_realm: Some(from_realm),
         to_user,

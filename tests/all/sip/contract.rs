@@ -54,7 +54,7 @@ fn contract_flow() -> Value {
             "data": {
                 "set_caller_id": {"name": "Front Desk", "number": "+15559990000"},
                 "read": ["sip_headers", "sip_header:x-tier", "sip_header:User-Agent",
-                         "authorized_by", "caller_id_number"]
+                         "authorized_by", "caller_id_number", "callee_id_number"]
             },
             "children": {"_": {
                 "module": "user",
@@ -121,6 +121,7 @@ async fn a_module_reads_the_carriers_x_headers_and_the_device_is_shown_the_calle
         r#"sip_header:User-Agent=None"#,
         r#"authorized_by=Some(AuthorizedBy::Trunk("carrier"))"#,
         r#"caller_id_number=Some("+15559990000")"#,
+        r#"callee_id_number=Some("+15554442222")"#,
     ] {
         assert!(trace.contains(fact), "{fact} not in the trace:\n{trace}");
     }

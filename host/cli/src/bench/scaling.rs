@@ -25,8 +25,9 @@ pub struct ScalingReport {
     pub ratio: f64,
 }
 
-/// Measures it, the same host for both (seed calls, per-node instances).
-pub fn run(engine: EngineSettings) -> anyhow::Result<ScalingReport> {
+/// Measures it, the same host for both (seed calls; the shipped modules' instances pooled
+/// with `pooled`, else per node).
+pub fn run(engine: EngineSettings, pooled: bool) -> anyhow::Result<ScalingReport> {
     let one = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -34,7 +35,7 @@ pub fn run(engine: EngineSettings) -> anyhow::Result<ScalingReport> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let host = Arc::new(one.block_on(SeedHost::start(engine, false))?);
+    let host = Arc::new(one.block_on(SeedHost::start(engine, pooled))?);
     let measure = |runtime: &tokio::runtime::Runtime, threads: usize| {
         runtime.block_on(async {
             calls_per_sec(&host, threads, WARM_UP).await?;

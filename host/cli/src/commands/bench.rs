@@ -26,8 +26,8 @@ pub struct Options {
     /// they published.
     #[arg(long, value_name = "CALLS")]
     pub workload: Option<u64>,
-    /// With --workload: the shipped modules' instances are pooled.
-    #[arg(long, requires = "workload")]
+    /// With --workload or --scaling: the shipped modules' instances are pooled.
+    #[arg(long)]
     pub pooled: bool,
     /// Measure real calls over SIP instead, driven by SIPp (Debian's sip-tester) on loopback:
     /// rising rates, CPU per call, setup time, memory with many calls held and after a soak,
@@ -65,9 +65,12 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if options.scaling {
-        let report = crate::bench::scaling::run(engine)?;
+        let report = crate::bench::scaling::run(engine, options.pooled)?;
         println!("{}", serde_json::to_string(&report)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if options.pooled && options.workload.is_none() {
+        anyhow::bail!("--pooled goes with --workload or --scaling");
     }
     if let Some(calls) = options.workload {
         println!("{}", crate::bench::workload(engine, calls, options.pooled)?);
