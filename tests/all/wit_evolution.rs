@@ -4,29 +4,14 @@
 //! modules); the host now speaks 0.3 and runs 0.2 modules beside 0.3 ones. Also here: what the
 //! 0.3 call resource gives a module (every fact, the SIP headers, setting the caller id).
 
-use std::path::Path;
-use std::sync::Arc;
-
 use cfhost_core::bindings::{WIT_VERSION, World};
 use cfhost_core::executor::CallReport;
-use cfhost_core::registry::ModuleSource;
 use cfhost_core::trace::TraceEvent;
 use cfhost_tests::{
-    Builder, SHIPPED_AT_0_2_1, TestHost, seed_missed_call_alert, seed_notification,
-    wit_0_2_1_module, with_seed_users,
+    Builder, SHIPPED_AT_0_2_1, TestHost, WIT_0_2_0_FIXTURE, seed_missed_call_alert,
+    seed_notification, wit_0_2_0_fixture, wit_0_2_1_module, with_seed_users,
 };
 use serde_json::{Value, json};
-
-const FROZEN: &str = "fixtures/wit-0.2.0/test_fixture.wasm";
-
-fn frozen_fixture() -> ModuleSource {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FROZEN);
-    ModuleSource {
-        origin: path.display().to_string(),
-        bytes: Arc::from(std::fs::read(&path).expect("the committed fixture")),
-        shipped: true,
-    }
-}
 
 #[tokio::test]
 async fn a_module_built_against_wit_0_2_0_loads_and_runs_on_this_host() {
@@ -48,14 +33,18 @@ async fn a_module_built_against_wit_0_2_0_loads_and_runs_on_this_host() {
     });
     // Loaded after the current build of `test_fixture`, so it replaces it.
     let host = Builder::new()
-        .module(frozen_fixture())
+        .module(wit_0_2_0_fixture())
         .callflow("acme", "main", flow)
         .start()
         .await;
     assert!(host.report.module_errors.is_empty(), "{:?}", host.report);
     let modules = host.runtime().modules();
     let module = modules.system().get("test_fixture").unwrap();
-    assert!(module.origin().ends_with(FROZEN), "{}", module.origin());
+    assert!(
+        module.origin().ends_with(WIT_0_2_0_FIXTURE),
+        "{}",
+        module.origin()
+    );
     assert_eq!(module.wit_version(), Some("0.2.0"));
     assert_eq!(module.world(), World::V0_2);
 

@@ -387,7 +387,21 @@ fn simulated_start() -> SystemTime {
 /// The shipped modules as built for `cfhost:callflow@0.2.1` before the contract moved to 0.3
 /// (`tests/fixtures/wit-0.2.1/`), as shipped modules: granted what they declare.
 pub fn wit_0_2_1_module(name: &str) -> ModuleSource {
-    let path = repo_root().join(format!("tests/fixtures/wit-0.2.1/{name}.wasm"));
+    committed_module(&format!("tests/fixtures/wit-0.2.1/{name}.wasm"))
+}
+
+/// Where `test_fixture` as built for `cfhost:callflow@0.2.0` is committed.
+pub const WIT_0_2_0_FIXTURE: &str = "tests/fixtures/wit-0.2.0/test_fixture.wasm";
+
+/// `test_fixture` as built for `cfhost:callflow@0.2.0` ([`WIT_0_2_0_FIXTURE`]), as a shipped
+/// module.
+pub fn wit_0_2_0_fixture() -> ModuleSource {
+    committed_module(WIT_0_2_0_FIXTURE)
+}
+
+/// A module binary committed under the repository root at `path`, as a shipped module.
+fn committed_module(path: &str) -> ModuleSource {
+    let path = repo_root().join(path);
     ModuleSource {
         origin: path.display().to_string(),
         bytes: Arc::from(

@@ -502,7 +502,6 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
                 .settings
                 .module_headers
                 .visible(request.headers.iter()),
-            ..CallDetails::default()
         };
         let caller = Caller::Trunk {
             name: trunk.to_string(),
@@ -604,7 +603,6 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
             .settings
             .module_headers
             .visible(request.headers.iter()),
-        ..CallDetails::default()
     };
     Some((details, Caller::Device { id: device.id }))
 }

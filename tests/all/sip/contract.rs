@@ -2,44 +2,46 @@
 //! call as their 0.3 builds do, and a 0.3 module reads the carrier's `X-` headers (and not the
 //! others), sees who authorised the call, and sets the caller id the rung device is shown.
 
-use super::transports::{connect_from, has_final, read_until, response_to, tcp_register};
+use super::transports::{read_until, registered_over_tcp, response_to};
 use super::*;
-use cfhost_tests::{SHIPPED_AT_0_2_1, wit_0_2_1_module};
+use cfhost_tests::{SHIPPED_AT_0_2_1, wit_0_2_0_fixture, wit_0_2_1_module};
 use tokio::io::AsyncWriteExt;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shipped_modules_built_for_0_2_1_take_a_real_missed_call() {
+/// A host whose shipped modules are the 0.2.1 builds and whose test_fixture (the seed flow's
+/// USER_BUSY child) is the 0.2.0 build.
+async fn start_built_for_0_2() -> (TestHost, SipService) {
     let (host, sip) = start_with(|mut builder| {
         for name in SHIPPED_AT_0_2_1 {
             builder = builder.module(wit_0_2_1_module(name));
         }
-        builder
+        builder.module(wit_0_2_0_fixture())
     })
     .await;
-    for name in SHIPPED_AT_0_2_1 {
+    for name in SHIPPED_AT_0_2_1.iter().chain(&["test_fixture"]) {
         let modules = host.runtime().modules();
         let world = modules.system().get(name).unwrap().world();
         assert_eq!(world, cfhost_core::bindings::World::V0_2, "{name}");
     }
+    (host, sip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_built_for_0_2_0_and_0_2_1_take_real_calls() {
+    let (host, sip) = start_built_for_0_2().await;
+    a_missed_call_sends_the_seed_alert(&host, &sip).await;
+    // A busy device (on a host of its own, so it is the device's only binding): 0.2.1's
+    // `user` takes its USER_BUSY child, 0.2.0's test_fixture registers a callback there, and
+    // the callback publishes when the call ends.
+    let (host, sip) = start_built_for_0_2().await;
     let port = free_udp_port(DEVICE_IP);
     register(&sip, "1001", "secret", port).await;
     let dir = tempfile::tempdir().unwrap();
-    let ringing = device("device_ring", port);
-    let call = carrier(&sip, "carrier_call", &[], dir.path());
+    let busy = device("device_busy", port);
+    let call = carrier(&sip, "carrier_refused", &[("CODE", "480")], dir.path());
+    succeeds(busy).await;
     succeeds(call).await;
-    succeeds(ringing).await;
     calls_done(&sip, 1).await;
-    let notifications = host.notifications();
-    assert_eq!(notifications.len(), 1, "{notifications:?}");
-    let alert = &notifications[0].payload;
-    assert_eq!(alert["Caller-ID-Number"], CALLER);
-    assert_eq!(alert["Caller-ID-Name"], "Jane Caller");
-    assert_eq!(alert["Call-Bridged"], false);
-    assert_eq!(alert["To"], json!(["boss@example.com"]));
-    assert_eq!(
-        alert["Notify"],
-        json!({"Hangup-Cause": "NORMAL_CLEARING", "Hangup-Code": "sip:200"})
-    );
+    assert_eq!(host.template_ids(), ["took-busy"]);
 }
 
 const CONTRACT_NUMBER: &str = "+15554442222";
@@ -71,19 +73,7 @@ async fn a_module_reads_the_carriers_x_headers_and_the_device_is_shown_the_calle
     let (host, sip) =
         start_with(|builder| builder.callflow("acme", "contract", contract_flow())).await;
     // The device registers over TCP, so the INVITE it is rung with can be read whole.
-    let mut device = connect_from(DEVICE_IP, sip.local_addr()).await;
-    device
-        .write_all(tcp_register(&device, 1, None).as_bytes())
-        .await
-        .unwrap();
-    let challenge = read_until(&mut device, has_final).await;
-    let auth = authorization(&nonce_of(&challenge), &format!("sip:{REALM}"), 1);
-    device
-        .write_all(tcp_register(&device, 2, Some(&auth)).as_bytes())
-        .await
-        .unwrap();
-    let registered = read_until(&mut device, has_final).await;
-    assert_eq!(code(&registered), 200, "{registered}");
+    let mut device = registered_over_tcp(&sip).await;
 
     // The carrier's INVITE carries two X- headers, a User-Agent and a credential.
     let headers = "Max-Forwards: 70\n      X-Tier: gold\n      User-Agent: carrier-sbc\n      \

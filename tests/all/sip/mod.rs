@@ -177,14 +177,20 @@ async fn calls_done(sip: &SipService, count: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_answers_at_a_registered_device_and_the_caller_hangs_up_at_voicemail() {
     let (host, sip) = start().await;
+    a_missed_call_sends_the_seed_alert(&host, &sip).await;
+}
+
+/// Device 1001 registers and rings, nobody answers, the carrier's caller hangs up at
+/// voicemail: the seed flow's alert, and only it, is published.
+async fn a_missed_call_sends_the_seed_alert(host: &TestHost, sip: &SipService) {
     let port = free_udp_port(DEVICE_IP);
-    register(&sip, "1001", "secret", port).await;
+    register(sip, "1001", "secret", port).await;
     let dir = tempfile::tempdir().unwrap();
     let ringing = device("device_ring", port);
-    let call = carrier(&sip, "carrier_call", &[], dir.path());
+    let call = carrier(sip, "carrier_call", &[], dir.path());
     succeeds(call).await;
     succeeds(ringing).await;
-    calls_done(&sip, 1).await;
+    calls_done(sip, 1).await;
     let notifications = host.notifications();
     assert_eq!(notifications.len(), 1, "{notifications:?}");
     let alert = &notifications[0].payload;

@@ -34,7 +34,7 @@ pub(super) async fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bo
 }
 
 /// A final response among `text`'s messages.
-pub(super) fn has_final(text: &str) -> bool {
+fn has_final(text: &str) -> bool {
     text.split("SIP/2.0 ").skip(1).any(|r| {
         r.get(..3)
             .and_then(|c| c.parse::<u16>().ok())
@@ -43,7 +43,7 @@ pub(super) fn has_final(text: &str) -> bool {
 }
 
 /// A TCP connection from `ip` to `to`.
-pub(super) async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
+async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind((ip.parse::<std::net::IpAddr>().unwrap(), 0).into())
@@ -52,7 +52,7 @@ pub(super) async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
 }
 
 /// A REGISTER of 1001 over TCP, on `stream`, with `authorization`.
-pub(super) fn tcp_register(stream: &TcpStream, n: u32, authorization: Option<&str>) -> String {
+fn tcp_register(stream: &TcpStream, n: u32, authorization: Option<&str>) -> String {
     let local = stream.local_addr().unwrap();
     let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     format!(
@@ -67,6 +67,26 @@ pub(super) fn tcp_register(stream: &TcpStream, n: u32, authorization: Option<&st
          Max-Forwards: 70\r\n\
          Content-Length: 0\r\n\r\n"
     )
+}
+
+/// Device 1001's connection, registered over TCP with digest authentication (challenged
+/// first): the INVITEs it is rung with come on it.
+pub(super) async fn registered_over_tcp(sip: &SipService) -> TcpStream {
+    let mut device = connect_from(DEVICE_IP, sip.local_addr()).await;
+    device
+        .write_all(tcp_register(&device, 1, None).as_bytes())
+        .await
+        .unwrap();
+    let challenge = read_until(&mut device, has_final).await;
+    assert_eq!(code(&challenge), 401, "{challenge}");
+    let auth = authorization(&nonce_of(&challenge), &format!("sip:{REALM}"), 1);
+    device
+        .write_all(tcp_register(&device, 2, Some(&auth)).as_bytes())
+        .await
+        .unwrap();
+    let registered = read_until(&mut device, has_final).await;
+    assert_eq!(code(&registered), 200, "{registered}");
+    device
 }
 
 /// The response to `request` that echoes its transaction's headers, with `status`.
@@ -92,20 +112,7 @@ pub(super) fn response_to(request: &str, status: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_registered_over_tcp_is_rung_on_its_connection() {
     let (host, sip) = start().await;
-    let mut device = connect_from(DEVICE_IP, sip.local_addr()).await;
-    device
-        .write_all(tcp_register(&device, 1, None).as_bytes())
-        .await
-        .unwrap();
-    let challenge = read_until(&mut device, has_final).await;
-    assert_eq!(code(&challenge), 401, "{challenge}");
-    let auth = authorization(&nonce_of(&challenge), &format!("sip:{REALM}"), 1);
-    device
-        .write_all(tcp_register(&device, 2, Some(&auth)).as_bytes())
-        .await
-        .unwrap();
-    let registered = read_until(&mut device, has_final).await;
-    assert_eq!(code(&registered), 200, "{registered}");
+    let mut device = registered_over_tcp(&sip).await;
     // A carrier calls u1: the INVITE comes on the device's connection (it listens nowhere
     // else); the device is busy, and the flow takes its USER_BUSY child.
     let dir = tempfile::tempdir().unwrap();
