@@ -3,7 +3,7 @@
 //! resource and reads what it needs; a 0.2 module gets the whole `call-info` record.
 
 use wasmtime::Store;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::InstancePre;
 
 use crate::bindings::{CallflowModule, CallflowModulePre, Description, HangupInfo, Outcome};
 use crate::bindings::{World, v0_2};
@@ -29,22 +29,6 @@ impl ModulePre {
             World::V0_2 => ModulePre::V0_2(v0_2::CallflowModulePre::new(pre)?),
             World::V0_3 => ModulePre::V0_3(CallflowModulePre::new(pre)?),
         })
-    }
-
-    /// The release the module speaks.
-    pub fn world(&self) -> World {
-        match self {
-            ModulePre::V0_2(_) => World::V0_2,
-            ModulePre::V0_3(_) => World::V0_3,
-        }
-    }
-
-    /// The component.
-    pub fn component(&self) -> &Component {
-        match self {
-            ModulePre::V0_2(pre) => pre.instance_pre().component(),
-            ModulePre::V0_3(pre) => pre.instance_pre().component(),
-        }
     }
 
     /// A new instance in `store`.

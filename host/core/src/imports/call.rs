@@ -7,11 +7,9 @@ use wasmtime::component::Resource;
 
 use super::InstanceState;
 use crate::bindings::CallFlags;
-use crate::bindings::cfhost::callflow::call::{AuthorizedBy, ControlError, Host, HostCall};
+use crate::bindings::cfhost::callflow::call::{AuthorizedBy, Call, ControlError, Host, HostCall};
 use crate::call::CallDetails;
 use crate::policy::Capability;
-
-pub use crate::bindings::cfhost::callflow::call::Call;
 
 /// The longest caller id name or number a module may set, in bytes (SIP display names and
 /// user parts past this are refused by most carriers anyway).

@@ -31,7 +31,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 use crate::bindings::CallflowModule;
 use crate::context::CallContext;
 use crate::policy::{Capability, Limits, Refusal, Turn};
-pub use call::{MAX_CALLER_ID_BYTES, lent_call};
+pub use call::lent_call;
 pub use clock::RunClock;
 use limiter::InstanceLimiter;
 
