@@ -33,15 +33,7 @@ async fn modules_built_for_0_2_0_and_0_2_1_take_real_calls() {
     // `user` takes its USER_BUSY child, 0.2.0's test_fixture registers a callback there, and
     // the callback publishes when the call ends.
     let (host, sip) = start_built_for_0_2().await;
-    let port = free_udp_port(DEVICE_IP);
-    register(&sip, "1001", "secret", port).await;
-    let dir = tempfile::tempdir().unwrap();
-    let busy = device("device_busy", port);
-    let call = carrier(&sip, "carrier_refused", &[("CODE", "480")], dir.path());
-    succeeds(busy).await;
-    succeeds(call).await;
-    calls_done(&sip, 1).await;
-    assert_eq!(host.template_ids(), ["took-busy"]);
+    a_busy_device_takes_the_user_busy_child(&host, &sip).await;
 }
 
 const CONTRACT_NUMBER: &str = "+15554442222";

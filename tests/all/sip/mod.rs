@@ -288,16 +288,23 @@ async fn the_caller_leaves_a_message_and_a_wav_of_its_length_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_device_sends_the_flow_to_the_user_busy_child() {
     let (host, sip) = start().await;
+    a_busy_device_takes_the_user_busy_child(&host, &sip).await;
+}
+
+/// Device 1001 registers and answers busy: the seed flow's USER_BUSY child (test_fixture)
+/// registers a callback, which publishes `took-busy` when the call ends, and nothing else is
+/// published.
+async fn a_busy_device_takes_the_user_busy_child(host: &TestHost, sip: &SipService) {
     let port = free_udp_port(DEVICE_IP);
-    register(&sip, "1001", "secret", port).await;
+    register(sip, "1001", "secret", port).await;
     let dir = tempfile::tempdir().unwrap();
     let busy = device("device_busy", port);
     // The USER_BUSY child stops the flow: the host then ends the call (480 to the caller).
-    let call = carrier(&sip, "carrier_refused", &[("CODE", "480")], dir.path());
+    let call = carrier(sip, "carrier_refused", &[("CODE", "480")], dir.path());
     succeeds(busy).await;
     succeeds(call).await;
-    calls_done(&sip, 1).await;
-    assert!(host.template_ids().contains(&"took-busy".to_string()));
+    calls_done(sip, 1).await;
+    assert_eq!(host.template_ids(), ["took-busy"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
