@@ -147,7 +147,7 @@ async fn components_that_do_not_fit_are_refused_at_load_and_the_rest_works() {
     assert!(
         errors[1].ends_with(
             "future_major.wasm: built against cfhost:callflow@1.0.0, which this host (speaking \
-             @0.3.0, and @0.2.1 for older modules) cannot run: rebuild it against the WIT this \
+             @0.3.1, and @0.2.1 for older modules) cannot run: rebuild it against the WIT this \
              host ships"
         ),
         "{}",

@@ -1,21 +1,23 @@
 //! WIT evolution: a module built against an older release of `cfhost:callflow` keeps loading
 //! and running. The fixtures are binaries built and committed when the host spoke 0.2.0
-//! (`fixtures/wit-0.2.0/README.md`) and 0.2.1 (`fixtures/wit-0.2.1/README.md`, the shipped
-//! modules); the host now speaks 0.3 and runs 0.2 modules beside 0.3 ones. Also here: what the
+//! (`fixtures/wit-0.2.0/README.md`), 0.2.1 and 0.3.0 (`fixtures/wit-0.2.1/README.md`,
+//! `fixtures/wit-0.3.0/README.md`, the shipped modules); the host now speaks 0.3.1 and runs 0.2
+//! modules beside 0.3 ones. Also here: what the
 //! 0.3 call resource gives a module (every fact, the SIP headers, setting the caller id).
 
 use cfhost_core::bindings::{WIT_VERSION, World};
 use cfhost_core::executor::CallReport;
+use cfhost_core::registry::ModuleSource;
 use cfhost_core::trace::TraceEvent;
 use cfhost_tests::{
     Builder, SHIPPED_AT_0_2_1, TestHost, WIT_0_2_0_FIXTURE, seed_missed_call_alert,
-    seed_notification, wit_0_2_0_fixture, wit_0_2_1_module, with_seed_users,
+    seed_notification, wit_0_2_0_fixture, wit_0_2_1_module, wit_0_3_0_module, with_seed_users,
 };
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_module_built_against_wit_0_2_0_loads_and_runs_on_this_host() {
-    assert_eq!(WIT_VERSION, "0.3.0", "the host has moved on from 0.2");
+    assert_eq!(WIT_VERSION, "0.3.1", "the host has moved on from 0.2");
     let flow = json!({
         "numbers": ["+15550002000"],
         "flow": {
@@ -61,9 +63,32 @@ async fn a_module_built_against_wit_0_2_0_loads_and_runs_on_this_host() {
     assert_eq!(host.template_ids(), ["from-0.2.0"]);
 }
 
-/// A host with the seed callflows and users, and the shipped modules of `world`: this build's
-/// (0.3), or the 0.2.1 builds loaded over them.
-async fn seed_host(world: World) -> TestHost {
+/// A build of the shipped modules: this one, or one committed for an older release.
+#[derive(Clone, Copy)]
+struct Build {
+    world: World,
+    committed: Option<fn(&str) -> ModuleSource>,
+}
+
+/// The builds compared: 0.2.1's, 0.3.0's and this one (0.3.1).
+const BUILDS: [Build; 3] = [
+    Build {
+        world: World::V0_2,
+        committed: Some(wit_0_2_1_module),
+    },
+    Build {
+        world: World::V0_3,
+        committed: Some(wit_0_3_0_module),
+    },
+    Build {
+        world: World::V0_3,
+        committed: None,
+    },
+];
+
+/// A host with the seed callflows and users, and the shipped modules of `build` loaded over
+/// this build's.
+async fn seed_host(build: Build) -> TestHost {
     let mut builder = with_seed_users(Builder::new(), "acme-missed")
         .callflow("acme-missed", "seed", seed_missed_call_alert())
         .callflow("acme-notify", "seed", seed_notification())
@@ -72,9 +97,9 @@ async fn seed_host(world: World) -> TestHost {
             "bdc3a4b7e3a5405a9aa8a0f9c6b76997",
             json!({"email": "office.manager@example.com"}),
         );
-    if world == World::V0_2 {
+    if let Some(committed) = build.committed {
         for name in SHIPPED_AT_0_2_1 {
-            builder = builder.module(wit_0_2_1_module(name));
+            builder = builder.module(committed(name));
         }
     }
     let host = builder.start().await;
@@ -83,7 +108,10 @@ async fn seed_host(world: World) -> TestHost {
     for name in SHIPPED_AT_0_2_1 {
         let modules = host.runtime().modules();
         let module = modules.system().get(name).unwrap();
-        assert_eq!(module.world(), world, "{name}");
+        assert_eq!(module.world(), build.world, "{name}");
+        if build.committed.is_some() {
+            assert!(module.origin().contains("tests/fixtures/wit-"), "{name}");
+        }
     }
     host
 }
@@ -141,20 +169,21 @@ fn seed_calls() -> [Value; 4] {
 }
 
 #[tokio::test]
-async fn the_shipped_modules_built_for_0_2_1_run_the_seed_calls_as_their_0_3_builds_do() {
+async fn the_shipped_modules_built_for_0_2_1_and_0_3_0_run_the_seed_calls_as_this_build_does() {
     let mut seen = Vec::new();
-    for world in World::ALL {
+    for build in BUILDS {
         let mut calls = Vec::new();
         for call in seed_calls() {
             // A host per call, so that each call's notifications are its own.
-            let host = seed_host(world).await;
+            let host = seed_host(build).await;
             let report = host.run(call).await;
             calls.push(observed(&host, &report));
         }
         seen.push(calls);
     }
-    let (old, new) = (&seen[0], &seen[1]);
-    assert_eq!(old, new, "0.2.1 builds and 0.3 builds differ");
+    let (old, previous, new) = (&seen[0], &seen[1], &seen[2]);
+    assert_eq!(old, new, "0.2.1 builds and this build differ");
+    assert_eq!(previous, new, "0.3.0 builds and this build differ");
     // And the calls did what the seeds do: one alert for the missed call only, and the
     // notification seed's cf_notification.
     let keys = |call: &Value| -> Vec<String> {
@@ -171,6 +200,26 @@ async fn the_shipped_modules_built_for_0_2_1_run_the_seed_calls_as_their_0_3_bui
     assert_eq!(
         new[0]["notifications"][0]["payload"]["Caller-ID-Number"],
         "+15550001234"
+    );
+}
+
+#[tokio::test]
+async fn a_0_3_1_module_knows_which_children_its_node_has() {
+    let stop = json!({"module": "test_fixture", "data": {"outcome": "stop"}});
+    let flow = json!({"numbers": ["+15550002000"],
+                      "flow": {"module": "test_fixture", "data": {"read": ["child_keys"]},
+                               "children": {"blocked": stop.clone(), "_": {
+                                   "module": "test_fixture", "data": {"read": ["child_keys"]},
+                                   "children": {"nothing": {}}}}}});
+    let host = Builder::new().callflow("acme", "main", flow).start().await;
+    let report = host
+        .run(json!({"account_id": "acme", "to": "+15550002000"}))
+        .await;
+    assert_eq!(
+        facts(&report),
+        [r#"child_keys=["_", "blocked"]"#, r#"child_keys=[]"#],
+        "a `{{}}` child leads nowhere: {:#?}",
+        report.trace
     );
 }
 

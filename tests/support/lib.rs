@@ -390,6 +390,12 @@ pub fn wit_0_2_1_module(name: &str) -> ModuleSource {
     committed_module(&format!("tests/fixtures/wit-0.2.1/{name}.wasm"))
 }
 
+/// The shipped modules as built for `cfhost:callflow@0.3.0`, before 0.3.1 added the `node`
+/// interface (`tests/fixtures/wit-0.3.0/`), as shipped modules.
+pub fn wit_0_3_0_module(name: &str) -> ModuleSource {
+    committed_module(&format!("tests/fixtures/wit-0.3.0/{name}.wasm"))
+}
+
 /// Where `test_fixture` as built for `cfhost:callflow@0.2.0` is committed.
 pub const WIT_0_2_0_FIXTURE: &str = "tests/fixtures/wit-0.2.0/test_fixture.wasm";
 
@@ -411,5 +417,5 @@ fn committed_module(path: &str) -> ModuleSource {
     }
 }
 
-/// The shipped modules built for 0.2.1, in the order a host loads them.
+/// The shipped modules built for 0.2.1 (and for 0.3.0), in the order a host loads them.
 pub const SHIPPED_AT_0_2_1: [&str; 4] = ["missed_call_alert", "notification", "user", "voicemail"];

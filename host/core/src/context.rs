@@ -19,6 +19,8 @@ pub struct CallContext {
     directory: Arc<dyn Directory>,
     notifier: Arc<Notifier>,
     callbacks: Mutex<Vec<Registration>>,
+    /// The keys of the children of the node running now (empty between nodes).
+    node_children: Mutex<Vec<String>>,
 }
 
 /// A termination callback: which module to call back, with what state.
@@ -53,6 +55,7 @@ impl CallContext {
             directory,
             notifier,
             callbacks: Mutex::new(Vec::new()),
+            node_children: Mutex::new(Vec::new()),
         }
     }
 
@@ -117,6 +120,20 @@ impl CallContext {
             duplicate,
         });
         Ok(())
+    }
+
+    /// Sets the keys of the children of the node about to run; empty once it has run. A
+    /// call's nodes run one at a time, so there is one node at a time to describe.
+    pub fn set_node_children(&self, keys: Vec<String>) {
+        *self.node_children.lock().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
+    /// The keys of the children of the node running now.
+    pub fn node_children(&self) -> Vec<String> {
+        self.node_children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The callbacks registered so far, in order, leaving none (they run once).

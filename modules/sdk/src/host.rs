@@ -46,6 +46,18 @@ pub mod account {
     }
 }
 
+/// The node being run. Always available.
+pub mod node {
+    /// The keys of the node's children that lead somewhere, sorted (`_` included); empty in
+    /// `on_termination`. A module acts on a child's absence with it.
+    pub fn child_keys() -> Vec<String> {
+        dispatch!(
+            crate::bindings::cfhost::callflow::node::child_keys(),
+            |call| { call.children.clone() }
+        )
+    }
+}
+
 /// Answer, bridge, record, hang up. Requires the `call-control` capability.
 pub mod call_control {
     use crate::bindings::cfhost::callflow::call_control as wit;

@@ -4,7 +4,7 @@
 //! one) against `cfhost:callflow@0.3`. It implements [`CallflowModule`], describes its node
 //! data with a type ([`description_for`] derives the JSON Schema), reads the [`Call`] it runs
 //! for through its methods, reaches the host through [`call_control`], [`directory`],
-//! [`notify`], [`account`], [`clock`], [`log`] and the termination callbacks
+//! [`notify`], [`account`], [`node`], [`clock`], [`log`] and the termination callbacks
 //! ([`register_termination`]), and is exported with [`export_module!`]. Under `cargo test` the
 //! same code runs natively against a [`testing::ScriptedCall`].
 //!
@@ -71,7 +71,7 @@ pub use bindings::cfhost::callflow::types::{
 };
 pub use call::Call;
 pub use host::register_termination_raw;
-pub use host::{account, call_control, clock, directory, log, notify};
+pub use host::{account, call_control, clock, directory, log, node, notify};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -86,6 +86,7 @@ pub(crate) struct CallState {
     pub(crate) flags: CallFlags,
     pub(crate) account: AccountSettings,
     pub(crate) users: Vec<User>,
+    pub(crate) children: Vec<String>,
     pub(crate) now: SystemTime,
     bridge_results: Vec<BridgeResult>,
     record_results: Vec<RecordResult>,
@@ -212,6 +213,7 @@ impl ScriptedCall {
             },
             info,
             users: Vec::new(),
+            children: vec!["_".to_string()],
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             bridge_results: Vec::new(),
             record_results: Vec::new(),
@@ -285,6 +287,11 @@ impl ScriptedCall {
     /// The account's time zone (its `account.json` `timezone`).
     pub fn timezone(self, timezone: &str) -> Self {
         self.with(|s| s.account.timezone = Some(timezone.to_string()))
+    }
+
+    /// The keys of the node's children (by default `_` alone), as `node::child_keys` gives.
+    pub fn children(self, keys: &[&str]) -> Self {
+        self.with(|s| s.children = keys.iter().map(|k| k.to_string()).collect())
     }
 
     /// Adds a user to the account's directory.

@@ -304,7 +304,7 @@ fn module_check_prints_a_good_modules_description() {
     assert_eq!(report["name"], "time_of_day");
     assert_eq!(report["version"], "0.1.0");
     assert_eq!(report["wit_version"], cfhost_core::bindings::WIT_VERSION);
-    assert_eq!(report["world"], "cfhost:callflow/callflow-module@0.3.0");
+    assert_eq!(report["world"], "cfhost:callflow/callflow-module@0.3.1");
     assert_eq!(report["capabilities"], serde_json::json!(["clock", "log"]));
     assert_eq!(
         report["data_schema"]["required"],
@@ -320,7 +320,7 @@ fn module_check_prints_a_good_modules_description() {
     );
     assert!(table.contains(&built_against), "{table}");
     assert!(
-        table.contains("  world         cfhost:callflow/callflow-module@0.3.0"),
+        table.contains("  world         cfhost:callflow/callflow-module@0.3.1"),
         "{table}"
     );
     assert!(
@@ -363,7 +363,7 @@ fn module_check_says_precisely_what_is_wrong() {
         (built.join("wrong_world.wasm"), "exports the wrong world"),
         (
             built.join("future_major.wasm"),
-            "built against cfhost:callflow@1.0.0, which this host (speaking @0.3.0, and @0.2.1 \
+            "built against cfhost:callflow@1.0.0, which this host (speaking @0.3.1, and @0.2.1 \
              for older modules) cannot run",
         ),
         (garbage.clone(), "not a WebAssembly component"),

@@ -25,7 +25,7 @@ pub use self::cfhost::callflow::types::CallFlags;
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "cfhost:callflow";
 /// Its current version (the `package` line of `wit/callflow.wit`).
-pub const WIT_VERSION: &str = "0.3.0";
+pub const WIT_VERSION: &str = "0.3.1";
 
 /// A release of the contract the host runs modules of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,7 +61,7 @@ impl World {
         }
     }
 
-    /// The world's name as `cfhost module check` prints it: `cfhost:callflow/callflow-module@0.3.0`.
+    /// The world's name as `cfhost module check` prints it: `cfhost:callflow/callflow-module@0.3.1`.
     pub fn qualified_name(self) -> String {
         format!("{WIT_PACKAGE}/callflow-module@{}", self.version())
     }
@@ -101,7 +101,7 @@ mod tests {
         }
         assert_eq!(
             World::V0_3.to_string(),
-            "cfhost:callflow/callflow-module@0.3.0"
+            "cfhost:callflow/callflow-module@0.3.1"
         );
     }
 }

@@ -80,6 +80,15 @@ impl Node {
             })
     }
 
+    /// The keys of the children that are nodes (a `{}` child leads nowhere), sorted.
+    pub fn child_keys(&self) -> Vec<String> {
+        self.children
+            .iter()
+            .filter(|(_, child)| matches!(child, Child::Node(_)))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// The `_` child, if it is a node.
     pub fn default_child(&self) -> Option<&Node> {
         self.next(&[])

@@ -300,7 +300,10 @@ impl Executor<'_> {
             path: node.path.clone(),
             module: node.module.clone(),
         });
-        let (step, result) = match self.run_handle(context, module, &node.data).await {
+        context.set_node_children(node.child_keys());
+        let run = self.run_handle(context, module, &node.data).await;
+        context.set_node_children(Vec::new());
+        let (step, result) = match run {
             Run::Done(Outcome::ContinueTo(keys)) => {
                 (Step::Next(keys.clone()), NodeResult::Continue(keys))
             }

@@ -16,6 +16,7 @@ mod clock;
 mod directory;
 mod limiter;
 mod log;
+mod node;
 mod notify;
 mod types;
 pub mod v0_2;
