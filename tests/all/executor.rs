@@ -346,8 +346,8 @@ async fn a_module_past_its_deadline_or_memory_cap_traps_and_the_flow_goes_on() {
         ),
         (
             "grow",
-            // (how far past 16 MiB it asked depends on the module's memory layout)
-            "bytes; the limit is 16777216 (memory)",
+            // (how far past 32 MiB it asked depends on the module's memory layout)
+            "bytes; the limit is 33554432 (memory)",
         ),
     ] {
         let flow = fixture(

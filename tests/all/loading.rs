@@ -129,7 +129,7 @@ async fn components_that_do_not_fit_are_refused_at_load_and_the_rest_works() {
         .callflow("acme", "good", seed_missed_call_alert())
         .module(dropped_in_module("wrong_world"))
         .module(dropped_in_module("future_major"))
-        .module(source("huge.wasm", vec![0; 3 << 20]))
+        .module(source("huge.wasm", vec![0; 33 << 20]))
         .module(source("text.wasm", b"not wasm at all".to_vec()))
         .start()
         .await;
@@ -155,7 +155,8 @@ async fn components_that_do_not_fit_are_refused_at_load_and_the_rest_works() {
     );
     assert_eq!(
         errors[2],
-        "huge.wasm: the file is 3145728 bytes; modules may be at most 2097152 bytes"
+        "huge.wasm: the file is 34603008 bytes; modules may be at most 33554432 bytes \
+         ([loading] max_wasm_kib)"
     );
     assert!(
         errors[3].starts_with("text.wasm: not a WebAssembly component: "),

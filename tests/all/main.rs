@@ -11,6 +11,7 @@ mod lifecycle;
 mod loading;
 mod missed_call_alert;
 mod notification;
+mod polyglot;
 mod sip;
 mod tenant_safety;
 mod time_of_day;

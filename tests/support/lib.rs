@@ -396,6 +396,25 @@ pub fn wit_0_3_0_module(name: &str) -> ModuleSource {
     committed_module(&format!("tests/fixtures/wit-0.3.0/{name}.wasm"))
 }
 
+/// A module written in Python or JavaScript (`blocklist`, `check_cid`, `py_hostile`,
+/// `js_hostile`), as `modules/build-polyglot` built it into `target/polyglot/` (`tests/run`
+/// runs it first), treated as shipped: granted what it declares.
+pub fn polyglot_module(name: &str) -> ModuleSource {
+    let path = repo_root().join(format!("target/polyglot/{name}.wasm"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: build the Python and JavaScript modules with modules/build-polyglot \
+             (tests/run does)",
+            path.display()
+        )
+    });
+    ModuleSource {
+        origin: path.display().to_string(),
+        bytes: Arc::from(bytes),
+        shipped: true,
+    }
+}
+
 /// Where `test_fixture` as built for `cfhost:callflow@0.2.0` is committed.
 pub const WIT_0_2_0_FIXTURE: &str = "tests/fixtures/wit-0.2.0/test_fixture.wasm";
 

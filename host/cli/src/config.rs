@@ -22,7 +22,7 @@
 //! [limits]                                 # for every account; see `policy::Limits`
 //! handle_deadline_ms = 2000
 //! [loading]
-//! max_wasm_kib = 2048
+//! max_wasm_kib = 32768
 //! [failure]
 //! mode = "fail-open"                       # or "fail-closed"
 //! hangup_cause = "NORMAL_TEMPORARY_FAILURE"

@@ -52,7 +52,9 @@ impl Default for Limits {
             handle_deadline: Duration::from_secs(2),
             callback_deadline: Duration::from_secs(2),
             fuel: None,
-            memory_bytes: 16 << 20,
+            // A Python module (componentize-py) starts at about 13 MiB, a JavaScript one
+            // (componentize-js) at about 9 MiB: the default leaves either room to work.
+            memory_bytes: 32 << 20,
             table_elements: 10_000,
             outcome_bytes: 4 << 10,
             notification_bytes: 64 << 10,

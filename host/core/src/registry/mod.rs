@@ -59,6 +59,24 @@ pub fn embedded_modules() -> Vec<ModuleSource> {
         .collect()
 }
 
+/// Why `origin` did not compile: not a component, or (as wasmtime says when a memory's
+/// minimum is past the pool's slot) a memory at start larger than the limit.
+fn compile_error(origin: &str, source: wasmtime::Error) -> ModuleError {
+    let text = format!("{source:#}");
+    match text.split_once("memory has a minimum byte size of ") {
+        Some((_, detail)) if text.contains("does not fit in pooling allocator") => {
+            ModuleError::MemoryAtStart {
+                origin: origin.to_string(),
+                detail: format!("a minimum of {detail}"),
+            }
+        }
+        _ => ModuleError::NotAComponent {
+            origin: origin.to_string(),
+            source,
+        },
+    }
+}
+
 /// Every `*.wasm` file in `dir`, in file-name order (none when `dir` does not exist).
 pub fn modules_in_dir(dir: &Path) -> std::io::Result<Vec<ModuleSource>> {
     let entries = match std::fs::read_dir(dir) {
@@ -86,7 +104,10 @@ pub fn modules_in_dir(dir: &Path) -> std::io::Result<Vec<ModuleSource>> {
 /// A module that could not be loaded; the others load regardless.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
-    #[error("{origin}: the file is {size} bytes; modules may be at most {limit} bytes")]
+    #[error(
+        "{origin}: the file is {size} bytes; modules may be at most {limit} bytes ([loading] \
+         max_wasm_kib)"
+    )]
     TooLarge {
         origin: String,
         size: usize,
@@ -103,6 +124,12 @@ pub enum ModuleError {
         origin: String,
         source: contract::ContractError,
     },
+    #[error(
+        "{origin}: its memory at start is larger than an instance may have: {detail}; raise \
+         [limits] memory_mib (a Python module starts at about 13 MiB, a JavaScript one at \
+         about 9 MiB)"
+    )]
+    MemoryAtStart { origin: String, detail: String },
     #[error("{origin}: not a callflow module component: {source:#}")]
     NotAModule {
         origin: String,
@@ -152,6 +179,7 @@ impl ModuleError {
         match self {
             ModuleError::TooLarge { origin, .. }
             | ModuleError::NotAComponent { origin, .. }
+            | ModuleError::MemoryAtStart { origin, .. }
             | ModuleError::Contract { origin, .. }
             | ModuleError::NotAModule { origin, .. }
             | ModuleError::NotGranted { origin, .. }
@@ -481,13 +509,9 @@ async fn check_and_load(
             limit: policy.max_wasm_bytes,
         });
     }
-    let (component, provenance) =
-        sandbox
-            .compile(&source.bytes)
-            .map_err(|source| ModuleError::NotAComponent {
-                origin: origin.clone(),
-                source,
-            })?;
+    let (component, provenance) = sandbox
+        .compile(&source.bytes)
+        .map_err(|source| compile_error(&origin, source))?;
     let contract =
         contract::check(sandbox.engine(), &component).map_err(|source| ModuleError::Contract {
             origin: origin.clone(),
