@@ -345,3 +345,39 @@ async fn a_python_or_javascript_module_that_loops_or_allocates_without_end_is_st
         assert_eq!(node_results(&report), ["continue"], "{module} {attack}");
     }
 }
+
+#[tokio::test]
+async fn a_module_whose_memory_at_start_is_past_the_limit_is_refused_naming_the_setting() {
+    let host = Builder::new()
+        .policy(|policy| {
+            policy.set_limits(Limits {
+                memory_bytes: 8 << 20,
+                ..Limits::default()
+            })
+        })
+        .module(polyglot_module("blocklist"))
+        .start()
+        .await;
+    let errors: Vec<String> = host
+        .report
+        .module_errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .contains("blocklist.wasm: its memory at start is larger than an instance may have")
+            && errors[0].contains("raise [limits] memory_mib"),
+        "{}",
+        errors[0]
+    );
+    // The Rust modules loaded, and run.
+    assert!(
+        host.runtime()
+            .modules()
+            .system()
+            .get("test_fixture")
+            .is_some()
+    );
+}

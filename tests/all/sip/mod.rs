@@ -5,6 +5,7 @@
 mod contract;
 mod identity;
 mod long_calls;
+mod polyglot;
 mod transports;
 
 use std::net::SocketAddr;

@@ -330,6 +330,38 @@ fn module_check_prints_a_good_modules_description() {
 }
 
 #[test]
+fn module_check_passes_the_python_and_javascript_modules() {
+    for (name, capabilities, schema_id) in [
+        ("blocklist", ["call-control", "log"], None),
+        (
+            "check_cid",
+            ["call-control", "log"],
+            Some("callflows.check_cid"),
+        ),
+    ] {
+        let file = repo_root().join(format!("target/polyglot/{name}.wasm"));
+        assert!(
+            file.exists(),
+            "{}: run modules/build-polyglot",
+            file.display()
+        );
+        let out = module_check(&file, true);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["name"], name);
+        assert_eq!(report["world"], "cfhost:callflow/callflow-module@0.3.1");
+        assert_eq!(report["capabilities"], serde_json::json!(capabilities));
+        if let Some(id) = schema_id {
+            assert_eq!(report["data_schema"]["_id"], id, "KAZOO's schema, as it is");
+        }
+    }
+}
+
+#[test]
 fn module_check_says_which_world_a_module_built_for_0_2_implements() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/wit-0.2.1/missed_call_alert.wasm");

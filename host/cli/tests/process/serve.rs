@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cfhost_tests::{built_module, free_port, repo_root};
+use cfhost_tests::{built_module, free_port, polyglot_module, repo_root};
 use serde_json::{Value, json};
 
 pub(crate) const OPERATOR: &str = "operator-secret";
@@ -106,11 +106,17 @@ pub(crate) fn start_with(extra: &str) -> Server {
 
 /// [`start_with`], after `prepare` changed the data directory.
 fn start_prepared(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
-    start_logging(extra, prepare, None)
+    start_logging(extra, prepare, None, &[])
 }
 
-/// [`start_prepared`], logging as `rust_log` says (else as the environment does).
-fn start_logging(extra: &str, prepare: impl FnOnce(&Path), rust_log: Option<&str>) -> Server {
+/// [`start_prepared`], logging as `rust_log` says (else as the environment does), with settings
+/// `env` (`CFHOST_<SECTION>__<KEY>`) in its environment.
+fn start_logging(
+    extra: &str,
+    prepare: impl FnOnce(&Path),
+    rust_log: Option<&str>,
+    env: &[(&str, &str)],
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     copy_dir(&repo_root().join("examples/data"), &data);
@@ -157,6 +163,7 @@ fn start_logging(extra: &str, prepare: impl FnOnce(&Path), rust_log: Option<&str
     if let Some(filter) = rust_log {
         command.env("RUST_LOG", filter);
     }
+    command.envs(env.iter().copied());
     let child = command
         .arg("serve")
         .env("CFHOST_SIP__LISTEN", "127.0.0.1:0")
@@ -1204,6 +1211,64 @@ fn an_account_uploads_its_own_module_checked_stored_and_live_for_it_alone() {
 }
 
 #[test]
+fn an_account_uploads_a_python_module_for_itself_and_only_its_calls_run_it() {
+    // The operator grants it to the account; Python modules are about 18 MiB: past this
+    // server's 1 MiB cap, within the default's.
+    let grant =
+        "[accounts.acme-missed.modules.blocklist]\ncapabilities = [\"call-control\", \"log\"]\n";
+    let env = [("CFHOST_LOADING__MAX_WASM_KIB", "32768")];
+    let server = start_logging(grant, |_| {}, None, &env);
+    let blocklist = polyglot_module("blocklist").bytes;
+    let upload = |account: &str, token: &str, bytes: &[u8]| {
+        let path = format!("/v1/accounts/{account}/modules/blocklist");
+        send(
+            server.port,
+            "PUT",
+            &path,
+            Some(token),
+            "application/wasm",
+            bytes,
+        )
+    };
+    // Refused before the body is read (a short one, so that the answer is not lost to a
+    // connection closed while 18 MiB are still being sent).
+    assert_eq!(
+        upload("acme-notify", ACME, b"\0asm").0,
+        403,
+        "another account's"
+    );
+    let (status, body) = upload("acme-missed", ACME, &blocklist);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["owner"], json!({"account": "acme-missed"}));
+    assert_eq!(body["capabilities"], json!(["call-control", "log"]));
+
+    let screen = json!({"numbers": ["screen"], "flow": {"module": "blocklist",
+        "data": {"numbers": ["+15550001234"]}}});
+    let caller = json!({"to": "screen", "caller_id_number": "+15550001234"});
+    for account in ["acme-missed", "acme-notify"] {
+        let path = format!("/v1/accounts/{account}/callflows/screen");
+        let (status, body) = request(&server, "PUT", &path, Some(OPERATOR), Some(&screen));
+        assert_eq!(status, 200, "{body}");
+    }
+    // The uploading account's call runs it: the listed caller is hung up.
+    let path = "/v1/accounts/acme-missed/calls";
+    let (status, body) = request(&server, "POST", path, Some(OPERATOR), Some(&caller));
+    assert_eq!(status, 200, "{body}");
+    let trace = body["trace"].to_string();
+    assert!(
+        trace.contains("blocked (+15550001234 is listed): hung up CALL_REJECTED"),
+        "{body}"
+    );
+    // Another account's calls do not see it, nor does the system's list.
+    assert_eq!(
+        run_call(&server, "acme-notify", &caller).0,
+        "skipped: unknown module"
+    );
+    let (_, system) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+    assert!(!module_names(&system).contains(&"blocklist"));
+}
+
+#[test]
 fn modules_dropped_into_the_module_directory_are_picked_up_replaced_and_removed_live() {
     let server = start();
     let file = server.modules_dir().join("versioned.wasm");
@@ -1402,7 +1467,7 @@ fn a_new_module_is_scaffolded_built_checked_dropped_in_called_and_replaced_live(
 
 #[test]
 fn no_credential_reaches_the_log_even_at_trace() {
-    let server = start_logging("", |_| {}, Some("trace"));
+    let server = start_logging("", |_| {}, Some("trace"), &[]);
     let sip = sip_address(&server);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let me = socket.local_addr().unwrap();
@@ -1457,6 +1522,7 @@ fn registrations_are_shown_to_the_operator_and_to_their_account_only() {
             std::fs::write(devices.join("d1.json"), device.to_string()).unwrap();
         },
         None,
+        &[],
     );
     let sip = sip_address(&server);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
