@@ -53,8 +53,9 @@ enum Command {
     /// Work with module components.
     #[command(subcommand)]
     Module(module::Command),
-    /// Create a module crate: `cargo test` runs its tests, `cargo build --release --target
-    /// wasm32-wasip2` builds the component to drop into a module directory.
+    /// Create a module project, in Rust (the default), Python or JavaScript (`--lang`): it
+    /// passes its own tests, builds the component to drop into a module directory with one
+    /// command, and prints the steps.
     NewModule(new_module::Options),
 }
 

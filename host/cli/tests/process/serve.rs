@@ -1352,6 +1352,130 @@ fn modules_dropped_into_the_module_directory_are_picked_up_replaced_and_removed_
 }
 
 /// `cargo` in a scaffolded module's directory, building into `target` (kept between runs).
+#[test]
+fn python_and_javascript_modules_are_scaffolded_tested_built_checked_dropped_in_and_called() {
+    // The pinned tools modules/build-polyglot installed (tests/run runs it first).
+    let python = repo_root().join("target/polyglot/python/bin");
+    let node_tools = repo_root().join("modules/javascript/node_modules/.bin");
+    assert!(
+        python.join("componentize-py").exists() && node_tools.join("componentize-js").exists(),
+        "the Python and JavaScript tools are missing: run modules/build-polyglot"
+    );
+    let path = std::env::join_paths(
+        [python.clone(), node_tools]
+            .into_iter()
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = start_logging(
+        "",
+        |_| {},
+        None,
+        &[("CFHOST_LOADING__MAX_WASM_KIB", "32768")],
+    );
+    for (lang, name, steps) in [
+        (
+            "python",
+            "py_router",
+            vec![
+                vec!["pytest", "-q", "-p", "no:cacheprovider"],
+                vec![
+                    "componentize-py",
+                    "-d",
+                    "wit",
+                    "-w",
+                    "callflow-module",
+                    "componentize",
+                    "py_router",
+                    "-o",
+                    "py_router.wasm",
+                ],
+            ],
+        ),
+        (
+            "javascript",
+            "js_router",
+            vec![vec!["npm", "test"], vec!["npm", "run", "build"]],
+        ),
+    ] {
+        let made = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+            .args(["new-module", name, "--lang", lang, "--dir"])
+            .arg(work.path())
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&made.stdout);
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        assert!(
+            printed.contains(&format!("cfhost module check {name}.wasm")),
+            "{printed}"
+        );
+        let project = work.path().join(name);
+        // As the printed steps say, with the tools already installed.
+        for step in steps {
+            let out = Command::new(step[0])
+                .args(&step[1..])
+                .current_dir(&project)
+                .env("PATH", &path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{lang}: {step:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let wasm = project.join(format!("{name}.wasm"));
+        let check = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+            .args(["module", "check", "--json"])
+            .arg(&wasm)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let description: Value = serde_json::from_slice(&check.stdout).unwrap();
+        assert_eq!(description["name"], name);
+        assert_eq!(description["data_schema"]["required"], json!(["prefix"]));
+
+        std::fs::copy(&wasm, server.modules_dir().join(format!("{name}.wasm"))).unwrap();
+        let document = json!({"numbers": [name], "flow": {"module": name,
+            "data": {"prefix": "+1555"}}});
+        let callflow = format!("/v1/accounts/acme-notify/callflows/{name}");
+        // Compiling a module of this size takes seconds: wait for it to be listed.
+        let started = Instant::now();
+        loop {
+            let (_, modules) = request(&server, "GET", "/v1/modules", Some(OPERATOR), None);
+            if module_names(&modules).contains(&name) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{name} never loaded:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            request(&server, "PUT", &callflow, Some(OPERATOR), Some(&document)).0,
+            200
+        );
+        let call = json!({"to": name, "caller_id_number": "+15550001234"});
+        assert_eq!(
+            run_call(&server, "acme-notify", &call).0,
+            "continue to match",
+            "{lang}"
+        );
+    }
+}
+
 fn cargo(dir: &Path, target: &Path, args: &[&str]) {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
