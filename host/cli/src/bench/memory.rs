@@ -50,13 +50,17 @@ pub async fn held_calls_peak_rss_mib(engine: EngineSettings) -> anyhow::Result<u
 
 /// This process's peak resident set (`VmHWM`), in MiB.
 pub fn peak_rss_mib() -> anyhow::Result<u64> {
+    Ok(status_kib("VmHWM:")? as u64 / 1024)
+}
+
+/// A memory field of `/proc/self/status` (`VmRSS:`, `VmHWM:`), in KiB.
+pub fn status_kib(field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib: u64 = status
+    status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/self/status"))?;
-    Ok(kib / 1024)
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/self/status"))
 }
 
 /// Runs the workload in a child process of this binary (with the configuration file

@@ -17,11 +17,13 @@
 //! | `cold_start_cached_ms`, `cold_start_uncached_ms` | start-up with 10 modules ([`startup`]) |
 //! | `wit_0_2` | `floor_us`, `node_us`, `call_us`, `call_pooled_us`, `calls_per_sec_pooled` of the same modules as built for WIT 0.2.1 |
 //!
-//! [`scaling`] (`--scaling`) measures only the one-thread and two-thread rates, as CI's guard.
+//! [`scaling`] (`--scaling`) measures only the one-thread and two-thread rates, as CI's guard;
+//! [`polyglot`] (`--polyglot DIR`) the Python and JavaScript modules beside the Rust floor.
 
 mod floor;
 mod measure;
 mod memory;
+pub mod polyglot;
 pub mod scaling;
 mod seed;
 pub mod sip;

@@ -14,7 +14,7 @@ use cfhost_core::bindings::World;
 use cfhost_core::call::{Call, CallDetails};
 use cfhost_core::engine::EngineSettings;
 use cfhost_core::notify::{OutboundNotification, Sink, SinkError};
-use cfhost_core::policy::{Lifecycle, Policy};
+use cfhost_core::policy::Lifecycle;
 use cfhost_core::registry::{BUILT_MODULES_DIR, ModuleSource, embedded_modules, shipped_names};
 use cfhost_core::runtime::{HostOptions, Runtime};
 use cfhost_core::scenario::ScenarioCall;
@@ -57,7 +57,7 @@ pub fn minimal_module() -> anyhow::Result<ModuleSource> {
 }
 
 /// A module file of the tree `cfhost bench` was built in, as a shipped module.
-fn module_file(path: &Path) -> anyhow::Result<ModuleSource> {
+pub fn module_file(path: &Path) -> anyhow::Result<ModuleSource> {
     let bytes = std::fs::read(path).map_err(|e| {
         anyhow::anyhow!(
             "{}: {e}; `cfhost bench` runs from the tree it was built in",
@@ -127,12 +127,46 @@ impl SeedHost {
         pooled: bool,
         world: World,
     ) -> anyhow::Result<SeedHost> {
+        // The shipped modules' instances are pooled in the pooled measurements.
+        let pooled: Vec<&str> = if pooled {
+            shipped_names().collect()
+        } else {
+            Vec::new()
+        };
+        Self::start_full(engine, &pooled, world, Vec::new(), &[]).await
+    }
+
+    /// Starts a host with `extra` modules loaded after the others (pooled when `pooled`), and
+    /// `files` (a path under the data directory, its contents) written beside the seed data.
+    pub async fn start_with(
+        engine: EngineSettings,
+        extra: Vec<ModuleSource>,
+        pooled: &[&str],
+        files: &[(String, String)],
+    ) -> anyhow::Result<SeedHost> {
+        Self::start_full(engine, pooled, World::V0_3, extra, files).await
+    }
+
+    /// Starts a host whose modules named in `pooled` have the pooled lifecycle.
+    async fn start_full(
+        engine: EngineSettings,
+        pooled: &[&str],
+        world: World,
+        extra: Vec<ModuleSource>,
+        files: &[(String, String)],
+    ) -> anyhow::Result<SeedHost> {
         let data = tempfile::tempdir()?;
         write_seed_data(data.path())?;
+        for (path, contents) in files {
+            let path = data.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("a file under the data directory"))?;
+            std::fs::write(path, contents)?;
+        }
         let sink = Arc::new(CountingSink::default());
         let mut options = HostOptions::new(data.path(), sink.clone());
         options.engine = engine;
         options.modules = modules()?;
+        options.modules.extend(extra);
         if world == World::V0_2 {
             // Loaded after this build's, so they replace them by name.
             for name in shipped_names().chain(["minimal"]) {
@@ -140,13 +174,10 @@ impl SeedHost {
                 options.modules.push(module_file(&path)?);
             }
         }
-        if pooled {
-            let mut policy = Policy::default();
-            // The shipped modules' instances are pooled in the pooled measurements.
-            for module in shipped_names() {
-                policy.set_module_lifecycle(module, Lifecycle::Pooled { max_uses: 1000 });
-            }
-            options.policy = policy;
+        for module in pooled {
+            options
+                .policy
+                .set_module_lifecycle(module, Lifecycle::Pooled { max_uses: 1000 });
         }
         let (runtime, report) = Runtime::start(options).await?;
         let other_world = runtime
@@ -182,6 +213,14 @@ impl SeedHost {
     pub fn details(&self, n: u64) -> CallDetails {
         let mut details = self.call.details(0);
         details.call_id = format!("bench-{n}");
+        self.runtime.complete_details(details)
+    }
+
+    /// The details of the `n`th seed call, dialed to `request` instead.
+    pub fn details_to(&self, n: u64, request: &str) -> CallDetails {
+        let mut details = self.call.details(0);
+        details.call_id = format!("bench-{n}");
+        details.request = request.to_string();
         self.runtime.complete_details(details)
     }
 

@@ -43,7 +43,9 @@ pub async fn cold_start_ms(
     Ok(percentile(&mut samples, 50.0).as_secs_f64() * 1e3)
 }
 
-async fn start(
+/// Starts a host on the seed accounts of `data` with `sources`, its compiled-component cache
+/// in `cache`.
+pub(super) async fn start(
     engine: &EngineSettings,
     data: &std::path::Path,
     sources: &[ModuleSource],

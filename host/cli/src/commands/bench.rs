@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::bench::{BenchOptions, BenchReport, held_calls_peak_rss_mib};
+use crate::bench::{BenchOptions, BenchReport, held_calls_peak_rss_mib, polyglot};
 use crate::config::Flags;
 
 /// The command's arguments.
@@ -26,7 +26,8 @@ pub struct Options {
     /// they published.
     #[arg(long, value_name = "CALLS")]
     pub workload: Option<u64>,
-    /// With --workload or --scaling: the shipped modules' instances are pooled.
+    /// With --workload or --scaling: the shipped modules' instances are pooled (with
+    /// --held-child: the Python and JavaScript modules').
     #[arg(long)]
     pub pooled: bool,
     /// Measure real calls over SIP instead, driven by SIPp (Debian's sip-tester) on loopback:
@@ -38,6 +39,15 @@ pub struct Options {
     /// run) and print them with their ratio as JSON: CI's scaling guard (.ci/scaling-guard).
     #[arg(long, conflicts_with_all = ["workload", "rss_child", "sip"])]
     pub scaling: bool,
+    /// Measure the Python and JavaScript modules built into DIR (`blocklist.wasm`,
+    /// `check_cid.wasm`; modules/build-polyglot writes them to target/polyglot) beside the
+    /// Rust floor: node cost, memory per held call, start-up with them loaded.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["workload", "rss_child", "sip", "scaling"])]
+    pub polyglot: Option<PathBuf>,
+    /// Internal, with --polyglot: hold 1,000 calls after a node of this module and print the
+    /// host memory per call in KiB.
+    #[arg(long, hide = true, requires = "polyglot", value_name = "MODULE")]
+    pub held_child: Option<String>,
 }
 
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
@@ -64,13 +74,31 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(dir) = options.polyglot {
+        if let Some(module) = options.held_child {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let held = polyglot::held_kib_per_call(dir, &module, options.pooled, engine);
+            let kib = runtime.block_on(held)?;
+            println!("{kib}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let report = polyglot::run(&dir, options.quick, engine)?;
+        if options.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_polyglot_table(&report);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if options.scaling {
         let report = crate::bench::scaling::run(engine, options.pooled)?;
         println!("{}", serde_json::to_string(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     if options.pooled && options.workload.is_none() {
-        anyhow::bail!("--pooled goes with --workload or --scaling");
+        anyhow::bail!("--pooled goes with --workload, --scaling or --held-child");
     }
     if let Some(calls) = options.workload {
         println!("{}", crate::bench::workload(engine, calls, options.pooled)?);
@@ -229,4 +257,33 @@ fn print_sip_table(report: &crate::bench::sip::SipBenchReport) {
         "alerts_published             {:>10}",
         report.alerts_published
     );
+}
+
+fn print_polyglot_table(report: &polyglot::PolyglotReport) {
+    println!("floor_us (Rust minimal)      {:>10.1}", report.floor_us);
+    for (name, us) in &report.node_us {
+        println!(
+            "node_us[{name}] ({})  {us:>10.1}  ({:.1} x floor; pooled {:.1} us)",
+            report.languages[name], report.node_floor_ratio[name], report.node_pooled_us[name]
+        );
+    }
+    for (name, kib) in &report.held_kib_per_call {
+        println!(
+            "KiB per held call [{name}]   {kib:>10.1}  (pooled {:.1}; {} calls)",
+            report.held_pooled_kib_per_call[name], report.held_calls
+        );
+    }
+    println!(
+        "start_uncached_ms            {:>10.0}",
+        report.start_uncached_ms
+    );
+    println!(
+        "start_cached_ms              {:>10.1}",
+        report.start_cached_ms
+    );
+    println!("targets:");
+    for target in &report.targets {
+        let verdict = if target.met { "met" } else { "MISSED" };
+        println!("  {verdict:6} {} ({:.1})", target.name, target.value);
+    }
 }

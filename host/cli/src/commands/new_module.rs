@@ -290,6 +290,24 @@ mod tests {
     }
 
     #[test]
+    fn a_python_keyword_or_an_imported_module_cannot_name_a_python_module() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["class", "json", "wit_world"] {
+            let options = Options {
+                name: name.to_string(),
+                dir: dir.path().to_path_buf(),
+                lang: Lang::Python,
+            };
+            let error = run(options).unwrap_err().to_string();
+            assert!(error.contains("cannot name a Python module"), "{error}");
+            assert!(
+                !dir.path().join(name).exists(),
+                "{name}: nothing is written"
+            );
+        }
+    }
+
+    #[test]
     fn module_names_are_crate_file_and_callflow_names() {
         assert!(is_module_name("caller_blocklist"));
         assert!(is_module_name("tod2"));
