@@ -353,7 +353,7 @@ mod tests {
         assert_eq!(config.mailer.max_attempts, 3);
         assert_eq!(
             config.loading.max_wasm_kib,
-            2 << 10,
+            cfhost_core::policy::DEFAULT_MAX_WASM_BYTES >> 10,
             "the prefix is upper case"
         );
         assert_eq!(
