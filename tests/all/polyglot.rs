@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use cfhost_core::call::HangupCause;
 use cfhost_core::executor::{CallReport, EndReason};
-use cfhost_core::policy::{FailureKind, Limits, ModuleCounters};
+use cfhost_core::policy::{FailureKind, Limits};
 use cfhost_core::trace::TraceEvent;
-use cfhost_tests::{Builder, TestHost, polyglot_module};
+use cfhost_tests::{Builder, TestHost, module_counters, node_results, polyglot_module};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "acme";
@@ -60,12 +60,20 @@ async fn check_cid_host() -> TestHost {
                  "children": {"+15550001111": reads_caller_id("boss"),
                               "nomatch": reads_caller_id("nomatch")}}
     });
-    let host = Builder::new()
-        .module(polyglot_module("check_cid"))
-        .callflow(ACCOUNT, "regex", regex_mode)
-        .callflow(ACCOUNT, "absolute", absolute_mode)
-        .start()
-        .await;
+    with_callflows(
+        "check_cid",
+        [("regex", regex_mode), ("absolute", absolute_mode)],
+    )
+    .await
+}
+
+/// A host with `module` and two callflows, which loaded cleanly.
+async fn with_callflows(module: &str, callflows: [(&str, Value); 2]) -> TestHost {
+    let mut builder = Builder::new().module(polyglot_module(module));
+    for (id, callflow) in callflows {
+        builder = builder.callflow(ACCOUNT, id, callflow);
+    }
+    let host = builder.start().await;
     assert!(host.report.module_errors.is_empty(), "{:?}", host.report);
     assert!(host.report.data.errors.is_empty(), "{:?}", host.report);
     host
@@ -79,50 +87,40 @@ async fn check_cid_in_javascript_takes_each_branch_and_the_rust_module_after_it_
     let check_cid = modules.system().get("check_cid").unwrap();
     assert_eq!(check_cid.wit_version(), Some("0.3.1"));
 
-    // Regex mode, a match: the caller id is set for the Rust module that follows.
-    let report = host.run(call_from("100", "+15550001234")).await;
-    let (paths, facts) = nodes_and_facts(&report);
-    assert_eq!(
-        paths,
-        ["flow", "flow.children.match"],
-        "{:#?}",
-        report.trace
-    );
-    assert_eq!(
-        facts,
-        [
-            r#"caller_id_name=Some("Screened")"#,
-            r#"caller_id_number=Some("+15559990000")"#
-        ]
-    );
-    // Regex mode, no match: the caller id stays.
-    let report = host.run(call_from("100", "+4930123456")).await;
-    let (paths, facts) = nodes_and_facts(&report);
-    assert_eq!(paths, ["flow", "flow.children.nomatch"]);
-    assert_eq!(
-        facts,
-        [
-            r#"caller_id_name=Some("Jane")"#,
-            r#"caller_id_number=Some("+4930123456")"#
-        ]
-    );
-    // Absolute mode: the child keyed by the number (only the name is set), else nomatch.
-    let report = host.run(call_from("101", "+15550001111")).await;
-    let (paths, facts) = nodes_and_facts(&report);
-    assert_eq!(paths, ["flow", "flow.children.+15550001111"]);
-    assert_eq!(
-        facts,
-        [
-            r#"caller_id_name=Some("Boss")"#,
-            r#"caller_id_number=Some("+15550001111")"#
-        ]
-    );
-    let report = host.run(call_from("101", "+15550002222")).await;
-    assert_eq!(
-        nodes_and_facts(&report).0,
-        ["flow", "flow.children.nomatch"]
-    );
-    assert_eq!(counters(&host, "check_cid").total_failures(), 0);
+    let cases = [
+        // Regex mode, a match: the caller id is set for the Rust module that follows.
+        ("100", "+15550001234", "match", ("Screened", "+15559990000")),
+        // Regex mode, no match: the caller id stays.
+        ("100", "+4930123456", "nomatch", ("Jane", "+4930123456")),
+        // Absolute mode: the child keyed by the number (only the name is set), else nomatch.
+        (
+            "101",
+            "+15550001111",
+            "+15550001111",
+            ("Boss", "+15550001111"),
+        ),
+        ("101", "+15550002222", "nomatch", ("Jane", "+15550002222")),
+    ];
+    for (to, caller, child, (name, number)) in cases {
+        let report = host.run(call_from(to, caller)).await;
+        let (paths, facts) = nodes_and_facts(&report);
+        let child = format!("flow.children.{child}");
+        assert_eq!(
+            paths,
+            ["flow", child.as_str()],
+            "{to} {caller}: {:#?}",
+            report.trace
+        );
+        assert_eq!(
+            facts,
+            [
+                format!(r#"caller_id_name=Some("{name}")"#),
+                format!(r#"caller_id_number=Some("{number}")"#)
+            ],
+            "{to} {caller}"
+        );
+    }
+    assert_eq!(module_counters(&host, "check_cid").total_failures(), 0);
 }
 
 #[tokio::test]
@@ -182,15 +180,11 @@ async fn blocklist_host() -> TestHost {
         "flow": {"module": "blocklist", "data": data,
                  "children": {"_": reads_caller_id("allowed")}}
     });
-    let host = Builder::new()
-        .module(polyglot_module("blocklist"))
-        .callflow(ACCOUNT, "with-blocked", with_blocked_child)
-        .callflow(ACCOUNT, "without", without)
-        .start()
-        .await;
-    assert!(host.report.module_errors.is_empty(), "{:?}", host.report);
-    assert!(host.report.data.errors.is_empty(), "{:?}", host.report);
-    host
+    with_callflows(
+        "blocklist",
+        [("with-blocked", with_blocked_child), ("without", without)],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -223,28 +217,8 @@ async fn blocklist_in_python_sends_blocked_callers_to_blocked_or_hangs_up_call_r
                 .is_none_or(|h| h.cause != HangupCause::CALL_REJECTED)
         );
     }
-    let counters = counters(&host, "blocklist");
+    let counters = module_counters(&host, "blocklist");
     assert_eq!((counters.nodes, counters.total_failures()), (4, 0));
-}
-
-fn counters(host: &TestHost, module: &str) -> ModuleCounters {
-    host.runtime()
-        .health()
-        .counters()
-        .get(module)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn node_results(report: &CallReport) -> Vec<String> {
-    report
-        .trace
-        .iter()
-        .filter_map(|e| match e {
-            TraceEvent::NodeResult { result, .. } => Some(result.to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Good calls run beside each attack.
@@ -328,7 +302,7 @@ async fn a_python_or_javascript_module_that_loops_or_allocates_without_end_is_st
                 "{module} {attack}"
             );
         }
-        let counted = counters(&host, module);
+        let counted = module_counters(&host, module);
         assert_eq!(
             counted.failures.get(&kind),
             Some(&1),
@@ -339,7 +313,7 @@ async fn a_python_or_javascript_module_that_loops_or_allocates_without_end_is_st
             1,
             "{module} {attack}: {counted:?}"
         );
-        assert_eq!(counters(&host, "blocklist").total_failures(), 0);
+        assert_eq!(module_counters(&host, "blocklist").total_failures(), 0);
         // The host is fine, and so is the module with other data: it runs again.
         let report = host.run(call_from("302", "+15550009999")).await;
         assert_eq!(node_results(&report), ["continue"], "{module} {attack}");

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use cfhost_core::call::{BridgeOutcome, BridgeRequest, Call, HangupCause, RecordOutcome};
 use cfhost_core::executor::{CallReport, EndReason};
-use cfhost_core::policy::{FailureKind, FailureMode, Limits, ModuleCounters};
+use cfhost_core::policy::{FailureKind, FailureMode, Limits};
 use cfhost_core::switch::{SimulatorBehaviour, Switch, SwitchError};
 use cfhost_core::trace::TraceEvent;
-use cfhost_tests::{Builder, TestHost, hooked_switch};
+use cfhost_tests::{Builder, TestHost, hooked_switch, module_counters, node_results};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "acme";
@@ -84,26 +84,6 @@ async fn alongside_good_calls(host: &TestHost, to: &str) -> CallReport {
     report
 }
 
-fn node_results(report: &CallReport) -> Vec<String> {
-    report
-        .trace
-        .iter()
-        .filter_map(|e| match e {
-            TraceEvent::NodeResult { result, .. } => Some(result.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn counters(host: &TestHost, module: &str) -> ModuleCounters {
-    host.runtime()
-        .health()
-        .counters()
-        .get(module)
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The `good` notifications and the others, in order.
 fn split_good(templates: Vec<String>) -> (usize, Vec<String>) {
     let good = templates.iter().filter(|t| *t == "good").count();
@@ -169,7 +149,7 @@ async fn each_attack_in_handle_fails_open_and_harms_nothing_else() {
         let (good, rest) = split_good(host.template_ids());
         assert_eq!(good, GOOD_CALLS, "{attack}");
         assert_eq!(rest, ["survivor", "after"], "{attack}");
-        let hostile = counters(&host, "hostile");
+        let hostile = module_counters(&host, "hostile");
         assert_eq!(hostile.nodes, 1, "{attack}");
         assert_eq!(
             hostile.failures.get(&kind),
@@ -177,7 +157,7 @@ async fn each_attack_in_handle_fails_open_and_harms_nothing_else() {
             "{attack}: {hostile:?}"
         );
         assert_eq!(hostile.total_failures(), 1, "{attack}: {hostile:?}");
-        assert_eq!(counters(&host, "test_fixture").total_failures(), 0);
+        assert_eq!(module_counters(&host, "test_fixture").total_failures(), 0);
         // The host is fine: the next call runs.
         host.run(call("200")).await;
         assert_eq!(
@@ -207,7 +187,7 @@ async fn each_attack_in_a_callback_fails_alone_and_later_callbacks_run() {
         let (good, rest) = split_good(host.template_ids());
         assert_eq!(good, GOOD_CALLS, "{attack}");
         assert_eq!(rest, ["survivor"], "{attack}");
-        let hostile = counters(&host, "hostile");
+        let hostile = module_counters(&host, "hostile");
         assert_eq!((hostile.nodes, hostile.callbacks), (1, 1), "{attack}");
         assert_eq!(
             hostile.failures.get(&kind),
@@ -234,7 +214,7 @@ async fn a_flood_of_log_lines_is_capped_and_counted_without_failing() {
         .sum();
     let limit = Limits::default().log_bytes;
     assert!(logged <= limit + 200, "{logged} bytes logged");
-    let hostile = counters(&host, "hostile");
+    let hostile = module_counters(&host, "hostile");
     assert_eq!(hostile.log_lines_dropped, 10_000 - (limit / 1024) as u64);
     assert_eq!(hostile.total_failures(), 0);
 }
@@ -249,7 +229,7 @@ async fn too_many_callbacks_are_refused_and_counted() {
         results[1].contains("the call has 32 termination callbacks of this module already"),
         "{results:?}"
     );
-    assert_eq!(counters(&host, "hostile").outputs_refused, 1);
+    assert_eq!(module_counters(&host, "hostile").outputs_refused, 1);
     // The 32 accepted ones ran (and failed: their state is not an attack); the survivor's and
     // `after`'s ran too: one module cannot crowd out the others.
     let callbacks = report.callbacks();
@@ -356,7 +336,7 @@ async fn a_module_that_keeps_failing_is_quarantined_for_its_account_only() {
         node_results(&other)[0].contains("(trap)"),
         "another account still runs it"
     );
-    let hostile = counters(&host, "hostile");
+    let hostile = module_counters(&host, "hostile");
     assert_eq!(hostile.quarantines, 1);
     assert_eq!(hostile.skipped_in_quarantine, 2);
     assert_eq!(hostile.failures[&FailureKind::Trap], 4);
@@ -433,10 +413,14 @@ async fn an_account_grant_narrows_what_a_module_may_do() {
         node_results(&report)
     );
     assert_eq!(
-        counters(&host, "hostile").failures[&FailureKind::Capability],
+        module_counters(&host, "hostile").failures[&FailureKind::Capability],
         1
     );
-    assert_eq!(counters(&host, "hostile").nodes, 0, "not instantiated");
+    assert_eq!(
+        module_counters(&host, "hostile").nodes,
+        0,
+        "not instantiated"
+    );
 }
 
 /// A `user` node ringing for 400 ms on a host whose deadline is 100 ms, then a marker.
@@ -470,7 +454,7 @@ async fn waiting_in_a_host_call_does_not_count_against_the_deadline() {
         results[0].starts_with("continue to NO_ANSWER"),
         "{results:?}"
     );
-    assert_eq!(counters(&host, "user").total_failures(), 0);
+    assert_eq!(module_counters(&host, "user").total_failures(), 0);
 }
 
 #[tokio::test]
@@ -484,7 +468,7 @@ async fn a_bridge_lasts_past_the_host_call_timeout_and_nothing_is_charged() {
         "{results:?}"
     );
     assert_eq!(host.template_ids(), ["after"]);
-    assert_eq!(counters(&host, "user").total_failures(), 0);
+    assert_eq!(module_counters(&host, "user").total_failures(), 0);
 }
 
 /// A simulated switch whose answer never comes.
@@ -549,7 +533,7 @@ async fn an_answer_the_switch_never_gives_times_out_as_the_hosts_fault() {
             "{results:?}"
         );
     }
-    let voicemail = counters(&host, "voicemail");
+    let voicemail = module_counters(&host, "voicemail");
     assert_eq!(voicemail.failures[&FailureKind::HostCallTimeout], 3);
     assert_eq!(
         voicemail.quarantines, 0,
@@ -615,7 +599,7 @@ async fn a_failing_sink_is_the_hosts_fault_and_never_quarantines_the_module() {
             .is_quarantined("acme", "missed_call_alert"),
         "the host's failure quarantined the module"
     );
-    let alert = counters(&host, "missed_call_alert");
+    let alert = module_counters(&host, "missed_call_alert");
     assert_eq!(
         alert.failures.get(&FailureKind::Host),
         Some(&6),

@@ -18,11 +18,12 @@ use cfhost_core::call::Call;
 use cfhost_core::engine::EngineSettings;
 use cfhost_core::executor::CallReport;
 use cfhost_core::notify::{MemorySink, OutboundNotification, Sink};
-use cfhost_core::policy::Policy;
+use cfhost_core::policy::{ModuleCounters, Policy};
 use cfhost_core::registry::{BUILT_MODULES_DIR, ModuleSource};
 use cfhost_core::runtime::{CallError, HostOptions, LoadReport, Runtime};
 use cfhost_core::scenario::ScenarioCall;
 use cfhost_core::switch::{BridgeHook, SimulatedSwitch, SimulatorBehaviour, Switch};
+use cfhost_core::trace::TraceEvent;
 use serde_json::Value;
 
 /// Instance slots of a test host's pool: enough for any test but the load test (which sets
@@ -319,6 +320,28 @@ pub fn with_seed_users(builder: Builder, account: &str) -> Builder {
             "3e3f1217bee3ba0aa7496ca61fb4ae8f",
             serde_json::json!({"email": "front.desk@example.com"}),
         )
+}
+
+/// What each node of `report` came to (`continue`, `stop`, `FAILED: ...`), in order.
+pub fn node_results(report: &CallReport) -> Vec<String> {
+    report
+        .trace
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::NodeResult { result, .. } => Some(result.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The host's counters of `module` (all zero when it never ran).
+pub fn module_counters(host: &TestHost, module: &str) -> ModuleCounters {
+    host.runtime()
+        .health()
+        .counters()
+        .get(module)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The repository root.

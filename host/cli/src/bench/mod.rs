@@ -295,7 +295,7 @@ async fn node_costs_us(host: &SeedHost, runs: usize) -> anyhow::Result<BTreeMap<
 }
 
 /// Median cost of one node of `module` with `data`, host work included, in µs.
-async fn node_cost_us(
+pub(super) async fn node_cost_us(
     host: &SeedHost,
     module: &str,
     data: &str,

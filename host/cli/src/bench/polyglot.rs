@@ -21,10 +21,10 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 
-use super::measure::{median_of, percentile};
+use super::measure::percentile;
 use super::memory::status_kib;
 use super::seed::{SeedHost, module_file, write_seed_data};
-use super::{Target, floor, startup};
+use super::{Target, floor, node_cost_us, startup};
 use cfhost_core::call::Call;
 use cfhost_core::engine::EngineSettings;
 use cfhost_core::registry::ModuleSource;
@@ -121,8 +121,11 @@ pub fn run(dir: &Path, quick: bool, engine: EngineSettings) -> anyhow::Result<Po
         let mut node_us = BTreeMap::new();
         let mut node_pooled_us = BTreeMap::new();
         for (name, _, data, _) in MODULES {
-            node_us.insert(name.to_string(), node_us_of(&host, name, data, runs).await?);
-            let pooled_us = node_us_of(&pooled, name, data, runs).await?;
+            node_us.insert(
+                name.to_string(),
+                node_cost_us(&host, name, data, runs).await?,
+            );
+            let pooled_us = node_cost_us(&pooled, name, data, runs).await?;
             node_pooled_us.insert(name.to_string(), pooled_us);
         }
         anyhow::Ok((floor_us, node_us, node_pooled_us))
@@ -179,46 +182,28 @@ fn held(dir: &Path, names: &[&str], pooled: bool) -> anyhow::Result<Held> {
 }
 
 fn targets(report: &PolyglotReport) -> Vec<Target> {
+    let per_node = ("", &report.node_us, &report.beyond_rust_kib_per_call);
+    let pooled = (
+        "pooled: ",
+        &report.node_pooled_us,
+        &report.beyond_rust_pooled_kib_per_call,
+    );
     let mut targets = Vec::new();
-    for (name, language, _, ratio) in MODULES {
-        targets.push(Target::at_most(
-            format!("node_us[{name}] ({language}) ≤ {ratio} × floor_us"),
-            report.node_us[name],
-            ratio * report.floor_us,
-        ));
-        targets.push(Target::at_most(
-            format!("beyond_rust_kib_per_call[{name}] ≤ {BEYOND_RUST_KIB}"),
-            report.beyond_rust_kib_per_call[name],
-            BEYOND_RUST_KIB,
-        ));
-    }
-    for (name, language, _, ratio) in MODULES {
-        targets.push(Target::at_most(
-            format!("pooled: node_pooled_us[{name}] ({language}) ≤ {ratio} × floor_us"),
-            report.node_pooled_us[name],
-            ratio * report.floor_us,
-        ));
-        targets.push(Target::at_most(
-            format!("pooled: beyond_rust_pooled_kib_per_call[{name}] ≤ {BEYOND_RUST_KIB}"),
-            report.beyond_rust_pooled_kib_per_call[name],
-            BEYOND_RUST_KIB,
-        ));
+    for (lifecycle, node_us, beyond_rust) in [per_node, pooled] {
+        for (name, language, _, ratio) in MODULES {
+            targets.push(Target::at_most(
+                format!("{lifecycle}node_us[{name}] ({language}) ≤ {ratio} × floor_us"),
+                node_us[name],
+                ratio * report.floor_us,
+            ));
+            targets.push(Target::at_most(
+                format!("{lifecycle}KiB per held call[{name}] beyond Rust ≤ {BEYOND_RUST_KIB}"),
+                beyond_rust[name],
+                BEYOND_RUST_KIB,
+            ));
+        }
     }
     targets
-}
-
-/// Median cost of one node of `module` with `data`, host work included, in µs.
-async fn node_us_of(host: &SeedHost, module: &str, data: &str, runs: usize) -> anyhow::Result<f64> {
-    let mut n = 0;
-    median_of(runs, async || {
-        n += 1;
-        let switch = Arc::new(host.switch());
-        host.runtime
-            .run_node(host.details(n), switch, module, data)
-            .await?;
-        Ok(())
-    })
-    .await
 }
 
 /// Median start-up with the modules of `sources` and the seed accounts, in ms, with an empty

@@ -1431,19 +1431,7 @@ fn python_and_javascript_modules_are_scaffolded_tested_built_checked_dropped_in_
             );
         }
         let wasm = project.join(format!("{name}.wasm"));
-        let check = Command::new(env!("CARGO_BIN_EXE_cfhost"))
-            .args(["module", "check", "--json"])
-            .arg(&wasm)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let description: Value = serde_json::from_slice(&check.stdout).unwrap();
-        assert_eq!(description["name"], name);
-        assert_eq!(description["data_schema"]["required"], json!(["prefix"]));
+        passes_module_check_as_a_prefix_router(&wasm, name);
 
         std::fs::copy(&wasm, server.modules_dir().join(format!("{name}.wasm"))).unwrap();
         let document = json!({"numbers": [name], "flow": {"module": name,
@@ -1474,6 +1462,24 @@ fn python_and_javascript_modules_are_scaffolded_tested_built_checked_dropped_in_
             "{lang}"
         );
     }
+}
+
+/// `cfhost module check` passes the scaffold's module built as `wasm`, named `name`, whose data
+/// schema requires a `prefix`.
+fn passes_module_check_as_a_prefix_router(wasm: &Path, name: &str) {
+    let check = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .args(["module", "check", "--json"])
+        .arg(wasm)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let description: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(description["name"], name);
+    assert_eq!(description["data_schema"]["required"], json!(["prefix"]));
 }
 
 fn cargo(dir: &Path, target: &Path, args: &[&str]) {
@@ -1534,19 +1540,7 @@ fn a_new_module_is_scaffolded_built_checked_dropped_in_called_and_replaced_live(
     let build = ["build", "--release", "--target", "wasm32-wasip2", "--quiet"];
     cargo(&crate_dir, &target, &build);
     let wasm = target.join("wasm32-wasip2/release/prefix_router.wasm");
-    let check = Command::new(cfhost)
-        .args(["module", "check", "--json"])
-        .arg(&wasm)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let description: Value = serde_json::from_slice(&check.stdout).unwrap();
-    assert_eq!(description["name"], "prefix_router");
-    assert_eq!(description["data_schema"]["required"], json!(["prefix"]));
+    passes_module_check_as_a_prefix_router(&wasm, "prefix_router");
 
     let server = start();
     let dropped = server.modules_dir().join("prefix_router.wasm");
