@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cfhost_core::call::HangupCause;
 use cfhost_core::executor::{CallReport, EndReason};
-use cfhost_core::policy::{FailureKind, Limits};
+use cfhost_core::policy::{Capability, FailureKind, Limits};
 use cfhost_core::trace::TraceEvent;
 use cfhost_tests::{Builder, TestHost, module_counters, node_results, polyglot_module};
 use serde_json::{Value, json};
@@ -67,15 +67,29 @@ async fn check_cid_host() -> TestHost {
     .await
 }
 
-/// A host with `module` and two callflows, which loaded cleanly.
+/// A host with `module` dropped into its module directory and granted what it asks for
+/// (`call-control`, `log`), and two callflows, which loaded cleanly.
 async fn with_callflows(module: &str, callflows: [(&str, Value); 2]) -> TestHost {
-    let mut builder = Builder::new().module(polyglot_module(module));
+    let grant = vec![Capability::CallControl, Capability::Log];
+    let mut builder = Builder::new()
+        .policy(|policy| policy.grants.grant_module(module, grant))
+        .dropped_in(polyglot_module(module));
     for (id, callflow) in callflows {
         builder = builder.callflow(ACCOUNT, id, callflow);
     }
     let host = builder.start().await;
     assert!(host.report.module_errors.is_empty(), "{:?}", host.report);
     assert!(host.report.data.errors.is_empty(), "{:?}", host.report);
+    let modules = host.runtime().modules();
+    let loaded = modules
+        .system()
+        .get(module)
+        .expect("loaded from the module directory");
+    assert!(
+        loaded
+            .origin()
+            .starts_with(&host.modules_dir().display().to_string())
+    );
     host
 }
 
@@ -225,8 +239,7 @@ async fn blocklist_in_python_sends_blocked_callers_to_blocked_or_hangs_up_call_r
 const GOOD_CALLS: usize = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_or_javascript_module_that_loops_or_allocates_without_end_is_stopped_and_counted()
-{
+async fn a_python_or_javascript_module_that_loops_allocates_or_oversteps_is_stopped_and_counted() {
     let attacks = [
         (
             "py_hostile",
@@ -251,6 +264,12 @@ async fn a_python_or_javascript_module_that_loops_or_allocates_without_end_is_st
             "grow",
             FailureKind::Memory,
             "tried to grow its memory to",
+        ),
+        (
+            "py_hostile",
+            "hangup",
+            FailureKind::Capability,
+            "module `py_hostile` used capability `call-control` without asking for it",
         ),
     ];
     for (module, attack, kind, message) in attacks {

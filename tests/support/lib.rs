@@ -94,6 +94,18 @@ impl Builder {
         self.write(&path, built_module(built))
     }
 
+    /// Drops `module` into the operator's module directory, under its file name, as an
+    /// operator would: granted only what the policy grants.
+    pub fn dropped_in(mut self, module: ModuleSource) -> Self {
+        self.modules_dir = true;
+        let file = Path::new(&module.origin)
+            .file_name()
+            .expect("a module file")
+            .to_string_lossy()
+            .into_owned();
+        self.write(&format!("{SYSTEM_MODULES}/{file}"), &module.bytes[..])
+    }
+
     /// Puts a built module into `account`'s own module directory as `file`.
     pub fn account_module_file(self, account: &str, file: &str, built: &str) -> Self {
         self.write(
