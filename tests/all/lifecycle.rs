@@ -2,7 +2,7 @@
 //! within an account only, and dropped after a failure or after `max_uses` uses.
 
 use cfhost_core::bindings::Outcome;
-use cfhost_core::policy::Lifecycle;
+use cfhost_core::policy::{Capability, Lifecycle};
 use cfhost_core::runtime::CallError;
 use cfhost_tests::{Builder, TestHost};
 use serde_json::json;
@@ -92,5 +92,40 @@ async fn running_a_node_checks_the_module_and_its_data() {
     assert!(
         message.starts_with("module `missed_call_alert`: at data/recipients"),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_accounts_own_module_is_pooled_for_it_only_when_the_operator_says_so() {
+    // The account's own copy of the fixture (no system one of that name), pooled for `acme`.
+    let own = |builder: Builder, account: &str| {
+        builder.account_module_file(account, "test_fixture.wasm", "test_fixture")
+    };
+    let host = own(
+        own(Builder::new().without_fixture("test_fixture"), "acme"),
+        "other",
+    )
+    .policy(|policy| {
+        for account in ["acme", "other"] {
+            policy
+                .grants
+                .grant_account(account, "test_fixture", Capability::ALL.to_vec());
+        }
+        policy.set_account_module_lifecycle(
+            "acme",
+            "test_fixture",
+            Lifecycle::Pooled { max_uses: 100 },
+        );
+    })
+    .start()
+    .await;
+    assert!(host.report.module_errors.is_empty(), "{:?}", host.report);
+    assert_eq!(uses(&host, "acme").await, 1);
+    assert_eq!(uses(&host, "acme").await, 2, "pooled for acme");
+    assert_eq!(uses(&host, "other").await, 1);
+    assert_eq!(
+        uses(&host, "other").await,
+        1,
+        "per node for the other account"
     );
 }

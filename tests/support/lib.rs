@@ -80,6 +80,15 @@ impl Builder {
         self
     }
 
+    /// Leaves out the test fixture `name` (`test_fixture`, `no_capabilities`, `hostile`), so
+    /// that an account may have a module of that name.
+    pub fn without_fixture(mut self, name: &str) -> Self {
+        self.modules.retain(|module| {
+            Path::new(&module.origin).file_stem() != Some(std::ffi::OsStr::new(name))
+        });
+        self
+    }
+
     /// Loads `module` too, after the shipped modules and the fixtures.
     pub fn module(mut self, module: ModuleSource) -> Self {
         self.modules.push(module);

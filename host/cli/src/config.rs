@@ -40,6 +40,7 @@
 //! memory_mib = 4
 //! [accounts.acme.modules.hello]
 //! capabilities = ["log"]                   # replaces the module's grant for this account
+//! lifecycle = "pooled"                     # the account's own module `hello` (default per-node)
 //! ```
 
 use std::collections::BTreeMap;

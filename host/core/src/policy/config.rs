@@ -78,9 +78,13 @@ pub struct AccountConfig {
     pub modules: BTreeMap<String, AccountModuleConfig>,
 }
 
-/// `[accounts.<id>.modules.<name>]`: what the module is granted for this account.
+/// `[accounts.<id>.modules.<name>]`: what the module is granted for this account, and, for the
+/// account's own module of that name, how its instances live.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountModuleConfig {
-    pub capabilities: Vec<Capability>,
+    /// Absent: the account gets what `[modules.<name>]` grants.
+    pub capabilities: Option<Vec<Capability>>,
+    pub lifecycle: Option<LifecycleName>,
+    pub max_uses: Option<u32>,
 }

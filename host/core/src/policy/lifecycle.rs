@@ -3,8 +3,10 @@
 //! - **per-node** (the default, and the only choice for modules the operator does not trust):
 //!   every node and every termination callback runs in a fresh instance that is dropped
 //!   afterwards. Nothing a module does in one call can be seen in another.
-//! - **pooled**, for modules the operator trusts: a warm instance is reused for later nodes
-//!   and callbacks of the *same account* (never across accounts), skipping instantiation. It
+//! - **pooled**, for modules the operator trusts (a system module's `[modules.<name>]`, or an
+//!   account's own module's `[accounts.<id>.modules.<name>]`): a warm instance is reused for
+//!   later nodes and callbacks of the *same account* (never across accounts), skipping
+//!   instantiation. It
 //!   is discarded after any failure (a trap, a refused output, an error it returns) and after
 //!   `max_uses` uses. The trade-off: memory the module leaves behind (globals, caches, a
 //!   leaked allocation) is seen by the account's next calls, and a module that corrupts its
@@ -36,27 +38,28 @@ pub enum LifecycleName {
 /// A lifecycle setting that cannot be right, naming its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
-    #[error("modules.{module}.max_uses: must be at least 1")]
-    NoUses { module: String },
-    #[error("modules.{module}.max_uses: only for lifecycle = \"pooled\"")]
-    UsesWithoutPool { module: String },
+    #[error("{section}.max_uses: must be at least 1")]
+    NoUses { section: String },
+    #[error("{section}.max_uses: only for lifecycle = \"pooled\"")]
+    UsesWithoutPool { section: String },
 }
 
 impl Lifecycle {
-    /// The lifecycle named by the configuration of module `module`; `max_uses` only goes with
-    /// `pooled`, and must be at least 1.
+    /// The lifecycle named by the configuration section `section` (`modules.<name>`, or
+    /// `accounts.<id>.modules.<name>`); `max_uses` only goes with `pooled`, and must be at
+    /// least 1.
     pub fn from_config(
-        module: &str,
+        section: &str,
         name: Option<LifecycleName>,
         max_uses: Option<u32>,
     ) -> Result<Lifecycle, LifecycleError> {
-        let module = module.to_string();
+        let section = section.to_string();
         match (name, max_uses) {
-            (Some(LifecycleName::Pooled), Some(0)) => Err(LifecycleError::NoUses { module }),
+            (Some(LifecycleName::Pooled), Some(0)) => Err(LifecycleError::NoUses { section }),
             (Some(LifecycleName::Pooled), max_uses) => Ok(Lifecycle::Pooled {
                 max_uses: max_uses.unwrap_or(DEFAULT_MAX_USES),
             }),
-            (_, Some(_)) => Err(LifecycleError::UsesWithoutPool { module }),
+            (_, Some(_)) => Err(LifecycleError::UsesWithoutPool { section }),
             (_, None) => Ok(Lifecycle::PerNode),
         }
     }
@@ -69,25 +72,27 @@ mod tests {
     #[test]
     fn names_and_uses() {
         assert_eq!(
-            Lifecycle::from_config("m", None, None),
+            Lifecycle::from_config("modules.m", None, None),
             Ok(Lifecycle::PerNode)
         );
         assert_eq!(
-            Lifecycle::from_config("m", Some(LifecycleName::Pooled), None),
+            Lifecycle::from_config("modules.m", Some(LifecycleName::Pooled), None),
             Ok(Lifecycle::Pooled {
                 max_uses: DEFAULT_MAX_USES
             })
         );
         assert_eq!(
-            Lifecycle::from_config("m", Some(LifecycleName::Pooled), Some(7)),
+            Lifecycle::from_config("modules.m", Some(LifecycleName::Pooled), Some(7)),
             Ok(Lifecycle::Pooled { max_uses: 7 })
         );
-        let err = Lifecycle::from_config("m", Some(LifecycleName::PerNode), Some(7)).unwrap_err();
+        let err =
+            Lifecycle::from_config("modules.m", Some(LifecycleName::PerNode), Some(7)).unwrap_err();
         assert!(
             err.to_string().starts_with("modules.m.max_uses: only for"),
             "{err}"
         );
-        let err = Lifecycle::from_config("m", Some(LifecycleName::Pooled), Some(0)).unwrap_err();
+        let err =
+            Lifecycle::from_config("modules.m", Some(LifecycleName::Pooled), Some(0)).unwrap_err();
         assert!(err.to_string().contains("at least 1"), "{err}");
     }
 }

@@ -43,6 +43,8 @@ pub struct Policy {
     pub failure_mode: FailureMode,
     module_failure_modes: HashMap<String, FailureMode>,
     module_lifecycles: HashMap<String, Lifecycle>,
+    /// Lifecycles of accounts' own modules, by (account, module).
+    account_module_lifecycles: HashMap<(String, String), Lifecycle>,
     /// The cause a fail-closed module's call is hung up with.
     pub hangup_cause: HangupCause,
     /// When a failing module is quarantined.
@@ -61,6 +63,7 @@ impl Default for Policy {
             failure_mode: FailureMode::FailOpen,
             module_failure_modes: HashMap::new(),
             module_lifecycles: HashMap::new(),
+            account_module_lifecycles: HashMap::new(),
             hangup_cause: HangupCause::NORMAL_TEMPORARY_FAILURE,
             quarantine: QuarantineRule::default(),
             grants: Grants::default(),
@@ -111,6 +114,26 @@ impl Policy {
             .unwrap_or_default()
     }
 
+    /// Sets how the instances of `account`'s own module `module` live.
+    pub fn set_account_module_lifecycle(
+        &mut self,
+        account: &str,
+        module: &str,
+        lifecycle: Lifecycle,
+    ) {
+        self.account_module_lifecycles
+            .insert((account.to_string(), module.to_string()), lifecycle);
+    }
+
+    /// How the instances of `account`'s own module `module` live: per node unless the
+    /// operator pooled it for the account.
+    pub fn account_module_lifecycle(&self, account: &str, module: &str) -> Lifecycle {
+        self.account_module_lifecycles
+            .get(&(account.to_string(), module.to_string()))
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Sets how `module`'s instances live.
     pub fn set_module_lifecycle(&mut self, module: &str, lifecycle: Lifecycle) {
         self.module_lifecycles.insert(module.to_string(), lifecycle);
@@ -146,16 +169,23 @@ impl Policy {
             if let Some(mode) = settings.failure {
                 policy.set_module_failure_mode(module, mode);
             }
-            let lifecycle = Lifecycle::from_config(module, settings.lifecycle, settings.max_uses)?;
+            let section = format!("modules.{module}");
+            let lifecycle =
+                Lifecycle::from_config(&section, settings.lifecycle, settings.max_uses)?;
             policy.set_module_lifecycle(module, lifecycle);
         }
         for (account, settings) in &config.accounts {
             let limits = policy.limits.with(&settings.limits);
             policy.set_account_limits(account, limits);
             for (module, grant) in &settings.modules {
-                policy
-                    .grants
-                    .grant_account(account, module, grant.capabilities.clone());
+                if let Some(capabilities) = &grant.capabilities {
+                    policy
+                        .grants
+                        .grant_account(account, module, capabilities.clone());
+                }
+                let section = format!("accounts.{account}.modules.{module}");
+                let lifecycle = Lifecycle::from_config(&section, grant.lifecycle, grant.max_uses)?;
+                policy.set_account_module_lifecycle(account, module, lifecycle);
             }
         }
         Ok(policy)
@@ -211,6 +241,9 @@ mod tests {
             memory_mib = 2
             [accounts.acme.modules.hello]
             capabilities = ["log"]
+            [accounts.acme.modules.screen]
+            lifecycle = "pooled"
+            max_uses = 20
             "#,
         )
         .unwrap();
@@ -238,6 +271,28 @@ mod tests {
             Lifecycle::Pooled { max_uses: 50 }
         );
         assert_eq!(policy.lifecycle("other"), Lifecycle::PerNode);
+        assert_eq!(
+            policy.account_module_lifecycle("acme", "screen"),
+            Lifecycle::Pooled { max_uses: 20 }
+        );
+        assert_eq!(
+            policy.account_module_lifecycle("other", "screen"),
+            Lifecycle::PerNode,
+            "an account's own module is pooled only where the operator says"
+        );
+        assert_eq!(
+            policy
+                .grants
+                .missing_in_account_grant("acme", "screen", &declared),
+            None,
+            "a lifecycle alone does not narrow the grant"
+        );
+        let bad = sections("[accounts.acme.modules.screen]\nmax_uses = 5").unwrap();
+        let err = Policy::from_config(&bad).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "accounts.acme.modules.screen.max_uses: only for lifecycle = \"pooled\""
+        );
         assert_eq!(policy.largest_instance(), (32 << 20, 10_000));
     }
 

@@ -589,7 +589,10 @@ async fn check_and_load(
     let validator = jsonschema::validator_for(&schema).map_err(|e| schema_error(e.to_string()))?;
     let (account, lifecycle) = match scope {
         Scope::System => (None, policy.lifecycle(&description.name)),
-        Scope::Account { id, .. } => (Some(id.to_string()), Lifecycle::PerNode),
+        Scope::Account { id, .. } => (
+            Some(id.to_string()),
+            policy.account_module_lifecycle(id, &description.name),
+        ),
     };
     Ok(LoadedModule {
         id: NEXT_MODULE_ID.fetch_add(1, Ordering::Relaxed),
