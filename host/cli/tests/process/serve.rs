@@ -1212,10 +1212,10 @@ fn an_account_uploads_its_own_module_checked_stored_and_live_for_it_alone() {
 
 #[test]
 fn an_account_uploads_a_python_module_for_itself_and_only_its_calls_run_it() {
-    // The operator grants it to the account; Python modules are about 18 MiB: past this
-    // server's 1 MiB cap, within the default's.
-    let grant =
-        "[accounts.acme-missed.modules.blocklist]\ncapabilities = [\"call-control\", \"log\"]\n";
+    // The operator grants it to the account and pools its instances there; Python modules are
+    // about 18 MiB: past this server's 1 MiB cap, within the default's.
+    let grant = "[accounts.acme-missed.modules.blocklist]\n\
+                 capabilities = [\"call-control\", \"log\"]\nlifecycle = \"pooled\"\n";
     let env = [("CFHOST_LOADING__MAX_WASM_KIB", "32768")];
     let server = start_logging(grant, |_| {}, None, &env);
     let blocklist = polyglot_module("blocklist").bytes;
@@ -1241,6 +1241,10 @@ fn an_account_uploads_a_python_module_for_itself_and_only_its_calls_run_it() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["owner"], json!({"account": "acme-missed"}));
     assert_eq!(body["capabilities"], json!(["call-control", "log"]));
+    assert_eq!(
+        body["lifecycle"],
+        json!({"kind": "pooled", "max_uses": 1000})
+    );
 
     let screen = json!({"numbers": ["screen"], "flow": {"module": "blocklist",
         "data": {"numbers": ["+15550001234"]}}});
