@@ -178,8 +178,10 @@ mod tests {
         );
         let in_sequence = numbers.windows(2).filter(|w| w[1] == w[0] + 2).count();
         assert!(in_sequence < 5, "ports come in sequence: {numbers:?}");
-        // A range of two ports, one taken: the other is found.
-        let small = RtpPorts::new("127.0.0.1".parse().unwrap(), 45990, 45992);
+        // A range of two ports, one taken: the other is found. (Outside the range above: a
+        // port held there could be one of these two, and this would find none.)
+        drop(held);
+        let small = RtpPorts::new("127.0.0.1".parse().unwrap(), 46990, 46992);
         let taken = small.bind().await.unwrap();
         let other = small.bind().await.unwrap();
         assert_ne!(
