@@ -19,8 +19,8 @@ pub struct CallContext {
     directory: Arc<dyn Directory>,
     notifier: Arc<Notifier>,
     callbacks: Mutex<Vec<Registration>>,
-    /// The keys of the children of the node running now (empty between nodes).
-    node_children: Mutex<Vec<String>>,
+    /// The keys of the children of the node running now (none between nodes).
+    node_children: Mutex<Option<Arc<[String]>>>,
 }
 
 /// A termination callback: which module to call back, with what state.
@@ -55,7 +55,7 @@ impl CallContext {
             directory,
             notifier,
             callbacks: Mutex::new(Vec::new()),
-            node_children: Mutex::new(Vec::new()),
+            node_children: Mutex::new(None),
         }
     }
 
@@ -122,18 +122,17 @@ impl CallContext {
         Ok(())
     }
 
-    /// Sets the keys of the children of the node about to run; empty once it has run. A
-    /// call's nodes run one at a time, so there is one node at a time to describe.
-    pub fn set_node_children(&self, keys: Vec<String>) {
+    /// Sets the keys of the children of the node about to run (shared with its callflow);
+    /// `None` once it has run. A call's nodes run one at a time, so there is one node at a
+    /// time to describe.
+    pub fn set_node_children(&self, keys: Option<Arc<[String]>>) {
         *self.node_children.lock().unwrap_or_else(|e| e.into_inner()) = keys;
     }
 
-    /// The keys of the children of the node running now.
+    /// The keys of the children of the node running now (none outside a node).
     pub fn node_children(&self) -> Vec<String> {
-        self.node_children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let keys = self.node_children.lock().unwrap_or_else(|e| e.into_inner());
+        keys.as_deref().map(<[String]>::to_vec).unwrap_or_default()
     }
 
     /// The callbacks registered so far, in order, leaving none (they run once).

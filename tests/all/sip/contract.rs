@@ -2,10 +2,9 @@
 //! call as their 0.3 builds do, and a 0.3 module reads the carrier's `X-` headers (and not the
 //! others), sees who authorised the call, and sets the caller id the rung device is shown.
 
-use super::transports::{read_until, registered_over_tcp, response_to};
+use super::transports::{registered_over_tcp, rung_as_then_busy};
 use super::*;
 use cfhost_tests::{SHIPPED_AT_0_2_1, wit_0_2_0_fixture, wit_0_2_1_module};
-use tokio::io::AsyncWriteExt;
 
 /// A host whose shipped modules are the 0.2.1 builds and whose test_fixture (the seed flow's
 /// USER_BUSY child) is the 0.2.0 build.
@@ -79,19 +78,7 @@ async fn a_module_reads_the_carriers_x_headers_and_the_device_is_shown_the_calle
         dir.path(),
         CONTRACT_NUMBER,
     );
-    let invite = read_until(&mut device, |t| {
-        t.contains("\r\n\r\n") && t.starts_with("INVITE")
-    })
-    .await;
-    let from = invite.lines().find(|l| l.starts_with("From:")).unwrap();
-    assert!(
-        from.contains("\"Front Desk\"") && from.contains("sip:+15559990000@"),
-        "the device is shown the caller id the module set: {from}"
-    );
-    device
-        .write_all(response_to(&invite, "486 Busy Here").as_bytes())
-        .await
-        .unwrap();
+    rung_as_then_busy(&mut device, "Front Desk", "+15559990000").await;
     succeeds(call).await;
     calls_done(&sip, 1).await;
     assert!(host.template_ids().contains(&"took-busy".to_string()));

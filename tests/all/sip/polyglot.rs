@@ -2,10 +2,9 @@
 //! number is turned away by the Python `blocklist` (603, CALL_REJECTED); another goes through
 //! it to the JavaScript `check_cid`, which sets the caller id the rung device is shown.
 
-use super::transports::{read_until, registered_over_tcp, response_to};
+use super::transports::{registered_over_tcp, rung_as_then_busy};
 use super::*;
 use cfhost_tests::polyglot_module;
-use tokio::io::AsyncWriteExt;
 
 const TURNED_AWAY: &str = "+15554443331";
 const SCREENED: &str = "+15554443332";
@@ -67,19 +66,7 @@ async fn python_and_javascript_modules_take_real_calls() {
         dir.path(),
         SCREENED,
     );
-    let invite = read_until(&mut device, |t| {
-        t.contains("\r\n\r\n") && t.starts_with("INVITE")
-    })
-    .await;
-    let from = invite.lines().find(|l| l.starts_with("From:")).unwrap();
-    assert!(
-        from.contains("\"Screened\"") && from.contains("sip:+15559990000@"),
-        "the device is shown the caller id check_cid set: {from}"
-    );
-    device
-        .write_all(response_to(&invite, "486 Busy Here").as_bytes())
-        .await
-        .unwrap();
+    rung_as_then_busy(&mut device, "Screened", "+15559990000").await;
     succeeds(call).await;
     calls_done(&sip, 2).await;
 

@@ -109,6 +109,23 @@ pub(super) fn response_to(request: &str, status: &str) -> String {
     format!("SIP/2.0 {status}\r\n{echoed}Content-Length: 0\r\n\r\n")
 }
 
+/// Device `device` is rung with caller id `name` <`number`> in its From, and answers busy.
+pub(super) async fn rung_as_then_busy(device: &mut TcpStream, name: &str, number: &str) {
+    let invite = read_until(device, |t| {
+        t.contains("\r\n\r\n") && t.starts_with("INVITE")
+    })
+    .await;
+    let from = invite.lines().find(|l| l.starts_with("From:")).unwrap();
+    assert!(
+        from.contains(&format!("\"{name}\"")) && from.contains(&format!("sip:{number}@")),
+        "the device is shown the caller id the module set: {from}"
+    );
+    device
+        .write_all(response_to(&invite, "486 Busy Here").as_bytes())
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_registered_over_tcp_is_rung_on_its_connection() {
     let (host, sip) = start().await;

@@ -1075,19 +1075,30 @@ fn module_names(modules: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// `PUT /v1/accounts/{account}/modules/{name}` with `bytes`, as `token`.
+fn upload_module(
+    server: &Server,
+    account: &str,
+    name: &str,
+    token: &str,
+    bytes: &[u8],
+) -> (u16, Value) {
+    let path = format!("/v1/accounts/{account}/modules/{name}");
+    send(
+        server.port,
+        "PUT",
+        &path,
+        Some(token),
+        "application/wasm",
+        bytes,
+    )
+}
+
 #[test]
 fn an_account_uploads_its_own_module_checked_stored_and_live_for_it_alone() {
     let server = start();
     let upload = |account: &str, name: &str, token: &str, bytes: &[u8]| {
-        let path = format!("/v1/accounts/{account}/modules/{name}");
-        send(
-            server.port,
-            "PUT",
-            &path,
-            Some(token),
-            "application/wasm",
-            bytes,
-        )
+        upload_module(&server, account, name, token, bytes)
     };
     let stored = server
         .data()
@@ -1220,15 +1231,7 @@ fn an_account_uploads_a_python_module_for_itself_and_only_its_calls_run_it() {
     let server = start_logging(grant, |_| {}, None, &env);
     let blocklist = polyglot_module("blocklist").bytes;
     let upload = |account: &str, token: &str, bytes: &[u8]| {
-        let path = format!("/v1/accounts/{account}/modules/blocklist");
-        send(
-            server.port,
-            "PUT",
-            &path,
-            Some(token),
-            "application/wasm",
-            bytes,
-        )
+        upload_module(&server, account, "blocklist", token, bytes)
     };
     // Refused before the body is read (a short one, so that the answer is not lost to a
     // connection closed while 18 MiB are still being sent).

@@ -12,6 +12,7 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -62,6 +63,9 @@ pub struct Node {
     /// `data.skip_module` is `true` or `"true"`.
     pub skip: bool,
     pub children: BTreeMap<String, Child>,
+    /// The keys of the children that are nodes (a `{}` child leads nowhere), sorted: what
+    /// `node.child-keys` answers, made once when the callflow is read.
+    pub child_keys: Arc<[String]>,
 }
 
 impl Node {
@@ -78,15 +82,6 @@ impl Node {
                 Some(Child::Node(node)) => Some(&**node),
                 _ => None,
             })
-    }
-
-    /// The keys of the children that are nodes (a `{}` child leads nowhere), sorted.
-    pub fn child_keys(&self) -> Vec<String> {
-        self.children
-            .iter()
-            .filter(|(_, child)| matches!(child, Child::Node(_)))
-            .map(|(key, _)| key.clone())
-            .collect()
     }
 
     /// The `_` child, if it is a node.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -113,8 +114,18 @@ fn child(value: &Value, path: &str, depth: usize) -> Result<Child, ShapeError> {
         module,
         data: Value::Object(data).to_string(),
         skip,
+        child_keys: node_keys(&children),
         children,
     })))
+}
+
+/// The keys of `children` that are nodes, sorted ([`Node::child_keys`]).
+fn node_keys(children: &BTreeMap<String, Child>) -> Arc<[String]> {
+    children
+        .iter()
+        .filter(|(_, child)| matches!(child, Child::Node(_)))
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -300,9 +300,9 @@ impl Executor<'_> {
             path: node.path.clone(),
             module: node.module.clone(),
         });
-        context.set_node_children(node.child_keys());
+        context.set_node_children(Some(Arc::clone(&node.child_keys)));
         let run = self.run_handle(context, module, &node.data).await;
-        context.set_node_children(Vec::new());
+        context.set_node_children(None);
         let (step, result) = match run {
             Run::Done(Outcome::ContinueTo(keys)) => {
                 (Step::Next(keys.clone()), NodeResult::Continue(keys))
