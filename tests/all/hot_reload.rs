@@ -176,7 +176,7 @@ async fn a_replacement_serves_new_calls_while_a_call_in_flight_keeps_its_version
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         std::fs::write(acme_module_file(&host), built_module("versioned_v2")).unwrap();
-        let report = host.runtime().reload_account_modules("acme").await;
+        let report = host.runtime().reload_account("acme").await.unwrap();
         assert!(report.module_errors.is_empty(), "{report:?}");
         host.run_on(call_in("acme"), switch(&gate)).await
     };
@@ -196,7 +196,7 @@ async fn a_replacement_serves_new_calls_while_a_call_in_flight_keeps_its_version
 async fn a_broken_replacement_is_rejected_and_the_previous_version_keeps_serving() {
     let host = host_with_acme_module().await;
     std::fs::write(acme_module_file(&host), b"\0asm broken").unwrap();
-    let report = host.runtime().reload_account_modules("acme").await;
+    let report = host.runtime().reload_account("acme").await.unwrap();
     let error = only_error(&report.module_errors);
     assert!(
         error.contains("versioned.wasm")
@@ -209,7 +209,7 @@ async fn a_broken_replacement_is_rejected_and_the_previous_version_keeps_serving
 
     // Fixed: the next reload takes the new version.
     std::fs::write(acme_module_file(&host), built_module("versioned_v2")).unwrap();
-    let report = host.runtime().reload_account_modules("acme").await;
+    let report = host.runtime().reload_account("acme").await.unwrap();
     assert!(report.module_errors.is_empty(), "{report:?}");
     let call = host.run(call_in("acme")).await;
     assert_eq!(versioned_results(&call.trace), ["continue to v2"]);
@@ -219,7 +219,7 @@ async fn a_broken_replacement_is_rejected_and_the_previous_version_keeps_serving
 async fn a_removed_module_is_gone_for_new_calls() {
     let host = host_with_acme_module().await;
     std::fs::remove_file(acme_module_file(&host)).unwrap();
-    let report = host.runtime().reload_account_modules("acme").await;
+    let report = host.runtime().reload_account("acme").await.unwrap();
     assert!(report.module_errors.is_empty(), "{report:?}");
     assert!(
         report
@@ -279,7 +279,7 @@ async fn an_unchanged_file_keeps_its_loaded_module() {
     };
     let before = loaded_id();
     host.runtime().reload_system_modules().await.unwrap();
-    host.runtime().reload_account_modules("acme").await;
+    host.runtime().reload_account("acme").await.unwrap();
     assert_eq!(before, loaded_id());
 }
 

@@ -1,6 +1,7 @@
 //! The architecture, checked: the top-level modules of `cfhost-core` depend on each other one
 //! way (no cycle among them), and the crates depend one way too: the mailer links neither the
-//! runtime nor wasmtime, and the runtime links neither the command line nor the HTTP server.
+//! runtime nor wasmtime, the runtime links neither the command line nor the HTTP server, and
+//! the store links none of wasmtime, SIP and HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -174,6 +175,12 @@ fn the_crates_depend_one_way() {
         "cfhost",
     ] {
         assert!(!core.contains(forbidden), "cfhost-core links {forbidden}");
+    }
+    // The store knows documents and bytes, not what runs them or how they arrive.
+    let store = linked_packages("cfhost-store");
+    assert!(store.contains("tokio-postgres"));
+    for forbidden in ["wasmtime", "rsipstack", "axum", "cfhost-core"] {
+        assert!(!store.contains(forbidden), "cfhost-store links {forbidden}");
     }
     let sip = linked_packages("cfhost-sip");
     assert!(sip.contains("cfhost-core"));

@@ -13,6 +13,7 @@ mod missed_call_alert;
 mod notification;
 mod polyglot;
 mod sip;
+mod store;
 mod tenant_safety;
 mod time_of_day;
 mod wit_evolution;

@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod fairness;
 pub mod kazoo;
+pub mod postgres;
 pub mod sipp;
 pub mod smtp;
 
@@ -24,6 +25,7 @@ use cfhost_core::runtime::{CallError, HostOptions, LoadReport, Runtime};
 use cfhost_core::scenario::ScenarioCall;
 use cfhost_core::switch::{BridgeHook, SimulatedSwitch, SimulatorBehaviour, Switch};
 use cfhost_core::trace::TraceEvent;
+use cfhost_store::Store;
 use serde_json::Value;
 
 /// Instance slots of a test host's pool: enough for any test but the load test (which sets
@@ -38,6 +40,7 @@ pub struct Builder {
     engine: EngineSettings,
     modules: Vec<ModuleSource>,
     modules_dir: bool,
+    store: Option<Arc<dyn Store>>,
 }
 
 /// A running test host.
@@ -65,7 +68,14 @@ impl Builder {
                 .map(fixture_module)
                 .collect(),
             modules_dir: false,
+            store: None,
         }
+    }
+
+    /// Takes the accounts from `store` instead of the host's data directory.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Changes the host's policy (limits, failure modes, grants).
@@ -174,6 +184,9 @@ impl Builder {
         options.modules.extend(self.modules);
         options.policy = self.policy;
         options.engine = self.engine;
+        if let Some(store) = self.store {
+            options.store = store;
+        }
         if self.modules_dir {
             options.modules_dir = Some(self.dir.path().join(SYSTEM_MODULES));
         }

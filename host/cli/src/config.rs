@@ -17,6 +17,9 @@
 //! amqp = "amqp://guest:guest@127.0.0.1:5672/%2f"
 //! smtp = "smtp://127.0.0.1:25"
 //!
+//! [store]                                 # see `cfhost_store::config`
+//! url = "postgres://cfhost:secret@db.example:5432/cfhost"   # default: the data directory
+//!
 //! [serve.clients]                          # limits on HTTP clients; see `api::clients`
 //! max_connections = 1024
 //! [limits]                                 # for every account; see `policy::Limits`
@@ -55,6 +58,7 @@ use cfhost_core::policy::{
     Policy, PolicyConfig,
 };
 use cfhost_mail::MailerConfig;
+use cfhost_store::StoreConfig;
 
 use crate::api::ClientLimits;
 use cfhost_sip::SipConfig;
@@ -76,6 +80,8 @@ pub struct Config {
     pub accounts: BTreeMap<String, AccountConfig>,
     pub sip: SipConfig,
     pub mailer: MailerConfig,
+    /// Where the accounts' documents and modules live.
+    pub store: StoreConfig,
 }
 
 /// `[serve]`: the long-running host of `cfhost serve`, and where every command finds its data.

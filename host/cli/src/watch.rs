@@ -16,7 +16,8 @@ use std::time::Duration;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 
-use cfhost_core::runtime::{LoadReport, Runtime};
+use cfhost_core::follow::log_report;
+use cfhost_core::runtime::Runtime;
 
 /// How long after the last change a reload starts.
 pub const SETTLE: Duration = Duration::from_millis(200);
@@ -112,20 +113,12 @@ async fn reload(runtime: &Runtime, pending: BTreeSet<Change>) {
     }
     for change in pending {
         if let Change::Account(account) = change {
-            let report = runtime.reload_account_modules(&account).await;
-            log_report(&format!("account `{account}`"), &report);
+            match runtime.reload_account(&account).await {
+                Ok(report) => log_report(&format!("account `{account}`"), &report),
+                Err(e) => tracing::error!("reloading account `{account}` failed: {e}"),
+            }
         }
     }
-}
-
-fn log_report(what: &str, report: &LoadReport) {
-    for rejection in &report.module_errors {
-        tracing::error!("reloading {what}: {rejection}");
-    }
-    for error in &report.data.errors {
-        tracing::error!("reloading {what}: {error}");
-    }
-    tracing::info!("reloaded {what}");
 }
 
 /// Whether an event can change what a reload reads: files created, written, renamed or

@@ -11,7 +11,7 @@
 //! Dependencies run one way, bottom to top (a test in `tests/all/layers.rs` keeps them so):
 //!
 //! ```text
-//! bindings, files, hangup
+//! bindings, hangup
 //! policy, trace
 //! call
 //! switch   directory   notify
@@ -22,7 +22,11 @@
 //! callflow, accounts
 //! executor
 //! runtime, scenario
+//! follow
 //! ```
+//!
+//! What the accounts hold comes from a store (`cfhost-store`: a data directory or PostgreSQL),
+//! which the runtime reads and validates; its file helpers are re-exported as [`files`].
 //!
 //! The configuration file is not known here: each part owns its section type
 //! ([`engine::EngineSettings`], [`notify::NotificationsConfig`], [`policy::PolicyConfig`]) and
@@ -36,7 +40,8 @@ pub mod context;
 pub mod directory;
 pub mod engine;
 pub mod executor;
-pub mod files;
+pub mod follow;
+pub use cfhost_store::files;
 pub mod hangup;
 pub mod imports;
 pub mod notify;

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::accounts::{Accounts, DataReport, account_ids, account_modules_dir};
+use cfhost_store::{AccountData, FilesStore, Store, StoreError};
+
+use crate::accounts::{Accounts, DataReport, Warning};
 use crate::bindings::Outcome;
 use crate::call::{Call, CallDetails};
 use crate::callflow::{AccountCallflows, Callflow};
@@ -14,7 +16,6 @@ use crate::engine::{EngineSettings, Provenance, Sandbox};
 use crate::executor::{
     CallBudget, CallReport, DEFAULT_MAX_BRANCHES, Executor, NodeError, WarmInstances,
 };
-use crate::files::write_atomically;
 use crate::notify::{Notifier, Sink};
 use crate::policy::{CpuShares, Health, Policy};
 use crate::registry::{
@@ -30,6 +31,8 @@ pub enum StartError {
     Engine(#[source] wasmtime::Error),
     #[error("cannot read the data directory: {0}")]
     Data(#[from] std::io::Error),
+    #[error("cannot read the store: {0}")]
+    Store(#[from] StoreError),
     #[error("cannot read the module directory {dir}: {source}")]
     Modules {
         dir: PathBuf,
@@ -72,12 +75,16 @@ pub enum InstallError {
     #[error("the component describes itself as `{described}`, not `{name}`")]
     NameMismatch { name: String, described: String },
     #[error("cannot store the module: {0}")]
-    Io(#[from] std::io::Error),
+    Store(#[from] StoreError),
     /// It was stored, but the reload that followed did not load it (the file changed under
     /// the host in between).
     #[error("module `{0}` was stored but did not load")]
     NotLoaded(String),
 }
+
+/// Why an account could not be reloaded: the store could not be read. What was loaded keeps
+/// serving.
+pub type ReloadError = StoreError;
 
 /// Everything loaded at start, or at a reload.
 #[derive(Debug, Default)]
@@ -90,7 +97,10 @@ pub struct LoadReport {
 
 /// How to start a host.
 pub struct HostOptions<'a> {
+    /// The node's own directory (the outbox, voicemail waiting for the store).
     pub data_dir: &'a Path,
+    /// Where the accounts' documents and modules are: by default the data directory itself.
+    pub store: Arc<dyn Store>,
     /// Components to load, in order (a later one replaces an earlier one of the same name).
     pub modules: Vec<ModuleSource>,
     /// The operator's module directory: its `*.wasm` load after `modules`, at start and at
@@ -111,6 +121,7 @@ impl<'a> HostOptions<'a> {
     pub fn new(data_dir: &'a Path, sink: Arc<dyn Sink>) -> Self {
         HostOptions {
             data_dir,
+            store: Arc::new(FilesStore::new(data_dir)),
             modules: crate::registry::embedded_modules(),
             modules_dir: None,
             sink,
@@ -134,6 +145,7 @@ struct Live {
 pub struct Runtime {
     sandbox: Sandbox,
     data_dir: PathBuf,
+    store: Arc<dyn Store>,
     /// The modules loaded from these sources (and `modules_dir`) are the system modules.
     base_modules: Vec<ModuleSource>,
     modules_dir: Option<PathBuf>,
@@ -159,6 +171,7 @@ impl Runtime {
         let runtime = Runtime {
             sandbox,
             data_dir: options.data_dir.to_path_buf(),
+            store: options.store,
             base_modules: options.modules,
             modules_dir: options.modules_dir,
             live: RwLock::new(Live {
@@ -214,18 +227,28 @@ impl Runtime {
         };
         let mut rejections = BTreeMap::from([(None, report.module_errors.clone())]);
         let mut modules = ModuleSet::new(system);
-        for account in account_ids(&self.data_dir)? {
-            let previous = live.modules.account(&account).cloned().unwrap_or_default();
+        let data = self.store.read_all().await?;
+        for account in &data {
+            let previous = live
+                .modules
+                .account(&account.id)
+                .cloned()
+                .unwrap_or_default();
             let (registry, errors) = self
-                .load_account_modules(modules.system(), &previous, &account)
+                .load_account_modules(modules.system(), &previous, account)
                 .await;
             report.module_errors.extend(errors.iter().cloned());
-            rejections.insert(Some(account.clone()), errors);
-            modules = modules.with_account(&account, registry);
+            rejections.insert(Some(account.id.clone()), errors);
+            modules = modules.with_account(&account.id, registry);
         }
         *self.rejected.write().unwrap_or_else(|e| e.into_inner()) = rejections;
-        let (accounts, data) = Accounts::load(&self.data_dir, &modules)?;
-        report.data = data;
+        let (accounts, mut documents) = Accounts::from_data(&data, &modules);
+        if data.is_empty() {
+            documents.warnings.push(Warning::NoAccounts {
+                store: self.store.describe(),
+            });
+        }
+        report.data = documents;
         self.swap(Live {
             modules: Arc::new(modules),
             accounts: Arc::new(accounts),
@@ -233,58 +256,61 @@ impl Runtime {
         Ok(report)
     }
 
-    /// Loads `account_id`'s own modules again from its module directory, then its documents
-    /// against them (see [`Runtime::reload_system_modules`] for what is kept).
-    pub async fn reload_account_modules(&self, account_id: &str) -> LoadReport {
+    /// Reads `account_id` again from the store (its modules, then its documents against them)
+    /// for the calls that start from now on; see [`Runtime::reload_system_modules`] for what
+    /// is kept. An account the store no longer has is gone. When the store cannot be read,
+    /// nothing changes.
+    pub async fn reload_account(&self, account_id: &str) -> Result<LoadReport, ReloadError> {
         let _reloading = self.reloading.lock().await;
-        self.reload_account_modules_locked(account_id).await
-    }
-
-    async fn reload_account_modules_locked(&self, account_id: &str) -> LoadReport {
         let live = self.live();
         let previous = live
             .modules
             .account(account_id)
             .cloned()
             .unwrap_or_default();
-        self.reload_account_modules_over(account_id, &live, &previous)
-            .await
+        self.reload_account_over(account_id, &live, &previous).await
     }
 
-    /// Reloads `account_id`'s modules over `previous` (what a file that did not change keeps),
-    /// then its documents.
-    async fn reload_account_modules_over(
+    /// Reloads `account_id` over `previous` (the modules that a stored module that did not
+    /// change keeps).
+    async fn reload_account_over(
         &self,
         account_id: &str,
         live: &Live,
         previous: &Registry,
-    ) -> LoadReport {
-        let (registry, module_errors) = self
-            .load_account_modules(live.modules.system(), previous, account_id)
-            .await;
+    ) -> Result<LoadReport, ReloadError> {
+        let data = self.store.read_account(account_id).await?;
+        let (modules, module_errors) = match &data {
+            Some(data) => {
+                let (registry, errors) = self
+                    .load_account_modules(live.modules.system(), previous, data)
+                    .await;
+                (live.modules.with_account(account_id, registry), errors)
+            }
+            None => (
+                live.modules.with_account(account_id, Registry::default()),
+                Vec::new(),
+            ),
+        };
         self.rejected
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(Some(account_id.to_string()), module_errors.clone());
-        let modules = live.modules.with_account(account_id, registry);
-        let (accounts, data) = live.accounts.with_account_reloaded(
-            &self.data_dir,
-            account_id,
-            modules.view(account_id),
-        );
+        let (accounts, data) =
+            live.accounts
+                .with_account(account_id, data.as_ref(), modules.view(account_id));
         self.swap(Live {
             modules: Arc::new(modules),
             accounts: Arc::new(accounts),
         });
-        LoadReport {
+        Ok(LoadReport {
             module_errors,
             data,
-        }
+        })
     }
 
     /// Checks `bytes` as `account_id`'s module `name` (it must load for the account and
-    /// describe itself as `name`), then stores it as `<account>/modules/<name>.wasm` and makes
-    /// it live for new calls. On any error nothing is written and the live modules stay.
+    /// describe itself as `name`), then stores it and makes it live for new calls. On any error nothing is written and the live modules stay.
     pub async fn install_account_module(
         &self,
         account_id: &str,
@@ -296,13 +322,12 @@ impl Runtime {
         if live.accounts.get(account_id).is_none() {
             return Err(InstallError::UnknownAccount(account_id.to_string()));
         }
-        let path = account_modules_dir(&self.data_dir, account_id).join(format!("{name}.wasm"));
         let scope = Scope::Account {
             id: account_id,
             system: live.modules.system(),
         };
         let source = ModuleSource {
-            origin: path.display().to_string(),
+            origin: self.store.module_origin(account_id, name),
             bytes: Arc::from(bytes),
             shipped: false,
         };
@@ -317,8 +342,10 @@ impl Runtime {
                 described: checked.name().to_string(),
             });
         }
-        write_atomically(&path, &source.bytes)?;
-        // The stored file is the module just checked: the reload keeps it instead of loading
+        self.store
+            .put_module(account_id, name, Arc::clone(&source.bytes))
+            .await?;
+        // The stored module is the one just checked: the reload keeps it instead of loading
         // it again.
         let previous = live
             .modules
@@ -327,8 +354,8 @@ impl Runtime {
             .unwrap_or_default()
             .with(Arc::new(checked));
         let report = self
-            .reload_account_modules_over(account_id, &live, &previous)
-            .await;
+            .reload_account_over(account_id, &live, &previous)
+            .await?;
         let installed = self
             .modules()
             .view(account_id)
@@ -343,46 +370,61 @@ impl Runtime {
         &self,
         account_id: &str,
         name: &str,
-    ) -> std::io::Result<Option<LoadReport>> {
+    ) -> Result<Option<LoadReport>, StoreError> {
         let _reloading = self.reloading.lock().await;
-        let path = account_modules_dir(&self.data_dir, account_id).join(format!("{name}.wasm"));
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(Some(self.reload_account_modules_locked(account_id).await)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        if !self.store.delete_module(account_id, name).await? {
+            return Ok(None);
         }
+        let live = self.live();
+        let previous = live
+            .modules
+            .account(account_id)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(
+            self.reload_account_over(account_id, &live, &previous)
+                .await?,
+        ))
     }
 
-    /// `account_id`'s modules loaded from its directory next to the `system` modules, keeping
-    /// those of `previous` whose files did not change.
+    /// `account_id`'s own modules (as the store read them) loaded next to the `system`
+    /// modules, keeping those of `previous` that did not change.
     async fn load_account_modules(
         &self,
         system: &Registry,
         previous: &Registry,
-        account_id: &str,
+        account: &AccountData,
     ) -> (Registry, Vec<Arc<Rejection>>) {
-        let dir = account_modules_dir(&self.data_dir, account_id);
-        let sources = match modules_in_dir(&dir) {
-            Ok(sources) => sources,
-            Err(source) => {
-                let error = ModuleError::Unreadable {
-                    origin: dir.display().to_string(),
-                    source,
-                };
-                let rejection = Rejection {
-                    error,
-                    kept_previous: false,
-                };
-                return (Registry::default(), vec![Arc::new(rejection)]);
-            }
-        };
+        let unreadable = account.module_problems.iter().map(|problem| {
+            Arc::new(Rejection {
+                error: ModuleError::Unreadable {
+                    origin: problem.place.display().to_string(),
+                    source: std::io::Error::new(problem.error.kind(), problem.error.to_string()),
+                },
+                kept_previous: false,
+            })
+        });
+        let unreadable: Vec<_> = unreadable.collect();
+        let sources = account.modules.iter().map(|module| ModuleSource {
+            origin: module.origin.clone(),
+            bytes: Arc::clone(&module.bytes),
+            shipped: false,
+        });
         let scope = Scope::Account {
-            id: account_id,
+            id: &account.id,
             system,
         };
-        let (registry, rejected) =
-            Registry::load(&self.sandbox, &self.policy, scope, sources, previous).await;
-        (registry, rejected.into_iter().map(Arc::new).collect())
+        let (registry, rejected) = Registry::load(
+            &self.sandbox,
+            &self.policy,
+            scope,
+            sources.collect::<Vec<_>>(),
+            previous,
+        )
+        .await;
+        let mut errors = unreadable;
+        errors.extend(rejected.into_iter().map(Arc::new));
+        (registry, errors)
     }
 
     fn live(&self) -> Live {
@@ -437,7 +479,7 @@ impl Runtime {
         self.live().accounts
     }
 
-    /// The data directory.
+    /// The node's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -447,21 +489,9 @@ impl Runtime {
         self.modules_dir.as_deref()
     }
 
-    /// Reads `account_id`'s documents again from the data directory, for the calls that start
-    /// from now on; reports the documents it rejected.
-    pub async fn reload_account(&self, account_id: &str) -> DataReport {
-        let _reloading = self.reloading.lock().await;
-        let live = self.live();
-        let (accounts, report) = live.accounts.with_account_reloaded(
-            &self.data_dir,
-            account_id,
-            live.modules.view(account_id),
-        );
-        self.swap(Live {
-            modules: live.modules,
-            accounts: Arc::new(accounts),
-        });
-        report
+    /// Where the accounts' documents and modules are.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Fills in the details a switch would: From/To user and realm from the dialed number, the

@@ -2,8 +2,10 @@
 //! documents, as KAZOO's crossbar keeps them. A document is validated on write as loading
 //! would (shape, then every node's data against its module's schema; a 400 names the node's
 //! JSON path and the module; so does a body `id` other than the path's, or a number another
-//! callflow of the account lists), written atomically to
-//! `<data>/accounts/<account_id>/callflows/<id>.json`, and live for the calls that start next.
+//! callflow of the account lists), stored (atomically as
+//! `<data>/accounts/<account_id>/callflows/<id>.json`, or as one row of PostgreSQL), and live
+//! for the calls that start next. A store that cannot be reached is a 503 naming it, and
+//! nothing is written.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +19,9 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState, json_body};
 use cfhost_core::accounts::check_callflow;
 use cfhost_core::callflow::CallflowError;
-use cfhost_core::files::{is_plain_name, write_atomically};
+use cfhost_core::files::is_plain_name;
+use cfhost_store::DocumentKind;
+use cfhost_store::data::document_place;
 
 /// The stored document.
 pub async fn get(
@@ -26,9 +30,14 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, &account_id)?;
-    let file = document_file(&state, &account_id, &id)?;
-    let text = std::fs::read_to_string(&file)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`")))?;
+    check_id(&state, &account_id, &id)?;
+    let text = state
+        .runtime
+        .store()
+        .get_document(&account_id, DocumentKind::Callflow, &id)
+        .await
+        .map_err(ApiError::store)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`")))?;
     let document = serde_json::from_str(&text)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(document))
@@ -43,13 +52,14 @@ pub async fn put(
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, &account_id)?;
     let document = json_body(&headers, &body)?;
-    let file = document_file(&state, &account_id, &id)?;
+    check_id(&state, &account_id, &id)?;
+    let place = document_place(&PathBuf::new(), &account_id, DocumentKind::Callflow, &id);
     let text = serde_json::to_string_pretty(&document)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let _writing = state.writes.lock().await;
     let modules = state.runtime.modules();
     let (callflow, warnings) =
-        check_callflow(&file, &text, modules.view(&account_id)).map_err(invalid_callflow)?;
+        check_callflow(&place, &text, modules.view(&account_id)).map_err(invalid_callflow)?;
     if callflow.id != id {
         return Err(ApiError::bad_request(format!(
             "the document's id `{}` is not the path's `{id}`",
@@ -69,9 +79,13 @@ pub async fn put(
         }
     }
     let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    write_atomically(&file, text.as_bytes())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    state.runtime.reload_account(&account_id).await;
+    state
+        .runtime
+        .store()
+        .put_document(&account_id, DocumentKind::Callflow, &id, &text)
+        .await
+        .map_err(ApiError::store)?;
+    state.reload_account(&account_id).await;
     Ok(Json(
         json!({"id": id, "document": document, "warnings": warnings}),
     ))
@@ -84,35 +98,32 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     state.authorize(&headers, &account_id)?;
-    let file = document_file(&state, &account_id, &id)?;
+    check_id(&state, &account_id, &id)?;
     let _writing = state.writes.lock().await;
-    std::fs::remove_file(&file).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`"))
-        }
-        // The disk's fault, not the client's: the cause, and the path only in the log.
-        _ => {
-            tracing::error!("cannot remove {}: {error}", file.display());
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("callflow `{id}` could not be removed: {error}"),
-            )
-        }
-    })?;
-    state.runtime.reload_account(&account_id).await;
+    let removed = state
+        .runtime
+        .store()
+        .delete_document(&account_id, DocumentKind::Callflow, &id)
+        .await
+        .map_err(ApiError::store)?;
+    if !removed {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no callflow `{id}`"),
+        ));
+    }
+    state.reload_account(&account_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Where the document lives, once the account exists and `id` is a plain name.
-fn document_file(state: &ApiState, account_id: &str, id: &str) -> Result<PathBuf, ApiError> {
+/// A 400 unless `id` is a plain name, a 404 unless the account exists.
+fn check_id(state: &ApiState, account_id: &str, id: &str) -> Result<(), ApiError> {
     if !is_plain_name(id) {
         return Err(ApiError::bad_request(
             "a callflow id is 1 to 128 letters, digits, `-` and `_`",
         ));
     }
-    state.existing_account(account_id)?;
-    let dir = state.runtime.data_dir().join("accounts").join(account_id);
-    Ok(dir.join("callflows").join(format!("{id}.json")))
+    state.existing_account(account_id)
 }
 
 /// A 400 naming what is wrong and where.

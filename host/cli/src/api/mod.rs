@@ -149,6 +149,15 @@ impl ApiState {
         }
     }
 
+    /// Reads `account_id` again after a write through the API, so that the next call sees it
+    /// at once. A store that cannot be read now is logged: the write stands, and the next
+    /// change or reconnect reloads it.
+    async fn reload_account(&self, account_id: &str) {
+        if let Err(e) = self.runtime.reload_account(account_id).await {
+            tracing::error!("reloading account `{account_id}` after a write: {e}");
+        }
+    }
+
     /// Refuses a request without the operator's token.
     fn authorize_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match self.tokens.access(headers) {
@@ -208,6 +217,21 @@ impl ApiError {
 
     fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// What the store said, with the status that says whose fault it is: a store that cannot
+    /// be reached (or a disk that fails) is a 503 naming the store, a value it refuses is the
+    /// client's. The log keeps the detail.
+    fn store(error: cfhost_store::StoreError) -> Self {
+        use cfhost_store::StoreError;
+        match error {
+            StoreError::NoAccount(_) => ApiError::new(StatusCode::NOT_FOUND, error.to_string()),
+            StoreError::Refused(_) => ApiError::bad_request(error.to_string()),
+            StoreError::Unavailable { .. } | StoreError::Io { .. } => {
+                tracing::error!("{error}");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            }
+        }
     }
 
     fn unauthorized() -> Self {

@@ -118,7 +118,8 @@ pub async fn install(
             InstallError::Invalid(_) | InstallError::NameMismatch { .. } => {
                 ApiError::bad_request(e.to_string())
             }
-            InstallError::Io(_) | InstallError::NotLoaded(_) => {
+            InstallError::Store(store) => ApiError::store(store),
+            InstallError::NotLoaded(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
         })?;
@@ -154,10 +155,7 @@ pub async fn remove(
             StatusCode::NOT_FOUND,
             format!("account `{account_id}` has no module `{name}`"),
         )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.to_string(),
-        )),
+        Err(e) => Err(ApiError::store(e)),
     }
 }
 

@@ -10,8 +10,10 @@ use anyhow::Context;
 
 use crate::api::{ApiState, CaptureSink, Tokens};
 use cfhost_core::files::remove_leftover_temporaries;
+use cfhost_core::follow::follow;
 use cfhost_core::notify::OpenSink;
 use cfhost_core::runtime::{HostOptions, Runtime};
+use cfhost_store::{PgStore, Store};
 
 use crate::config::Flags;
 
@@ -99,6 +101,22 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let capture = Arc::new(CaptureSink::new(sink));
 
     let mut host = HostOptions::new(&data, capture.clone());
+    let changes = match config.store.postgres() {
+        Some(settings) => {
+            let store = PgStore::connect(&settings)
+                .await
+                .context("cannot open the store ([store] url)")?;
+            // Listening starts before the first load, so that no change is missed between.
+            let changes = store
+                .listen()
+                .await
+                .context("cannot listen for the store's changes")?;
+            eprintln!("cfhost serve: store {}", store.describe());
+            host.store = Arc::new(store);
+            Some(changes)
+        }
+        None => None,
+    };
     host.policy = policy;
     host.engine = config.engine;
     if let Some(dir) = &modules_dir {
@@ -118,6 +136,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     for line in &report.data.warnings {
         eprintln!("warning: {line}");
     }
+    let _follow = changes.map(|changes| follow(Arc::clone(&runtime), changes));
     let _watch = if serve.watch {
         Some(crate::watch::watch(Arc::clone(&runtime))?)
     } else {

@@ -19,9 +19,10 @@ pub mod numbers;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use cfhost_store::{AccountData, Document};
 use serde::Deserialize;
 
 use crate::call::Endpoint;
@@ -113,39 +114,19 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Loads every account under `data_dir/accounts`, validating each callflow against the
+    /// The accounts of `data` (as a store read them), validating each callflow against the
     /// modules its account sees in `modules`. Rejected documents are left out and listed in
     /// the report.
-    pub fn load(
-        data_dir: &Path,
-        modules: &ModuleSet,
-    ) -> Result<(Accounts, DataReport), std::io::Error> {
-        let accounts_dir = data_dir.join("accounts");
+    pub fn from_data(data: &[AccountData], modules: &ModuleSet) -> (Accounts, DataReport) {
         let mut report = DataReport::default();
-        let mut accounts = BTreeMap::new();
-        if !data_dir.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{} is not a directory", data_dir.display()),
-            ));
-        }
-        if !accounts_dir.is_dir() {
-            report.warnings.push(Warning::NoAccounts {
-                dir: accounts_dir.clone(),
-            });
-        }
         let mut loaded = Accounts::default();
-        let dirs = existing_entries(&accounts_dir, |p| p.is_dir(), &mut report);
-        for account_dir in dirs {
-            let Some(id) = file_name(&account_dir) else {
-                continue;
-            };
-            let account = load_account(&account_dir, modules.view(&id), &mut report);
-            loaded.claim(&id, &account, &account_dir, &mut report);
-            accounts.insert(id, Arc::new(account));
+        for account_data in data {
+            let id = &account_data.id;
+            let account = load_account(account_data, modules.view(id), &mut report);
+            loaded.claim(id, &account, &account_data.place, &mut report);
+            loaded.accounts.insert(id.clone(), Arc::new(account));
         }
-        loaded.accounts = accounts;
-        Ok((loaded, report))
+        (loaded, report)
     }
 
     /// Takes `account`'s realm and global numbers into the indexes; what another account has
@@ -193,12 +174,12 @@ impl Accounts {
         self.accounts.get(account_id).map(|account| &**account)
     }
 
-    /// These accounts with `account_id` read again from `data_dir` (or gone, if its directory
-    /// is). The other accounts are shared, not copied.
-    pub fn with_account_reloaded(
+    /// These accounts with `account_id` replaced by `data` (as a store read it; gone when
+    /// `None`). The other accounts are shared, not copied.
+    pub fn with_account(
         &self,
-        data_dir: &Path,
         account_id: &str,
+        data: Option<&AccountData>,
         modules: ModuleView<'_>,
     ) -> (Accounts, DataReport) {
         let mut report = DataReport::default();
@@ -208,35 +189,25 @@ impl Accounts {
             realms: self.realms.clone(),
         };
         reloaded.realms.retain(|_, owner| owner != account_id);
-        let dir = data_dir.join("accounts").join(account_id);
-        if dir.is_dir() {
-            let account = load_account(&dir, modules, &mut report);
-            reloaded.claim(account_id, &account, &dir, &mut report);
-            reloaded
-                .accounts
-                .insert(account_id.to_string(), Arc::new(account));
-        } else {
-            reloaded.accounts.remove(account_id);
+        match data {
+            Some(data) => {
+                let account = load_account(data, modules, &mut report);
+                reloaded.claim(account_id, &account, &data.place, &mut report);
+                reloaded
+                    .accounts
+                    .insert(account_id.to_string(), Arc::new(account));
+            }
+            None => {
+                reloaded.accounts.remove(account_id);
+            }
         }
         (reloaded, report)
     }
-}
 
-/// The ids of the accounts in `data_dir` (its `accounts/` subdirectories), in order.
-pub fn account_ids(data_dir: &Path) -> std::io::Result<Vec<String>> {
-    let accounts_dir = data_dir.join("accounts");
-    if !accounts_dir.is_dir() {
-        return Ok(Vec::new());
+    /// The ids of the accounts, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.accounts.keys().map(String::as_str)
     }
-    Ok(sorted_entries(&accounts_dir, |p| p.is_dir())?
-        .iter()
-        .filter_map(|dir| file_name(dir))
-        .collect())
-}
-
-/// Where `account_id`'s own modules (`*.wasm`) are: `accounts/<account_id>/modules/`.
-pub fn account_modules_dir(data_dir: &Path, account_id: &str) -> PathBuf {
-    data_dir.join("accounts").join(account_id).join("modules")
 }
 
 /// Checks a callflow document `text` meant for `file` as loading would: its shape, then each
@@ -312,11 +283,18 @@ fn user_from_document<'a>(
     }
 }
 
-fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) -> Account {
+fn load_account(data: &AccountData, modules: ModuleView<'_>, report: &mut DataReport) -> Account {
     let mut account = Account::default();
-    let account_file = dir.join("account.json");
-    if account_file.exists() {
-        match read_json::<AccountDocument>(&account_file) {
+    report.errors.extend(
+        data.problems
+            .iter()
+            .map(|problem| DocumentError::Unreadable {
+                file: problem.place.clone(),
+                source: std::io::Error::new(problem.error.kind(), problem.error.to_string()),
+            }),
+    );
+    if let Some(settings) = &data.settings {
+        match parse_json::<AccountDocument>(settings) {
             Ok(doc) => {
                 account.realm = doc.realm;
                 account.name = doc.name;
@@ -324,7 +302,7 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) ->
                     && let Err(e) = jiff::tz::TimeZone::get(zone)
                 {
                     report.warnings.push(Warning::BadTimezone {
-                        file: account_file.clone(),
+                        file: settings.place.clone(),
                         timezone: zone.to_string(),
                         reason: e.to_string(),
                     });
@@ -334,35 +312,36 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) ->
             Err(e) => report.errors.push(e),
         }
     }
-    for path in existing_entries(&dir.join("users"), is_json, report) {
-        let Some(id) = stem(&path) else { continue };
-        match read_json::<UserDocument>(&path) {
+    for document in &data.users {
+        match parse_json::<UserDocument>(document) {
             Ok(user) => {
-                account.users.insert(id, user);
+                account.users.insert(document.id.clone(), user);
             }
             Err(e) => report.errors.push(e),
         }
     }
-    for path in existing_entries(&dir.join("devices"), is_json, report) {
-        let Some(id) = stem(&path) else { continue };
-        match read_json::<DeviceDocument>(&path) {
-            Ok(document) => {
-                if let Some(owner_id) = &document.owner_id
+    for document in &data.devices {
+        match parse_json::<DeviceDocument>(document) {
+            Ok(parsed) => {
+                if let Some(owner_id) = &parsed.owner_id
                     && !account.users.contains_key(owner_id)
                 {
                     report.warnings.push(Warning::UnknownOwner {
-                        file: path.clone(),
+                        file: document.place.clone(),
                         owner_id: owner_id.clone(),
                     });
                 }
-                account.devices.push(Device { id, document });
+                account.devices.push(Device {
+                    id: document.id.clone(),
+                    document: parsed,
+                });
             }
             Err(e) => report.errors.push(e),
         }
     }
     let mut callflows = Vec::new();
-    for path in existing_entries(&dir.join("callflows"), is_json, report) {
-        match load_callflow(&path, modules) {
+    for document in &data.callflows {
+        match check_callflow(&document.place, &document.text, modules) {
             Ok((callflow, warnings)) => {
                 report.warnings.extend(warnings);
                 callflows.push(callflow);
@@ -374,70 +353,13 @@ fn load_account(dir: &Path, modules: ModuleView<'_>, report: &mut DataReport) ->
     account
 }
 
-fn load_callflow(
-    path: &Path,
-    modules: ModuleView<'_>,
-) -> Result<(crate::callflow::Callflow, Vec<Warning>), CallflowError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CallflowError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    let callflow = parse_callflow(path, &stem(path).unwrap_or_default(), &text)?;
-    let unknown = validate_callflow(&callflow, modules)?;
-    Ok((
-        callflow,
-        unknown.into_iter().map(Warning::UnknownModule).collect(),
-    ))
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DocumentError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DocumentError::Unreadable {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| DocumentError::Malformed {
-        file: path.to_path_buf(),
+fn parse_json<T: serde::de::DeserializeOwned>(document: &Document) -> Result<T, DocumentError> {
+    serde_json::from_str(&document.text).map_err(|e| DocumentError::Malformed {
+        file: document.place.clone(),
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
     })
-}
-
-/// The entries of `dir` that `keep`, in order; none when `dir` does not exist. A `dir` that
-/// exists but cannot be read (or is not a directory) is reported.
-fn existing_entries(
-    dir: &Path,
-    keep: impl Fn(&Path) -> bool,
-    report: &mut DataReport,
-) -> Vec<PathBuf> {
-    match sorted_entries(dir, keep) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => {
-            report.errors.push(DocumentError::Unreadable {
-                file: dir.to_path_buf(),
-                source,
-            });
-            Vec::new()
-        }
-    }
-}
-
-fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| keep(path))
-        .collect();
-    paths.sort();
-    Ok(paths)
-}
-
-fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|ext| ext == "json")
-}
-
-fn file_name(path: &Path) -> Option<String> {
-    path.file_name()?.to_str().map(str::to_string)
 }
 
 fn stem(path: &Path) -> Option<String> {

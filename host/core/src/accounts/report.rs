@@ -75,8 +75,8 @@ impl DocumentError {
 pub enum Warning {
     /// A node names no loaded module: at run time it is skipped, as KAZOO does.
     UnknownModule(UnknownModule),
-    /// The data directory has no `accounts/` yet.
-    NoAccounts { dir: PathBuf },
+    /// The store has no accounts yet.
+    NoAccounts { store: String },
     /// An account's `timezone` is no IANA time zone: the account loads, and modules that need
     /// its time zone (`time_of_day`) fail on its calls.
     BadTimezone {
@@ -93,7 +93,7 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Warning::UnknownModule(unknown) => unknown.fmt(f),
-            Warning::NoAccounts { dir } => write!(f, "{}: no accounts yet", dir.display()),
+            Warning::NoAccounts { store } => write!(f, "{store}: no accounts yet"),
             Warning::BadTimezone {
                 file,
                 timezone,

@@ -1,0 +1,272 @@
+//! The data directory as a store: `accounts/<id>/` holding `account.json`, `callflows/`,
+//! `users/`, `devices/` (`<id>.json` each) and `modules/` (`<name>.wasm`). Writes are atomic
+//! ([`write_atomically`]); an account is a folder, made by the operator.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
+use crate::data::{account_place, document_place};
+use crate::files::write_atomically;
+use crate::{Store, StoreError};
+
+/// A data directory.
+#[derive(Debug, Clone)]
+pub struct FilesStore {
+    root: PathBuf,
+}
+
+impl FilesStore {
+    /// The data directory `root`.
+    pub fn new(root: &Path) -> Self {
+        FilesStore {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Its directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The ids of its accounts (the folders under `accounts/`), in order.
+    pub fn account_ids(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join("accounts");
+        match sorted_entries(&dir, |p| p.is_dir()) {
+            Ok(dirs) => Ok(dirs.iter().filter_map(|d| file_name(d)).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(StoreError::Io { place: dir, source }),
+        }
+    }
+
+    /// Account `id`'s data, read now.
+    fn read(&self, id: &str) -> Option<AccountData> {
+        let dir = account_place(&self.root, id);
+        if !dir.is_dir() {
+            return None;
+        }
+        let mut data = AccountData::new(id, dir.clone());
+        let settings = dir.join("account.json");
+        if settings.exists() {
+            match std::fs::read_to_string(&settings) {
+                Ok(text) => {
+                    data.settings = Some(Document {
+                        id: id.to_string(),
+                        place: settings,
+                        text,
+                    })
+                }
+                Err(error) => data.problems.push(ReadProblem {
+                    place: settings,
+                    error,
+                }),
+            }
+        }
+        for kind in DocumentKind::ALL {
+            let folder = dir.join(kind.folder());
+            for path in existing_entries(&folder, is_json, &mut data.problems) {
+                let Some(doc_id) = stem(&path) else { continue };
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => data.documents_mut(kind).push(Document {
+                        id: doc_id,
+                        place: path,
+                        text,
+                    }),
+                    Err(error) => data.problems.push(ReadProblem { place: path, error }),
+                }
+            }
+        }
+        let modules = dir.join("modules");
+        for path in existing_entries(&modules, is_wasm, &mut data.module_problems) {
+            let Some(name) = stem(&path) else { continue };
+            match std::fs::read(&path) {
+                Ok(bytes) => data.modules.push(ModuleBlob {
+                    name,
+                    origin: path.display().to_string(),
+                    bytes: Arc::from(bytes),
+                }),
+                Err(error) => data
+                    .module_problems
+                    .push(ReadProblem { place: path, error }),
+            }
+        }
+        Some(data)
+    }
+
+    fn existing_account(&self, account_id: &str) -> Result<PathBuf, StoreError> {
+        let dir = account_place(&self.root, account_id);
+        if dir.is_dir() {
+            Ok(dir)
+        } else {
+            Err(StoreError::NoAccount(account_id.to_string()))
+        }
+    }
+
+    fn module_path(&self, account_id: &str, name: &str) -> PathBuf {
+        account_place(&self.root, account_id)
+            .join("modules")
+            .join(format!("{name}.wasm"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FilesStore {
+    fn describe(&self) -> String {
+        format!("data directory {}", self.root.display())
+    }
+
+    async fn read_all(&self) -> Result<Vec<AccountData>, StoreError> {
+        let ids = self.account_ids()?;
+        Ok(ids.iter().filter_map(|id| self.read(id)).collect())
+    }
+
+    async fn read_account(&self, account_id: &str) -> Result<Option<AccountData>, StoreError> {
+        Ok(self.read(account_id))
+    }
+
+    async fn get_document(
+        &self,
+        account_id: &str,
+        kind: DocumentKind,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let place = document_place(&self.root, account_id, kind, id);
+        match std::fs::read_to_string(&place) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { place, source }),
+        }
+    }
+
+    async fn put_document(
+        &self,
+        account_id: &str,
+        kind: DocumentKind,
+        id: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        self.existing_account(account_id)?;
+        let place = document_place(&self.root, account_id, kind, id);
+        write_atomically(&place, text.as_bytes()).map_err(|source| StoreError::Io { place, source })
+    }
+
+    async fn delete_document(
+        &self,
+        account_id: &str,
+        kind: DocumentKind,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        remove(document_place(&self.root, account_id, kind, id))
+    }
+
+    async fn put_module(
+        &self,
+        account_id: &str,
+        name: &str,
+        bytes: Arc<[u8]>,
+    ) -> Result<(), StoreError> {
+        self.existing_account(account_id)?;
+        let place = self.module_path(account_id, name);
+        write_atomically(&place, &bytes).map_err(|source| StoreError::Io { place, source })
+    }
+
+    async fn delete_module(&self, account_id: &str, name: &str) -> Result<bool, StoreError> {
+        remove(self.module_path(account_id, name))
+    }
+
+    fn module_origin(&self, account_id: &str, name: &str) -> String {
+        self.module_path(account_id, name).display().to_string()
+    }
+}
+
+/// Removes the file at `place`; false when there was none.
+fn remove(place: PathBuf) -> Result<bool, StoreError> {
+    match std::fs::remove_file(&place) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StoreError::Io { place, source }),
+    }
+}
+
+/// The entries of `dir` that `keep`, in order; none when `dir` does not exist. A `dir` that
+/// exists but cannot be read (or is not a directory) is a problem.
+fn existing_entries(
+    dir: &Path,
+    keep: impl Fn(&Path) -> bool,
+    problems: &mut Vec<ReadProblem>,
+) -> Vec<PathBuf> {
+    match sorted_entries(dir, keep) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => {
+            problems.push(ReadProblem {
+                place: dir.to_path_buf(),
+                error,
+            });
+            Vec::new()
+        }
+    }
+}
+
+fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| keep(path))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "json")
+}
+
+fn is_wasm(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "wasm")
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_string)
+}
+
+fn stem(path: &Path) -> Option<String> {
+    path.file_stem()?.to_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn documents_and_modules_are_read_back_as_written_and_an_unreadable_folder_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("accounts/acme")).unwrap();
+        let store = FilesStore::new(dir.path());
+        store
+            .put_document("acme", DocumentKind::User, "u1", r#"{"email":"a@b"}"#)
+            .await
+            .unwrap();
+        store
+            .put_module("acme", "router", Arc::from(&b"\0asm"[..]))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .put_document("nobody", DocumentKind::User, "u1", "{}")
+                .await,
+            Err(StoreError::NoAccount(_))
+        ));
+        // A folder where a document's folder should be a file cannot be listed.
+        std::fs::write(dir.path().join("accounts/acme/devices"), b"not a folder").unwrap();
+        let acme = store.read_account("acme").await.unwrap().unwrap();
+        assert_eq!(acme.users[0].id, "u1");
+        assert_eq!(acme.users[0].text, r#"{"email":"a@b"}"#);
+        assert_eq!(&*acme.modules[0].bytes, b"\0asm");
+        assert_eq!(acme.problems.len(), 1, "{:?}", acme.problems);
+        assert!(acme.problems[0].place.ends_with("accounts/acme/devices"));
+        assert!(store.delete_module("acme", "router").await.unwrap());
+        assert!(!store.delete_module("acme", "router").await.unwrap());
+        assert_eq!(store.read_all().await.unwrap().len(), 1);
+        assert!(store.read_account("other").await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,80 @@
+-- cfhost's tables. Applied at every connect, idempotently, under an advisory lock so that
+-- nodes starting together do not race.
+CREATE TABLE IF NOT EXISTS cfhost_schema (version integer PRIMARY KEY);
+INSERT INTO cfhost_schema (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+-- An account; `document` is its account.json (realm, name, timezone), NULL when it has none.
+CREATE TABLE IF NOT EXISTS cfhost_accounts (
+    id text PRIMARY KEY,
+    document jsonb,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- An account's documents in KAZOO's JSON shape: `kind` is callflows, users or devices.
+CREATE TABLE IF NOT EXISTS cfhost_documents (
+    account_id text NOT NULL REFERENCES cfhost_accounts (id) ON DELETE CASCADE,
+    kind text NOT NULL,
+    id text NOT NULL,
+    document jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, kind, id)
+);
+
+-- An account's own modules: a component's bytes.
+CREATE TABLE IF NOT EXISTS cfhost_modules (
+    account_id text NOT NULL REFERENCES cfhost_accounts (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    wasm bytea NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, name)
+);
+
+-- Every change to an account (through any node, or by an operator's own tooling) is
+-- announced on `cfhost_changes` with the account's id; a TRUNCATE announces `*`: everything.
+CREATE OR REPLACE FUNCTION cfhost_account_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM pg_notify('cfhost_changes', OLD.id);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM pg_notify('cfhost_changes', NEW.id);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The same for the rows of an account (documents, modules).
+CREATE OR REPLACE FUNCTION cfhost_account_row_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM pg_notify('cfhost_changes', OLD.account_id);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM pg_notify('cfhost_changes', NEW.account_id);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION cfhost_everything_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('cfhost_changes', '*');
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER cfhost_accounts_changed
+    AFTER INSERT OR UPDATE OR DELETE ON cfhost_accounts
+    FOR EACH ROW EXECUTE FUNCTION cfhost_account_changed();
+CREATE OR REPLACE TRIGGER cfhost_documents_changed
+    AFTER INSERT OR UPDATE OR DELETE ON cfhost_documents
+    FOR EACH ROW EXECUTE FUNCTION cfhost_account_row_changed();
+CREATE OR REPLACE TRIGGER cfhost_modules_changed
+    AFTER INSERT OR UPDATE OR DELETE ON cfhost_modules
+    FOR EACH ROW EXECUTE FUNCTION cfhost_account_row_changed();
+CREATE OR REPLACE TRIGGER cfhost_accounts_truncated
+    AFTER TRUNCATE ON cfhost_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION cfhost_everything_changed();
+CREATE OR REPLACE TRIGGER cfhost_documents_truncated
+    AFTER TRUNCATE ON cfhost_documents
+    FOR EACH STATEMENT EXECUTE FUNCTION cfhost_everything_changed();
+CREATE OR REPLACE TRIGGER cfhost_modules_truncated
+    AFTER TRUNCATE ON cfhost_modules
+    FOR EACH STATEMENT EXECUTE FUNCTION cfhost_everything_changed();

@@ -1,0 +1,330 @@
+//! PostgreSQL as the store of many nodes, against a private PostgreSQL 15
+//! ([`cfhost_tests::postgres::Database`]): what it keeps, what it refuses, the changes it
+//! announces (whoever writes) and how nodes follow them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cfhost_core::follow::follow;
+use cfhost_store::{Change, DocumentKind, PgSettings, PgStore, Store, StoreError};
+use cfhost_tests::Builder;
+use cfhost_tests::postgres::Database;
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+async fn store_of(database: &Database) -> PgStore {
+    PgStore::connect(&PgSettings::new(&database.url()))
+        .await
+        .expect("the store connects")
+}
+
+/// The next change announced within `within`.
+async fn next_change(changes: &mut UnboundedReceiver<Change>, within: Duration) -> Change {
+    tokio::time::timeout(within, changes.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no change announced within {within:?}"))
+        .expect("the listener runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_and_modules_are_kept_and_every_change_is_announced_whoever_makes_it() {
+    let database = Database::start().await;
+    let store = store_of(&database).await;
+    let mut changes = store.listen().await.unwrap();
+    store
+        .put_account("acme", Some(r#"{"realm": "acme.example"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_change(&mut changes, Duration::from_secs(1)).await,
+        Change::Account("acme".into())
+    );
+    let callflow = r#"{"numbers": ["100"], "flow": {"module": "user", "data": {"id": "u1"}}}"#;
+    store
+        .put_document("acme", DocumentKind::Callflow, "main", callflow)
+        .await
+        .unwrap();
+    store
+        .put_module("acme", "router", Arc::from(&b"\0asm\x0d\0\x01\0"[..]))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_change(&mut changes, Duration::from_secs(1)).await,
+        Change::Account("acme".into())
+    );
+    let acme = store.read_account("acme").await.unwrap().unwrap();
+    assert_eq!(
+        acme.settings.as_ref().unwrap().text,
+        r#"{"realm": "acme.example"}"#
+    );
+    assert_eq!(acme.callflows.len(), 1);
+    let read: serde_json::Value = serde_json::from_str(&acme.callflows[0].text).unwrap();
+    assert_eq!(
+        read,
+        serde_json::from_str::<serde_json::Value>(callflow).unwrap()
+    );
+    assert_eq!(
+        acme.callflows[0].place.display().to_string(),
+        "accounts/acme/callflows/main.json"
+    );
+    assert_eq!(&*acme.modules[0].bytes, b"\0asm\x0d\0\x01\0");
+    assert_eq!(acme.modules[0].origin, "accounts/acme/modules/router.wasm");
+
+    // An operator's own tooling writes straight into the database: announced all the same.
+    while tokio::time::timeout(Duration::from_millis(100), changes.recv())
+        .await
+        .is_ok()
+    {}
+    database
+        .execute(
+            "INSERT INTO cfhost_documents (account_id, kind, id, document) \
+             VALUES ('acme', 'users', 'u1', '{\"email\": \"u1@acme.example\"}')",
+        )
+        .await;
+    assert_eq!(
+        next_change(&mut changes, Duration::from_secs(1)).await,
+        Change::Account("acme".into())
+    );
+    assert!(
+        store
+            .get_document("acme", DocumentKind::User, "u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("u1@acme.example")
+    );
+    database.execute("TRUNCATE cfhost_modules").await;
+    assert_eq!(
+        next_change(&mut changes, Duration::from_secs(1)).await,
+        Change::Everything
+    );
+    assert!(
+        store
+            .delete_document("acme", DocumentKind::Callflow, "main")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_document("acme", DocumentKind::Callflow, "main")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.read_all().await.unwrap().len(), 1);
+    assert!(store.read_account("other").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_database_cannot_keep_is_refused_and_rows_that_break_the_layout_are_reported() {
+    let database = Database::start().await;
+    let store = store_of(&database).await;
+    store.put_account("acme", None).await.unwrap();
+    let refused = store
+        .put_document("nobody", DocumentKind::Callflow, "main", "{}")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::NoAccount(account) if account == "nobody"),
+        "{refused}"
+    );
+    let refused = store
+        .put_module("nobody", "router", Arc::from(&b"\0asm"[..]))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::NoAccount(_)), "{refused}");
+    // JSONB cannot keep a NUL character: the client's fault, named, nothing written.
+    let refused = store
+        .put_document(
+            "acme",
+            DocumentKind::Callflow,
+            "main",
+            r#"{"name": "a\u0000b"}"#,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Refused(_)), "{refused}");
+    assert!(
+        store
+            .get_document("acme", DocumentKind::Callflow, "main")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Rows another tool wrote that break the layout: reported by place, the rest read.
+    database
+        .execute(
+            "INSERT INTO cfhost_accounts (id) VALUES ('../../etc'); \
+             INSERT INTO cfhost_documents (account_id, kind, id, document) VALUES \
+               ('acme', 'voicemails', 'v1', '{}'), \
+               ('acme', 'callflows', '../escape', '{}'), \
+               ('acme', 'users', 'u1', '{}'); \
+             INSERT INTO cfhost_modules (account_id, name, wasm) VALUES ('acme', 'a b', '\\x00')",
+        )
+        .await;
+    let all = store.read_all().await.unwrap();
+    assert_eq!(
+        all.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["acme"]
+    );
+    let acme = &all[0];
+    assert_eq!(acme.users.len(), 1);
+    assert!(acme.callflows.is_empty());
+    let problems: Vec<String> = acme
+        .problems
+        .iter()
+        .map(|p| p.place.display().to_string())
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "accounts/acme/callflows/../escape",
+            "accounts/acme/voicemails/v1"
+        ]
+    );
+    assert_eq!(acme.module_problems.len(), 1);
+    assert!(acme.modules.is_empty());
+
+    // The URL's password is never in what the store says of itself.
+    let with_password = PgSettings::new(&format!(
+        "postgres://cfhost:s3cret-pw@127.0.0.1:{}/postgres",
+        database.port()
+    ));
+    let store = PgStore::connect(&with_password).await.unwrap();
+    assert!(
+        !store.describe().contains("s3cret-pw"),
+        "{}",
+        store.describe()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_cannot_be_reached_answers_unavailable_within_its_timeout() {
+    let mut database = Database::start().await;
+    let mut settings = PgSettings::new(&database.url());
+    settings.timeout = Duration::from_secs(2);
+    let store = PgStore::connect(&settings).await.unwrap();
+    store.put_account("acme", None).await.unwrap();
+    database.stop();
+    let started = Instant::now();
+    let error = store
+        .put_document("acme", DocumentKind::Callflow, "main", "{}")
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    match &error {
+        StoreError::Unavailable { store, .. } => {
+            assert!(
+                store.contains(&format!("127.0.0.1:{}", database.port())),
+                "{store}"
+            )
+        }
+        other => panic!("{other}"),
+    }
+    database.resume().await;
+    store
+        .put_document("acme", DocumentKind::Callflow, "main", "{}")
+        .await
+        .expect("the pool connects again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listener_whose_connection_is_ended_reconnects_and_asks_for_everything() {
+    let database = Database::start().await;
+    let store = store_of(&database).await;
+    store.put_account("acme", None).await.unwrap();
+    let mut changes = store.listen().await.unwrap();
+    assert!(database.terminate_cfhost_connections().await >= 1);
+    assert_eq!(
+        next_change(&mut changes, Duration::from_secs(5)).await,
+        Change::Everything
+    );
+    store
+        .put_document("acme", DocumentKind::User, "u1", "{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        next_change(&mut changes, Duration::from_secs(1)).await,
+        Change::Account("acme".into())
+    );
+}
+
+/// Whether `node` has a callflow for `number` of acme now.
+fn routes(node: &cfhost_tests::TestHost, number: &str) -> bool {
+    node.runtime()
+        .accounts()
+        .get("acme")
+        .is_some_and(|acme| acme.callflows.find(number).is_some())
+}
+
+/// How long until `node` routes `number` (at most `within`).
+async fn time_until_routed(
+    node: &cfhost_tests::TestHost,
+    number: &str,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    while !routes(node, number) {
+        assert!(
+            started.elapsed() < within,
+            "the node did not route {number} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callflow_written_through_one_node_is_used_by_the_next_call_of_another_within_a_second() {
+    let database = Database::start().await;
+    let first = store_of(&database).await;
+    first.put_account("acme", None).await.unwrap();
+    let node1 = Builder::new().store(Arc::new(first.clone())).start().await;
+    let second = store_of(&database).await;
+    let changes = second.listen().await.unwrap();
+    let node2 = Builder::new().store(Arc::new(second)).start().await;
+    let _following = follow(node2.shared_runtime(), changes);
+    assert!(
+        node2
+            .call(json!({"account_id": "acme", "to": "100"}))
+            .await
+            .is_err()
+    );
+
+    let callflow = json!({"numbers": ["100"], "flow": {}}).to_string();
+    first
+        .put_document("acme", DocumentKind::Callflow, "main", &callflow)
+        .await
+        .unwrap();
+    node1.runtime().reload_account("acme").await.unwrap();
+    let took = time_until_routed(&node2, "100", Duration::from_secs(1)).await;
+    node2
+        .call(json!({"account_id": "acme", "to": "100"}))
+        .await
+        .expect("node 2's next call uses the new callflow");
+    eprintln!("propagated in {took:?}");
+
+    // Its connections ended (an operator's pg_terminate_backend): node 2 reconnects, reads
+    // everything again, and what was written meanwhile reaches it.
+    database.terminate_cfhost_connections().await;
+    database
+        .execute(
+            "INSERT INTO cfhost_documents (account_id, kind, id, document) \
+             VALUES ('acme', 'callflows', 'second', '{\"numbers\": [\"200\"], \"flow\": {}}')",
+        )
+        .await;
+    time_until_routed(&node2, "200", Duration::from_secs(5)).await;
+    first
+        .put_document(
+            "acme",
+            DocumentKind::Callflow,
+            "third",
+            &json!({"numbers": ["300"], "flow": {}}).to_string(),
+        )
+        .await
+        .expect("node 1's pool connects again");
+    time_until_routed(&node2, "300", Duration::from_secs(1)).await;
+}
