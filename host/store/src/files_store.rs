@@ -124,6 +124,24 @@ impl Store for FilesStore {
         Ok(self.read(account_id))
     }
 
+    async fn put_account(
+        &self,
+        account_id: &str,
+        settings: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let dir = account_place(&self.root, account_id);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            place: dir.clone(),
+            source,
+        })?;
+        if let Some(settings) = settings {
+            let place = dir.join("account.json");
+            write_atomically(&place, settings.as_bytes())
+                .map_err(|source| StoreError::Io { place, source })?;
+        }
+        Ok(())
+    }
+
     async fn get_document(
         &self,
         account_id: &str,

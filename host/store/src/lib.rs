@@ -22,6 +22,7 @@
 //! ```
 
 pub mod config;
+pub mod copy;
 pub mod data;
 pub mod files;
 mod files_store;
@@ -31,6 +32,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::StoreConfig;
+pub use copy::{CopySummary, copy_all};
 pub use data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
 pub use files_store::FilesStore;
 pub use postgres::{Change, PgSettings, PgStore};
@@ -72,6 +74,11 @@ pub trait Store: Send + Sync {
 
     /// One account's data; `None` when the store has no such account.
     async fn read_account(&self, account_id: &str) -> Result<Option<AccountData>, StoreError>;
+
+    /// Creates account `account_id` if it is not there, with `settings` as its `account.json`
+    /// when given (what it had is kept when not).
+    async fn put_account(&self, account_id: &str, settings: Option<&str>)
+    -> Result<(), StoreError>;
 
     /// Document `id` of `kind` as stored, `None` when there is none.
     async fn get_document(

@@ -6,6 +6,7 @@ mod module;
 mod new_module;
 mod serve;
 mod simulate;
+mod store;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -57,6 +58,10 @@ enum Command {
     /// passes its own tests, builds the component to drop into a module directory with one
     /// command, and prints the steps.
     NewModule(new_module::Options),
+    /// Move accounts between a data directory and the database of [store] url: `import DIR`
+    /// into the database, `export DIR` out of it. Prints what it copied; exits 1 if anything
+    /// was skipped (named on stderr).
+    Store(store::Options),
 }
 
 /// Errors only, except for `serve`, which also says what it reloads (modules' own log lines
@@ -94,6 +99,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Serve(options) => runtime.block_on(serve::run(options)),
         Command::Module(command) => runtime.block_on(module::run(command)),
         Command::Mailer(options) => runtime.block_on(mailer::run(options)),
+        Command::Store(options) => runtime.block_on(store::run(options)),
         Command::Bench(_) | Command::NewModule(_) => {
             unreachable!("handled above: they need no async runtime or build their own")
         }

@@ -7,3 +7,4 @@ mod cli;
 mod clients;
 mod mailer;
 mod serve;
+mod store;

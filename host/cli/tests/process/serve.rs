@@ -34,7 +34,7 @@ impl Server {
         }
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
@@ -111,7 +111,7 @@ fn start_prepared(extra: &str, prepare: impl FnOnce(&Path)) -> Server {
 
 /// [`start_prepared`], logging as `rust_log` says (else as the environment does), with settings
 /// `env` (`CFHOST_<SECTION>__<KEY>`) in its environment.
-fn start_logging(
+pub(crate) fn start_logging(
     extra: &str,
     prepare: impl FnOnce(&Path),
     rust_log: Option<&str>,

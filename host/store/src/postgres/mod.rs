@@ -283,24 +283,6 @@ impl PgStore {
         Ok(read)
     }
 
-    /// Creates account `id` (with its `account.json`, if any), or replaces its settings.
-    pub async fn put_account(&self, id: &str, settings: Option<&str>) -> Result<(), StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            client
-                .execute(
-                    "INSERT INTO cfhost_accounts (id, document) VALUES ($1, $2::text::jsonb) \
-                     ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document, \
-                     updated_at = now()",
-                    &[&id, &settings],
-                )
-                .await
-                .map_err(|e| self.error(e))?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Listens to the announcements of changes, on a connection of its own that comes back by
     /// itself; returns once listening has started, so nothing written from then on is missed.
     pub async fn listen(&self) -> Result<tokio::sync::mpsc::UnboundedReceiver<Change>, StoreError> {
@@ -344,6 +326,28 @@ impl Store for PgStore {
     async fn read_account(&self, account_id: &str) -> Result<Option<AccountData>, StoreError> {
         let mut read = self.bounded(self.read(Some(account_id))).await?;
         Ok(read.pop())
+    }
+
+    async fn put_account(
+        &self,
+        account_id: &str,
+        settings: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO cfhost_accounts (id, document) VALUES ($1, $2::text::jsonb) \
+                     ON CONFLICT (id) DO UPDATE \
+                     SET document = COALESCE(EXCLUDED.document, cfhost_accounts.document), \
+                     updated_at = now()",
+                    &[&account_id, &settings],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_document(

@@ -1,0 +1,259 @@
+//! Many nodes on one PostgreSQL, as processes: `cfhost store import` and `export`, and two
+//! `cfhost serve` nodes sharing one private database ([`Database`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use cfhost_tests::postgres::Database;
+use cfhost_tests::repo_root;
+use serde_json::{Value, json};
+
+use crate::serve::{OPERATOR, Server, copy_dir, request, start_logging};
+
+/// A private database, started on a runtime of its own (the process tests are synchronous).
+struct Db {
+    database: Database,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Db {
+    fn start() -> Db {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let database = runtime.block_on(Database::start());
+        Db { database, runtime }
+    }
+
+    fn url(&self) -> String {
+        self.database.url()
+    }
+
+    fn stop(&mut self) {
+        self.database.stop();
+    }
+
+    fn resume(&mut self) {
+        self.runtime.block_on(self.database.resume());
+    }
+}
+
+/// `cfhost store <args>` against `url`.
+fn store_command(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .arg("store")
+        .args(args)
+        .env("CFHOST_STORE__URL", url)
+        .output()
+        .expect("cfhost store runs")
+}
+
+/// The seed accounts, with a module and a device of acme-missed's own, as a data directory.
+fn seed_data_dir(root: &Path) -> PathBuf {
+    let data = root.join("seed");
+    copy_dir(&repo_root().join("examples/data"), &data);
+    let acme = data.join("accounts/acme-missed");
+    std::fs::create_dir_all(acme.join("modules")).unwrap();
+    std::fs::copy(
+        Path::new(cfhost_core::registry::BUILT_MODULES_DIR).join("test_fixture.wasm"),
+        acme.join("modules/router.wasm"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(acme.join("devices")).unwrap();
+    std::fs::write(
+        acme.join("devices/phone1.json"),
+        r#"{"sip": {"username": "1001", "password": "s3cret"}}"#,
+    )
+    .unwrap();
+    data
+}
+
+/// What the store keeps of a data directory, by path: documents as JSON, modules as bytes.
+/// (Templates under `notifications/` are not in the store yet.)
+fn stored_tree(data: &Path) -> BTreeMap<String, Value> {
+    let mut tree = BTreeMap::new();
+    let accounts = data.join("accounts");
+    for account in std::fs::read_dir(&accounts).unwrap().flatten() {
+        let id = account.file_name().to_string_lossy().into_owned();
+        let settings = account.path().join("account.json");
+        if settings.exists() {
+            let text = std::fs::read_to_string(&settings).unwrap();
+            tree.insert(
+                format!("{id}/account.json"),
+                serde_json::from_str(&text).unwrap(),
+            );
+        }
+        for folder in ["callflows", "users", "devices", "modules"] {
+            let Ok(entries) = std::fs::read_dir(account.path().join(folder)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let bytes = std::fs::read(entry.path()).unwrap();
+                let value = if folder == "modules" {
+                    json!(format!(
+                        "{} bytes, {:x?}",
+                        bytes.len(),
+                        &bytes[bytes.len() - 16..]
+                    ))
+                } else {
+                    serde_json::from_slice(&bytes).unwrap()
+                };
+                tree.insert(format!("{id}/{folder}/{name}"), value);
+            }
+        }
+    }
+    tree
+}
+
+#[test]
+fn import_then_export_gives_back_the_same_tree_and_an_import_run_twice_ends_the_same() {
+    let db = Db::start();
+    let root = tempfile::tempdir().unwrap();
+    let seed = seed_data_dir(root.path());
+    let first = store_command(&db.url(), &["import", seed.to_str().unwrap()]);
+    let summary = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "{summary}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        summary.starts_with("2 accounts, 7 documents, 1 modules copied; 0 skipped"),
+        "{summary}"
+    );
+    let again = store_command(&db.url(), &["import", seed.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), summary);
+
+    let exported = root.path().join("exported");
+    let out = store_command(&db.url(), &["export", exported.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let original = stored_tree(&seed);
+    assert_eq!(original.len(), 10, "{original:#?}");
+    assert_eq!(stored_tree(&exported), original);
+    assert_eq!(
+        std::fs::read(exported.join("accounts/acme-missed/modules/router.wasm")).unwrap(),
+        std::fs::read(seed.join("accounts/acme-missed/modules/router.wasm")).unwrap()
+    );
+
+    // A document that is not JSON is skipped by name, the rest copied, and the exit says so.
+    std::fs::write(
+        seed.join("accounts/acme-notify/users/broken.json"),
+        "{not json",
+    )
+    .unwrap();
+    let out = store_command(&db.url(), &["import", seed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("accounts/acme-notify/users/broken.json: key must be a string"),
+        "{stderr}"
+    );
+    // Without a database there is nothing to copy into: said, not guessed.
+    let out = Command::new(env!("CARGO_BIN_EXE_cfhost"))
+        .args(["store", "import", seed.to_str().unwrap()])
+        .env_remove("CFHOST_STORE__URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set [store] url"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `cfhost serve` node on the database at `url`.
+fn node(url: &str) -> Server {
+    start_logging("", |_| {}, None, &[("CFHOST_STORE__URL", url)])
+}
+
+/// Whether `server` routes `number` of acme-missed now (a call through its API).
+fn routes(server: &Server, number: &str) -> bool {
+    let calls = "/v1/accounts/acme-missed/calls";
+    let (status, body) = request(
+        server,
+        "POST",
+        calls,
+        Some(OPERATOR),
+        Some(&json!({"to": number})),
+    );
+    assert!(status == 200 || status == 404, "{status} {body}");
+    status == 200
+}
+
+#[test]
+fn a_callflow_put_on_one_node_is_used_by_the_next_call_on_another_within_a_second() {
+    let mut db = Db::start();
+    let root = tempfile::tempdir().unwrap();
+    let seed = seed_data_dir(root.path());
+    assert!(
+        store_command(&db.url(), &["import", seed.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let node1 = node(&db.url());
+    let node2 = node(&db.url());
+    assert!(!routes(&node2, "777"));
+
+    let document = json!({"numbers": ["777"], "flow": {}});
+    let path = "/v1/accounts/acme-missed/callflows/shared";
+    let (status, body) = request(&node1, "PUT", path, Some(OPERATOR), Some(&document));
+    assert_eq!(status, 200, "{body}");
+    let written = Instant::now();
+    while !routes(&node2, "777") {
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "node 2 did not take the callflow within 1 s; its log:\n{}",
+            node2.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // What node 1 wrote is what node 2 serves back.
+    let (status, body) = request(&node2, "GET", path, Some(OPERATOR), None);
+    assert_eq!((status, &body["numbers"]), (200, &json!(["777"])));
+    // Nothing of it went to either node's data directory: the database holds it.
+    assert!(
+        !node1
+            .data()
+            .join("accounts/acme-missed/callflows/shared.json")
+            .exists()
+    );
+
+    // The database away: writes answer 503 naming it and nothing is half-written; calls go
+    // on from what each node loaded.
+    db.stop();
+    let (status, body) = request(
+        &node1,
+        "PUT",
+        path,
+        Some(OPERATOR),
+        Some(&json!({"numbers": ["778"], "flow": {}})),
+    );
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("PostgreSQL 127.0.0.1:"), "{error}");
+    assert!(routes(&node2, "777"));
+    assert!(routes(&node1, "777"));
+    db.resume();
+    // Once it is back, both nodes catch up: a write goes through and reaches the other.
+    let document = json!({"numbers": ["779"], "flow": {}});
+    let again = Instant::now();
+    loop {
+        let (status, body) = request(&node1, "PUT", path, Some(OPERATOR), Some(&document));
+        if status == 200 {
+            break;
+        }
+        assert!(again.elapsed() < Duration::from_secs(10), "{status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node2.wait_until(
+        "node 2 takes the write made after the database returned",
+        || routes(&node2, "779"),
+    );
+    assert!(!routes(&node2, "778"), "the refused write was not kept");
+}
