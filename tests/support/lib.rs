@@ -25,7 +25,7 @@ use cfhost_core::runtime::{CallError, HostOptions, LoadReport, Runtime};
 use cfhost_core::scenario::ScenarioCall;
 use cfhost_core::switch::{BridgeHook, SimulatedSwitch, SimulatorBehaviour, Switch};
 use cfhost_core::trace::TraceEvent;
-use cfhost_store::Store;
+use cfhost_store::{FilesStore, Store, copy_all};
 use serde_json::Value;
 
 /// Instance slots of a test host's pool: enough for any test but the load test (which sets
@@ -41,6 +41,8 @@ pub struct Builder {
     modules: Vec<ModuleSource>,
     modules_dir: bool,
     store: Option<Arc<dyn Store>>,
+    /// Copy the data directory's accounts into `store` before starting.
+    import: bool,
 }
 
 /// A running test host.
@@ -69,6 +71,7 @@ impl Builder {
                 .collect(),
             modules_dir: false,
             store: None,
+            import: false,
         }
     }
 
@@ -76,6 +79,13 @@ impl Builder {
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
+    }
+
+    /// Takes the accounts from `store`, after copying into it what was written into the data
+    /// directory (as `cfhost store import` would).
+    pub fn imported_into(mut self, store: Arc<dyn Store>) -> Self {
+        self.import = true;
+        self.store(store)
     }
 
     /// Changes the host's policy (limits, failure modes, grants).
@@ -185,6 +195,12 @@ impl Builder {
         options.policy = self.policy;
         options.engine = self.engine;
         if let Some(store) = self.store {
+            if self.import {
+                let files = FilesStore::new(self.dir.path());
+                copy_all(&files, &*store)
+                    .await
+                    .expect("the accounts are imported");
+            }
             options.store = store;
         }
         if self.modules_dir {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use cfhost_store::{AccountData, FilesStore, Store, StoreError};
+use cfhost_store::{AccountData, FilesStore, MessageSpool, Store, StoreError};
 
 use crate::accounts::{Accounts, DataReport, Warning};
 use crate::bindings::Outcome;
@@ -23,6 +23,9 @@ use crate::registry::{
     Scope, modules_in_dir,
 };
 use crate::switch::Switch;
+
+/// The folder of the data directory where voicemail messages wait while the store is away.
+pub const VOICEMAIL_SPOOL: &str = "voicemail-spool";
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +149,7 @@ pub struct Runtime {
     sandbox: Sandbox,
     data_dir: PathBuf,
     store: Arc<dyn Store>,
+    voicemail: Arc<MessageSpool>,
     /// The modules loaded from these sources (and `modules_dir`) are the system modules.
     base_modules: Vec<ModuleSource>,
     modules_dir: Option<PathBuf>,
@@ -171,6 +175,10 @@ impl Runtime {
         let runtime = Runtime {
             sandbox,
             data_dir: options.data_dir.to_path_buf(),
+            voicemail: Arc::new(MessageSpool::new(
+                Arc::clone(&options.store),
+                options.data_dir.join(VOICEMAIL_SPOOL),
+            )),
             store: options.store,
             base_modules: options.modules,
             modules_dir: options.modules_dir,
@@ -492,6 +500,11 @@ impl Runtime {
     /// Where the accounts' documents and modules are.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Where voicemail messages go: the store, or the node's spool while it is away.
+    pub fn voicemail(&self) -> &Arc<MessageSpool> {
+        &self.voicemail
     }
 
     /// Fills in the details a switch would: From/To user and realm from the dialed number, the

@@ -19,6 +19,7 @@ use crate::media::g711::Law;
 use crate::media::rtp::RtpSource;
 use crate::media::sdp::{self, AudioOffer, SdpError};
 use crate::media::voicemail::{self, MIN_MESSAGE, RecordingEnd};
+use cfhost_store::Kept;
 
 /// One SIP call's switch.
 pub(crate) struct SipSwitch {
@@ -171,17 +172,21 @@ impl Switch for SipSwitch {
                 RecordOutcome::Failed("no message was recorded".to_string())
             });
         }
-        let account_dir = self
-            .leg
-            .shared
-            .runtime
-            .data_dir()
-            .join("accounts")
-            .join(&call.details().account_id);
-        match voicemail::store(&account_dir, box_id, call.details(), started, &recording) {
-            Ok(stored) => {
-                call.trace()
-                    .switch(format!("message stored as {}", stored.wav.display()));
+        let stored = match voicemail::message(box_id, call.details(), started, &recording) {
+            Ok(message) => self.leg.shared.runtime.voicemail().put(&message).await,
+            Err(e) => {
+                tracing::error!("voicemail: {e}");
+                return Ok(RecordOutcome::Failed(e.to_string()));
+            }
+        };
+        match stored {
+            Ok(kept) => {
+                call.trace().switch(match kept {
+                    Kept::Stored => "message stored".to_string(),
+                    Kept::Spooled(_) => {
+                        "message kept on this node until the store returns".to_string()
+                    }
+                });
                 let secs = ((length.as_millis() + 500) / 1000).max(1);
                 Ok(RecordOutcome::Recorded {
                     secs: u32::try_from(secs).unwrap_or(u32::MAX),

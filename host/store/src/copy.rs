@@ -1,6 +1,6 @@
 //! Copies every account from one store to another: `cfhost store import DIR` (a data
 //! directory into the database) and `cfhost store export DIR` (back). Each account, document
-//! and module is written over what the target has of the same id, so a copy can be run again
+//! module and voicemail message is written over what the target has of the same id, so a copy can be run again
 //! (after one cut short, or to bring changes over) and ends the same; what the target has
 //! that the source does not is left alone. Documents are written as indented JSON.
 
@@ -12,6 +12,7 @@ pub struct CopySummary {
     pub accounts: usize,
     pub documents: usize,
     pub modules: usize,
+    pub messages: usize,
     /// What was not copied, each `place: why` (a file that cannot be read, a document that is
     /// not JSON).
     pub skipped: Vec<String>,
@@ -21,10 +22,11 @@ impl std::fmt::Display for CopySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} accounts, {} documents, {} modules copied; {} skipped",
+            "{} accounts, {} documents, {} modules, {} messages copied; {} skipped",
             self.accounts,
             self.documents,
             self.modules,
+            self.messages,
             self.skipped.len()
         )
     }
@@ -36,6 +38,10 @@ pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> Result<CopySummary, S
     let mut summary = CopySummary::default();
     for account in from.read_all().await? {
         copy_account(&account, to, &mut summary).await?;
+        for message in from.account_messages(&account.id).await? {
+            to.put_message(&message).await?;
+            summary.messages += 1;
+        }
     }
     Ok(summary)
 }

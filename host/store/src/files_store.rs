@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
 use crate::data::{account_place, document_place};
 use crate::files::write_atomically;
+use crate::voicemail::Message;
 use crate::{Store, StoreError};
 
 /// A data directory.
@@ -102,6 +103,88 @@ impl FilesStore {
         }
     }
 
+    /// A box's folder: `accounts/<account>/vmboxes/<box>`.
+    fn box_dir(&self, account_id: &str, box_id: &str) -> PathBuf {
+        account_place(&self.root, account_id)
+            .join("vmboxes")
+            .join(box_id)
+    }
+
+    /// Writes `message` as `<id>.wav`, then `<id>.json` (a message is listed once its metadata
+    /// is there), whether or not the account's folder exists; returns the metadata's path.
+    pub fn put_message_files(&self, message: &Message) -> Result<PathBuf, StoreError> {
+        let dir = self.box_dir(&message.account_id, &message.box_id);
+        let wav = dir.join(format!("{}.wav", message.message_id));
+        write_atomically(&wav, &message.audio)
+            .map_err(|source| StoreError::Io { place: wav, source })?;
+        let metadata = dir.join(format!("{}.json", message.message_id));
+        let text = serde_json::to_vec_pretty(&message.metadata).expect("JSON serializes");
+        write_atomically(&metadata, &text).map_err(|source| StoreError::Io {
+            place: metadata.clone(),
+            source,
+        })?;
+        Ok(metadata)
+    }
+
+    /// Every message under every account's `vmboxes/`, whether or not the account is one.
+    pub fn every_message(&self) -> Result<Vec<Message>, StoreError> {
+        let mut messages = Vec::new();
+        for account_id in self.account_ids()? {
+            messages.extend(self.messages_of(&account_id)?);
+        }
+        Ok(messages)
+    }
+
+    fn messages_of(&self, account_id: &str) -> Result<Vec<Message>, StoreError> {
+        let boxes = account_place(&self.root, account_id).join("vmboxes");
+        let io = |place: &Path| {
+            let place = place.to_path_buf();
+            move |source| StoreError::Io { place, source }
+        };
+        let mut messages = Vec::new();
+        let box_dirs = match sorted_entries(&boxes, |p| p.is_dir()) {
+            Ok(dirs) => dirs,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(messages),
+            Err(e) => return Err(io(&boxes)(e)),
+        };
+        for dir in box_dirs {
+            let Some(box_id) = file_name(&dir) else {
+                continue;
+            };
+            for metadata in sorted_entries(&dir, is_json).map_err(io(&dir))? {
+                let Some(message_id) = stem(&metadata) else {
+                    continue;
+                };
+                let text = std::fs::read(&metadata).map_err(io(&metadata))?;
+                let wav = dir.join(format!("{message_id}.wav"));
+                let audio = std::fs::read(&wav).map_err(io(&wav))?;
+                messages.push(Message {
+                    account_id: account_id.to_string(),
+                    box_id: box_id.clone(),
+                    message_id,
+                    metadata: serde_json::from_slice(&text).map_err(|e| {
+                        io(&metadata)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                    })?,
+                    audio: Arc::from(audio),
+                });
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Removes a message's two files; false when there was none.
+    pub fn remove_message(
+        &self,
+        account_id: &str,
+        box_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let dir = self.box_dir(account_id, box_id);
+        let had = remove(dir.join(format!("{message_id}.json")))?;
+        remove(dir.join(format!("{message_id}.wav")))?;
+        Ok(had)
+    }
+
     fn module_path(&self, account_id: &str, name: &str) -> PathBuf {
         account_place(&self.root, account_id)
             .join("modules")
@@ -194,6 +277,55 @@ impl Store for FilesStore {
 
     fn module_origin(&self, account_id: &str, name: &str) -> String {
         self.module_path(account_id, name).display().to_string()
+    }
+
+    async fn put_message(&self, message: &Message) -> Result<(), StoreError> {
+        self.put_message_files(message).map(drop)
+    }
+
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        box_id: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut messages: Vec<Message> = self
+            .messages_of(account_id)?
+            .into_iter()
+            .filter(|m| m.box_id == box_id)
+            .collect();
+        messages.sort_by_key(|m| m.message_id.clone());
+        Ok(messages.into_iter().map(|m| m.metadata).collect())
+    }
+
+    async fn message_audio(
+        &self,
+        account_id: &str,
+        box_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let dir = self.box_dir(account_id, box_id);
+        if !dir.join(format!("{message_id}.json")).exists() {
+            return Ok(None);
+        }
+        let place = dir.join(format!("{message_id}.wav"));
+        match std::fs::read(&place) {
+            Ok(audio) => Ok(Some(audio)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { place, source }),
+        }
+    }
+
+    async fn delete_message(
+        &self,
+        account_id: &str,
+        box_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.remove_message(account_id, box_id, message_id)
+    }
+
+    async fn account_messages(&self, account_id: &str) -> Result<Vec<Message>, StoreError> {
+        self.messages_of(account_id)
     }
 }
 

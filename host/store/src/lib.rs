@@ -27,6 +27,7 @@ pub mod data;
 pub mod files;
 mod files_store;
 mod postgres;
+pub mod voicemail;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use copy::{CopySummary, copy_all};
 pub use data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
 pub use files_store::FilesStore;
 pub use postgres::{Change, PgSettings, PgStore};
+pub use voicemail::{Kept, Message, MessageSpool};
 
 /// Why the store could not do what was asked. Nothing was half-written.
 #[derive(Debug, thiserror::Error)]
@@ -118,4 +120,34 @@ pub trait Store: Send + Sync {
 
     /// Where a module the account stores as `name` comes from, as load errors name it.
     fn module_origin(&self, account_id: &str, name: &str) -> String;
+
+    /// Stores a voicemail message (its audio and metadata together), replacing one of the same
+    /// id.
+    async fn put_message(&self, message: &Message) -> Result<(), StoreError>;
+
+    /// The metadata of a box's messages, oldest first.
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        box_id: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+
+    /// A message's recording (a WAV file), `None` when the box has no such message.
+    async fn message_audio(
+        &self,
+        account_id: &str,
+        box_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Removes a message; false when there was none.
+    async fn delete_message(
+        &self,
+        account_id: &str,
+        box_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every message of an account, with its audio (for `cfhost store export`).
+    async fn account_messages(&self, account_id: &str) -> Result<Vec<Message>, StoreError>;
 }

@@ -6,6 +6,7 @@ mod contract;
 mod identity;
 mod long_calls;
 mod polyglot;
+mod store;
 mod transports;
 
 use std::net::SocketAddr;

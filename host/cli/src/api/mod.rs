@@ -12,6 +12,8 @@
 //! | `PUT`, `DELETE /v1/accounts/{account_id}/modules/{name}` | operator, the account | the account's own modules ([`modules`]) |
 //! | `GET /healthz` | anyone | the process is up |
 //! | `GET /readyz` | anyone | it takes calls (503 once shutting down) |
+//! | `GET /v1/accounts/{account_id}/vmboxes/{box_id}/messages` | operator, the account | a box's voicemail messages ([`voicemail`]) |
+//! | `GET .../messages/{message_id}/raw`, `DELETE .../messages/{message_id}` | operator, the account | one message's recording (`audio/wav`); remove it |
 //! | `GET /v1/sip/calls` | operator | the SIP calls that ended last, with their traces ([`sip`]) |
 //! | `GET /v1/sip/registrations` | operator | every device's live registrations |
 //! | `GET /v1/accounts/{account_id}/sip/registrations` | operator, the account | its devices' |
@@ -37,6 +39,7 @@ mod modules;
 mod notifications;
 mod scrub;
 mod sip;
+mod voicemail;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -316,6 +319,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
             put(modules::install)
                 .delete(modules::remove)
                 .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/accounts/{account_id}/vmboxes/{box_id}/messages",
+            get(voicemail::list),
+        )
+        .route(
+            "/v1/accounts/{account_id}/vmboxes/{box_id}/messages/{message_id}",
+            axum::routing::delete(voicemail::delete),
+        )
+        .route(
+            "/v1/accounts/{account_id}/vmboxes/{box_id}/messages/{message_id}/raw",
+            get(voicemail::raw),
         )
         .route("/v1/sip/calls", get(sip::calls))
         .route("/v1/sip/registrations", get(sip::registrations))

@@ -137,6 +137,9 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {line}");
     }
     let _follow = changes.map(|changes| follow(Arc::clone(&runtime), changes));
+    // Messages recorded while the store was away wait on this node's disk; moved in when it
+    // returns (and at start, for those of an earlier run).
+    let _spool = Arc::clone(runtime.voicemail()).keep_draining(Duration::from_secs(1));
     let _watch = if serve.watch {
         Some(crate::watch::watch(Arc::clone(&runtime))?)
     } else {

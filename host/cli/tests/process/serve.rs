@@ -11,7 +11,7 @@ use cfhost_tests::{built_module, free_port, polyglot_module, repo_root};
 use serde_json::{Value, json};
 
 pub(crate) const OPERATOR: &str = "operator-secret";
-const ACME: &str = "acme-secret";
+pub(crate) const ACME: &str = "acme-secret";
 
 /// A running `cfhost serve` on a free port, killed when dropped.
 pub(crate) struct Server {

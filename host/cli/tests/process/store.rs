@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use cfhost_tests::postgres::Database;
 use cfhost_tests::repo_root;
+use md5::Digest;
 use serde_json::{Value, json};
 
-use crate::serve::{OPERATOR, Server, copy_dir, request, start_logging};
+use crate::serve::{ACME, OPERATOR, Server, copy_dir, request, start_logging};
 
 /// A private database, started on a runtime of its own (the process tests are synchronous).
 struct Db {
@@ -59,6 +60,20 @@ fn seed_data_dir(root: &Path) -> PathBuf {
         acme.join("modules/router.wasm"),
     )
     .unwrap();
+    let vmbox = acme.join("vmboxes/box1");
+    std::fs::create_dir_all(&vmbox).unwrap();
+    std::fs::write(
+        vmbox.join("1700000000-0badcafe.wav"),
+        b"RIFF\x24\0\0\0WAVEfmt ",
+    )
+    .unwrap();
+    std::fs::write(
+        vmbox.join("1700000000-0badcafe.json"),
+        json!({"message_id": "1700000000-0badcafe", "box_id": "box1", "length_ms": 900,
+            "media": "1700000000-0badcafe.wav"})
+        .to_string(),
+    )
+    .unwrap();
     std::fs::create_dir_all(acme.join("devices")).unwrap();
     std::fs::write(
         acme.join("devices/phone1.json"),
@@ -68,7 +83,8 @@ fn seed_data_dir(root: &Path) -> PathBuf {
     data
 }
 
-/// What the store keeps of a data directory, by path: documents as JSON, modules as bytes.
+/// What the store keeps of a data directory, by path: documents and message metadata as JSON,
+/// modules and recordings as bytes.
 /// (Templates under `notifications/` are not in the store yet.)
 fn stored_tree(data: &Path) -> BTreeMap<String, Value> {
     let mut tree = BTreeMap::new();
@@ -83,18 +99,18 @@ fn stored_tree(data: &Path) -> BTreeMap<String, Value> {
                 serde_json::from_str(&text).unwrap(),
             );
         }
-        for folder in ["callflows", "users", "devices", "modules"] {
+        for folder in ["callflows", "users", "devices", "modules", "vmboxes/box1"] {
             let Ok(entries) = std::fs::read_dir(account.path().join(folder)) else {
                 continue;
             };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let bytes = std::fs::read(entry.path()).unwrap();
-                let value = if folder == "modules" {
+                let value = if !name.ends_with(".json") {
                     json!(format!(
-                        "{} bytes, {:x?}",
+                        "{} bytes, md5 {:x?}",
                         bytes.len(),
-                        &bytes[bytes.len() - 16..]
+                        md5::Md5::digest(&bytes)
                     ))
                 } else {
                     serde_json::from_slice(&bytes).unwrap()
@@ -119,7 +135,7 @@ fn import_then_export_gives_back_the_same_tree_and_an_import_run_twice_ends_the_
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(
-        summary.starts_with("2 accounts, 7 documents, 1 modules copied; 0 skipped"),
+        summary.starts_with("2 accounts, 7 documents, 1 modules, 1 messages copied; 0 skipped"),
         "{summary}"
     );
     let again = store_command(&db.url(), &["import", seed.to_str().unwrap()]);
@@ -133,12 +149,8 @@ fn import_then_export_gives_back_the_same_tree_and_an_import_run_twice_ends_the_
         String::from_utf8_lossy(&out.stderr)
     );
     let original = stored_tree(&seed);
-    assert_eq!(original.len(), 10, "{original:#?}");
+    assert_eq!(original.len(), 12, "{original:#?}");
     assert_eq!(stored_tree(&exported), original);
-    assert_eq!(
-        std::fs::read(exported.join("accounts/acme-missed/modules/router.wasm")).unwrap(),
-        std::fs::read(seed.join("accounts/acme-missed/modules/router.wasm")).unwrap()
-    );
 
     // A document that is not JSON is skipped by name, the rest copied, and the exit says so.
     std::fs::write(
@@ -256,4 +268,56 @@ fn a_callflow_put_on_one_node_is_used_by_the_next_call_on_another_within_a_secon
         || routes(&node2, "779"),
     );
     assert!(!routes(&node2, "778"), "the refused write was not kept");
+}
+
+#[test]
+fn a_message_in_the_database_is_listed_fetched_and_deleted_through_any_node_of_its_account_only() {
+    let db = Db::start();
+    let root = tempfile::tempdir().unwrap();
+    let seed = seed_data_dir(root.path());
+    assert!(
+        store_command(&db.url(), &["import", seed.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let node1 = node(&db.url());
+    let node2 = node(&db.url());
+    let messages = "/v1/accounts/acme-missed/vmboxes/box1/messages";
+    let message = format!("{messages}/1700000000-0badcafe");
+    // The account's own token reads its box through either node.
+    let (status, body) = request(&node2, "GET", messages, Some(ACME), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"][0]["message_id"], "1700000000-0badcafe");
+    assert_eq!(body["messages"][0]["length_ms"], 900);
+    let (status, body) = request(&node1, "GET", &format!("{message}/raw"), Some(ACME), None);
+    assert_eq!(status, 200);
+    assert_eq!(body, json!("RIFF\u{24}\0\0\0WAVEfmt "));
+    // Not another account's token, and no id that is not a plain name.
+    let other_box = "/v1/accounts/acme-notify/vmboxes/box1/messages";
+    assert_eq!(request(&node1, "GET", other_box, Some(ACME), None).0, 403);
+    for hostile in ["..%2F..%2Fetc", "a%00b", &"x".repeat(200)] {
+        let path = format!("/v1/accounts/acme-missed/vmboxes/{hostile}/messages");
+        let (status, body) = request(&node1, "GET", &path, Some(ACME), None);
+        assert_eq!(status, 400, "{hostile}: {body}");
+        let path = format!("{messages}/{hostile}/raw");
+        assert_eq!(
+            request(&node1, "GET", &path, Some(ACME), None).0,
+            400,
+            "{hostile}"
+        );
+    }
+    let (status, body) = request(
+        &node1,
+        "GET",
+        &format!("{messages}/1-2/raw"),
+        Some(ACME),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "box `box1` has no message `1-2`");
+    // Deleted through node 1: gone through node 2.
+    assert_eq!(request(&node1, "DELETE", &message, Some(ACME), None).0, 204);
+    let (_, body) = request(&node2, "GET", messages, Some(ACME), None);
+    assert_eq!(body["messages"], json!([]));
+    assert_eq!(request(&node2, "DELETE", &message, Some(ACME), None).0, 404);
 }

@@ -1,15 +1,17 @@
-//! Recording a voicemail message from the caller's RTP and storing it in the account's data
-//! directory: `accounts/<account>/vmboxes/<box_id>/<message_id>.wav` (8 kHz, mono, 16-bit PCM)
-//! and `<message_id>.json` (caller id, call id, time, length). A recording shorter than
+//! Recording a voicemail message from the caller's RTP, as a message for the store
+//! ([`cfhost_store::Message`]): a WAV recording (8 kHz, mono, 16-bit PCM) and its metadata
+//! (caller id, call id, time, length). In a data directory it is
+//! `accounts/<account>/vmboxes/<box_id>/<message_id>.wav` and `.json`. A recording shorter than
 //! KAZOO's minimum message length (`voicemail.min_message_size`, 500 ms) is not a message.
 
 use std::future::Future;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cfhost_core::call::CallDetails;
-use cfhost_core::files::{is_plain_name, write_atomically};
+use cfhost_core::files::is_plain_name;
+use cfhost_store::Message;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
@@ -83,62 +85,41 @@ pub async fn record(
     Recording { samples, end }
 }
 
-/// Why a message could not be stored.
+/// A box id that could not name a box.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("`{0}` is not a voicemail box id (letters, digits, `-` and `_`)")]
-    BadBox(String),
-    #[error("cannot store the message in {dir}: {source}")]
-    Io {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
+#[error("`{0}` is not a voicemail box id (letters, digits, `-` and `_`)")]
+pub struct BadBox(pub String);
 
-/// A message stored in a box.
-#[derive(Debug, Clone)]
-pub struct StoredMessage {
-    pub wav: PathBuf,
-    pub metadata: PathBuf,
-}
-
-/// Stores `recording` as a message of `box_id` under `account_dir`, for the call `details`
-/// that started at `started`.
-pub fn store(
-    account_dir: &Path,
+/// `recording` as a message of `box_id` for the call `details` that started at `started`:
+/// a new message id, KAZOO's message fields and the WAV bytes, ready for the store.
+pub fn message(
     box_id: &str,
     details: &CallDetails,
     started: SystemTime,
     recording: &Recording,
-) -> Result<StoredMessage, StoreError> {
+) -> Result<Message, BadBox> {
     if !is_plain_name(box_id) {
-        return Err(StoreError::BadBox(box_id.to_string()));
+        return Err(BadBox(box_id.to_string()));
     }
-    let dir = account_dir.join("vmboxes").join(box_id);
-    let io = |source| StoreError::Io {
-        dir: dir.clone(),
-        source,
-    };
     let unix = started.duration_since(UNIX_EPOCH).unwrap_or_default();
     let id = format!("{}-{:08x}", unix.as_secs(), rand::random::<u32>());
-    let wav = dir.join(format!("{id}.wav"));
-    let metadata = dir.join(format!("{id}.json"));
-    write_atomically(&wav, &wav_bytes(&recording.samples)).map_err(io)?;
-    let length = recording.length();
-    let document = json!({
+    let metadata = json!({
         "message_id": id,
         "box_id": box_id,
         "call_id": details.call_id,
         "caller_id_name": details.caller_id_name,
         "caller_id_number": details.caller_id_number,
         "timestamp": unix.as_secs(),
-        "length_ms": length.as_millis() as u64,
+        "length_ms": recording.length().as_millis() as u64,
         "media": format!("{id}.wav"),
     });
-    let text = serde_json::to_vec_pretty(&document).expect("a JSON value serializes");
-    write_atomically(&metadata, &text).map_err(io)?;
-    Ok(StoredMessage { wav, metadata })
+    Ok(Message {
+        account_id: details.account_id.clone(),
+        box_id: box_id.to_string(),
+        message_id: id,
+        metadata,
+        audio: Arc::from(wav_bytes(&recording.samples)),
+    })
 }
 
 /// `samples` as a WAV file: 8 kHz, mono, 16-bit PCM.
@@ -199,31 +180,22 @@ mod tests {
         assert_eq!(recording.samples.len(), 3200, "400 ms at 8 kHz");
         assert_eq!(recording.length(), Duration::from_millis(400));
 
-        let dir = tempfile::tempdir().unwrap();
         let details = CallDetails {
+            account_id: "acme".into(),
             call_id: "c1".into(),
             caller_id_number: Some("+15550001234".into()),
             ..CallDetails::default()
         };
-        let stored = store(dir.path(), "box1", &details, SystemTime::now(), &recording).unwrap();
-        let reader = hound::WavReader::open(&stored.wav).unwrap();
+        let stored = message("box1", &details, SystemTime::now(), &recording).unwrap();
+        let reader = hound::WavReader::new(Cursor::new(&stored.audio[..])).unwrap();
         assert_eq!(reader.spec().sample_rate, 8000);
         assert_eq!(reader.spec().channels, 1);
         assert_eq!(reader.len(), 3200);
-        let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&stored.metadata).unwrap()).unwrap();
-        assert_eq!(meta["length_ms"], 400);
-        assert_eq!(meta["caller_id_number"], "+15550001234");
-        assert!(matches!(
-            store(
-                dir.path(),
-                "../escape",
-                &details,
-                SystemTime::now(),
-                &recording
-            ),
-            Err(StoreError::BadBox(_))
-        ));
+        assert_eq!((&*stored.account_id, &*stored.box_id), ("acme", "box1"));
+        assert_eq!(stored.metadata["message_id"], stored.message_id);
+        assert_eq!(stored.metadata["length_ms"], 400);
+        assert_eq!(stored.metadata["caller_id_number"], "+15550001234");
+        assert!(message("../escape", &details, SystemTime::now(), &recording).is_err());
 
         let ended = record(
             &socket,

@@ -20,6 +20,7 @@ use tokio_postgres::NoTls;
 use crate::data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
 use crate::data::{account_place, document_place};
 use crate::files::is_plain_name;
+use crate::voicemail::Message;
 use crate::{Store, StoreError};
 pub use listen::Change;
 
@@ -453,6 +454,128 @@ impl Store for PgStore {
                 .await
                 .map_err(|e| self.error(e))?;
             Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn put_message(&self, message: &Message) -> Result<(), StoreError> {
+        let metadata = message.metadata.to_string();
+        let written = self
+            .bounded(async {
+                let client = self.client().await?;
+                client
+                    .execute(
+                        "INSERT INTO cfhost_voicemail \
+                         (account_id, box_id, message_id, metadata, audio) \
+                         VALUES ($1, $2, $3, $4::text::jsonb, $5) \
+                         ON CONFLICT (account_id, box_id, message_id) DO UPDATE \
+                         SET metadata = EXCLUDED.metadata, audio = EXCLUDED.audio",
+                        &[
+                            &message.account_id,
+                            &message.box_id,
+                            &message.message_id,
+                            &metadata,
+                            &&*message.audio,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| self.error(e))
+            })
+            .await;
+        no_account_named(written, &message.account_id).map(drop)
+    }
+
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        box_id: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT metadata::text FROM cfhost_voicemail \
+                     WHERE account_id = $1 AND box_id = $2 ORDER BY message_id",
+                    &[&account_id, &box_id],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(rows
+                .iter()
+                .filter_map(|row| serde_json::from_str(row.get::<_, &str>(0)).ok())
+                .collect())
+        })
+        .await
+    }
+
+    async fn message_audio(
+        &self,
+        account_id: &str,
+        box_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT audio FROM cfhost_voicemail \
+                     WHERE account_id = $1 AND box_id = $2 AND message_id = $3",
+                    &[&account_id, &box_id, &message_id],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(row.map(|row| row.get(0)))
+        })
+        .await
+    }
+
+    async fn delete_message(
+        &self,
+        account_id: &str,
+        box_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let removed = client
+                .execute(
+                    "DELETE FROM cfhost_voicemail \
+                     WHERE account_id = $1 AND box_id = $2 AND message_id = $3",
+                    &[&account_id, &box_id, &message_id],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn account_messages(&self, account_id: &str) -> Result<Vec<Message>, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT box_id, message_id, metadata::text, audio FROM cfhost_voicemail \
+                     WHERE account_id = $1 ORDER BY box_id, message_id",
+                    &[&account_id],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            let mut messages = Vec::with_capacity(rows.len());
+            for row in rows {
+                let metadata: &str = row.get(2);
+                let Ok(metadata) = serde_json::from_str(metadata) else {
+                    continue;
+                };
+                messages.push(Message {
+                    account_id: account_id.to_string(),
+                    box_id: row.get(0),
+                    message_id: row.get(1),
+                    metadata,
+                    audio: Arc::from(row.get::<_, Vec<u8>>(3)),
+                });
+            }
+            Ok(messages)
         })
         .await
     }

@@ -78,3 +78,15 @@ CREATE OR REPLACE TRIGGER cfhost_documents_truncated
 CREATE OR REPLACE TRIGGER cfhost_modules_truncated
     AFTER TRUNCATE ON cfhost_modules
     FOR EACH STATEMENT EXECUTE FUNCTION cfhost_everything_changed();
+
+-- Voicemail messages: the recording (a WAV file) and its metadata (KAZOO's message fields).
+-- Not configuration: no announcement.
+CREATE TABLE IF NOT EXISTS cfhost_voicemail (
+    account_id text NOT NULL REFERENCES cfhost_accounts (id) ON DELETE CASCADE,
+    box_id text NOT NULL,
+    message_id text NOT NULL,
+    metadata jsonb NOT NULL,
+    audio bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, box_id, message_id)
+);
