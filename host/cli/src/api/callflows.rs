@@ -20,8 +20,8 @@ use super::{ApiError, ApiState, json_body};
 use cfhost_core::accounts::check_callflow;
 use cfhost_core::callflow::CallflowError;
 use cfhost_core::files::is_plain_name;
-use cfhost_store::DocumentKind;
 use cfhost_store::data::document_place;
+use cfhost_store::{DocumentKind, StoreError};
 
 /// The stored document.
 pub async fn get(
@@ -105,7 +105,17 @@ pub async fn delete(
         .store()
         .delete_document(&account_id, DocumentKind::Callflow, &id)
         .await
-        .map_err(ApiError::store)?;
+        .map_err(|error| match error {
+            // The disk's fault, not the client's: the cause, and the path only in the log.
+            StoreError::Io { place, source } => {
+                tracing::error!("cannot remove {}: {source}", place.display());
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("callflow `{id}` could not be removed: {source}"),
+                )
+            }
+            other => ApiError::store(other),
+        })?;
     if !removed {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
