@@ -10,13 +10,20 @@ use crate::repo_root;
 
 const SIPP: &str = "/usr/bin/sipp";
 
-/// A UDP port on `ip` that nothing listens on now (even, so SIPp's media port and the one
-/// after it are both usable).
+/// A UDP port on `ip` that nothing listens on now, even, with the three above it free too (a
+/// SIPp media port: its RTP, RTCP, video RTP and video RTCP).
 pub fn free_udp_port(ip: &str) -> u16 {
     loop {
-        let socket = std::net::UdpSocket::bind((ip, 0)).expect("a loopback UDP port");
-        let port = socket.local_addr().unwrap().port();
-        if port.is_multiple_of(2) && port < 65000 {
+        let port = std::net::UdpSocket::bind((ip, 0))
+            .expect("a loopback UDP port")
+            .local_addr()
+            .unwrap()
+            .port();
+        // SIPp's media takes the port and the three above it: all four must be free.
+        if port.is_multiple_of(2)
+            && port < 65000
+            && (1..4).all(|n| std::net::UdpSocket::bind((ip, port + n)).is_ok())
+        {
             return port;
         }
     }
