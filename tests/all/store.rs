@@ -183,6 +183,30 @@ async fn what_the_database_cannot_keep_is_refused_and_rows_that_break_the_layout
     );
     assert_eq!(acme.module_problems.len(), 1);
     assert!(acme.modules.is_empty());
+    // A message whose ids would leave a folder is not handed out (an export would write it).
+    database
+        .execute(
+            "INSERT INTO cfhost_voicemail (account_id, box_id, message_id, metadata, audio) \
+             VALUES ('acme', '../../../tmp', 'm1', '{}', '\\x00'), \
+                    ('acme', 'box1', 'm2', '{}', '\\x00')",
+        )
+        .await;
+    let messages = store.account_messages("acme").await.unwrap();
+    assert_eq!(
+        messages
+            .iter()
+            .map(|m| m.box_id.as_str())
+            .collect::<Vec<_>>(),
+        ["box1"]
+    );
+    let exported = tempfile::tempdir().unwrap();
+    let files = cfhost_store::FilesStore::new(exported.path());
+    let mut hostile = messages[0].clone();
+    hostile.box_id = "../../../tmp".into();
+    assert!(matches!(
+        files.put_message(&hostile).await,
+        Err(StoreError::Refused(_))
+    ));
 
     // The URL's password is never in what the store says of itself.
     let with_password = PgSettings::new(&format!(

@@ -85,10 +85,6 @@ pub enum InstallError {
     NotLoaded(String),
 }
 
-/// Why an account could not be reloaded: the store could not be read. What was loaded keeps
-/// serving.
-pub type ReloadError = StoreError;
-
 /// Everything loaded at start, or at a reload.
 #[derive(Debug, Default)]
 pub struct LoadReport {
@@ -142,6 +138,16 @@ impl<'a> HostOptions<'a> {
 struct Live {
     modules: Arc<ModuleSet>,
     accounts: Arc<Accounts>,
+}
+
+impl Live {
+    /// `account_id`'s own modules now (empty when it has none).
+    fn account_modules(&self, account_id: &str) -> Registry {
+        self.modules
+            .account(account_id)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// A host ready to run calls.
@@ -237,11 +243,7 @@ impl Runtime {
         let mut modules = ModuleSet::new(system);
         let data = self.store.read_all().await?;
         for account in &data {
-            let previous = live
-                .modules
-                .account(&account.id)
-                .cloned()
-                .unwrap_or_default();
+            let previous = live.account_modules(&account.id);
             let (registry, errors) = self
                 .load_account_modules(modules.system(), &previous, account)
                 .await;
@@ -268,14 +270,15 @@ impl Runtime {
     /// for the calls that start from now on; see [`Runtime::reload_system_modules`] for what
     /// is kept. An account the store no longer has is gone. When the store cannot be read,
     /// nothing changes.
-    pub async fn reload_account(&self, account_id: &str) -> Result<LoadReport, ReloadError> {
+    pub async fn reload_account(&self, account_id: &str) -> Result<LoadReport, StoreError> {
         let _reloading = self.reloading.lock().await;
+        self.reload_account_locked(account_id).await
+    }
+
+    /// [`Runtime::reload_account`], the reload lock taken.
+    async fn reload_account_locked(&self, account_id: &str) -> Result<LoadReport, StoreError> {
         let live = self.live();
-        let previous = live
-            .modules
-            .account(account_id)
-            .cloned()
-            .unwrap_or_default();
+        let previous = live.account_modules(account_id);
         self.reload_account_over(account_id, &live, &previous).await
     }
 
@@ -286,7 +289,7 @@ impl Runtime {
         account_id: &str,
         live: &Live,
         previous: &Registry,
-    ) -> Result<LoadReport, ReloadError> {
+    ) -> Result<LoadReport, StoreError> {
         let data = self.store.read_account(account_id).await?;
         let (modules, module_errors) = match &data {
             Some(data) => {
@@ -318,7 +321,8 @@ impl Runtime {
     }
 
     /// Checks `bytes` as `account_id`'s module `name` (it must load for the account and
-    /// describe itself as `name`), then stores it and makes it live for new calls. On any error nothing is written and the live modules stay.
+    /// describe itself as `name`), then stores it and makes it live for new calls. On any
+    /// error nothing is written and the live modules stay.
     pub async fn install_account_module(
         &self,
         account_id: &str,
@@ -355,12 +359,7 @@ impl Runtime {
             .await?;
         // The stored module is the one just checked: the reload keeps it instead of loading
         // it again.
-        let previous = live
-            .modules
-            .account(account_id)
-            .cloned()
-            .unwrap_or_default()
-            .with(Arc::new(checked));
+        let previous = live.account_modules(account_id).with(Arc::new(checked));
         let report = self
             .reload_account_over(account_id, &live, &previous)
             .await?;
@@ -383,16 +382,7 @@ impl Runtime {
         if !self.store.delete_module(account_id, name).await? {
             return Ok(None);
         }
-        let live = self.live();
-        let previous = live
-            .modules
-            .account(account_id)
-            .cloned()
-            .unwrap_or_default();
-        Ok(Some(
-            self.reload_account_over(account_id, &live, &previous)
-                .await?,
-        ))
+        Ok(Some(self.reload_account_locked(account_id).await?))
     }
 
     /// `account_id`'s own modules (as the store read them) loaded next to the `system`
@@ -403,16 +393,19 @@ impl Runtime {
         previous: &Registry,
         account: &AccountData,
     ) -> (Registry, Vec<Arc<Rejection>>) {
-        let unreadable = account.module_problems.iter().map(|problem| {
-            Arc::new(Rejection {
-                error: ModuleError::Unreadable {
-                    origin: problem.place.display().to_string(),
-                    source: std::io::Error::new(problem.error.kind(), problem.error.to_string()),
-                },
-                kept_previous: false,
+        let mut errors: Vec<Arc<Rejection>> = account
+            .module_problems
+            .iter()
+            .map(|problem| {
+                Arc::new(Rejection {
+                    error: ModuleError::Unreadable {
+                        origin: problem.place.display().to_string(),
+                        source: problem.io_error(),
+                    },
+                    kept_previous: false,
+                })
             })
-        });
-        let unreadable: Vec<_> = unreadable.collect();
+            .collect();
         let sources = account.modules.iter().map(|module| ModuleSource {
             origin: module.origin.clone(),
             bytes: Arc::clone(&module.bytes),
@@ -430,7 +423,6 @@ impl Runtime {
             previous,
         )
         .await;
-        let mut errors = unreadable;
         errors.extend(rejected.into_iter().map(Arc::new));
         (registry, errors)
     }

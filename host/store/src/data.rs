@@ -78,6 +78,13 @@ pub struct ReadProblem {
     pub error: std::io::Error,
 }
 
+impl ReadProblem {
+    /// The error again, for a report that owns its errors (an I/O error cannot be cloned).
+    pub fn io_error(&self) -> std::io::Error {
+        std::io::Error::new(self.error.kind(), self.error.to_string())
+    }
+}
+
 /// Everything the store holds of one account.
 #[derive(Debug, Default)]
 pub struct AccountData {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
 use crate::data::{account_place, document_place};
-use crate::files::write_atomically;
+use crate::files::{is_plain_name, write_atomically};
 use crate::voicemail::Message;
 use crate::{Store, StoreError};
 
@@ -23,11 +23,6 @@ impl FilesStore {
         FilesStore {
             root: root.to_path_buf(),
         }
-    }
-
-    /// Its directory.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The ids of its accounts (the folders under `accounts/`), in order.
@@ -111,8 +106,16 @@ impl FilesStore {
     }
 
     /// Writes `message` as `<id>.wav`, then `<id>.json` (a message is listed once its metadata
-    /// is there), whether or not the account's folder exists; returns the metadata's path.
+    /// is there), whether or not the account's folder exists; returns the metadata's path. An
+    /// id that is no plain name (it would leave the folder) is refused.
     pub fn put_message_files(&self, message: &Message) -> Result<PathBuf, StoreError> {
+        let ids = [&message.account_id, &message.box_id, &message.message_id];
+        if let Some(bad) = ids.into_iter().find(|id| !is_plain_name(id)) {
+            return Err(StoreError::Refused(format!(
+                "`{}` cannot name a folder or file of the data directory",
+                bad.escape_debug()
+            )));
+        }
         let dir = self.box_dir(&message.account_id, &message.box_id);
         let wav = dir.join(format!("{}.wav", message.message_id));
         write_atomically(&wav, &message.audio)

@@ -119,9 +119,4 @@ impl MessageSpool {
             }
         })
     }
-
-    /// Where messages are stored.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
 }

@@ -184,6 +184,17 @@ fn node(url: &str) -> Server {
     start_logging("", |_| {}, None, &[("CFHOST_STORE__URL", url)])
 }
 
+/// A database holding the seed data directory, and two nodes on it.
+fn two_nodes() -> (Db, Server, Server) {
+    let db = Db::start();
+    let root = tempfile::tempdir().unwrap();
+    let seed = seed_data_dir(root.path());
+    let import = store_command(&db.url(), &["import", seed.to_str().unwrap()]);
+    assert!(import.status.success(), "{import:?}");
+    let (node1, node2) = (node(&db.url()), node(&db.url()));
+    (db, node1, node2)
+}
+
 /// Whether `server` routes `number` of acme-missed now (a call through its API).
 fn routes(server: &Server, number: &str) -> bool {
     let calls = "/v1/accounts/acme-missed/calls";
@@ -200,16 +211,7 @@ fn routes(server: &Server, number: &str) -> bool {
 
 #[test]
 fn a_callflow_put_on_one_node_is_used_by_the_next_call_on_another_within_a_second() {
-    let mut db = Db::start();
-    let root = tempfile::tempdir().unwrap();
-    let seed = seed_data_dir(root.path());
-    assert!(
-        store_command(&db.url(), &["import", seed.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let node1 = node(&db.url());
-    let node2 = node(&db.url());
+    let (mut db, node1, node2) = two_nodes();
     assert!(!routes(&node2, "777"));
 
     let document = json!({"numbers": ["777"], "flow": {}});
@@ -272,16 +274,7 @@ fn a_callflow_put_on_one_node_is_used_by_the_next_call_on_another_within_a_secon
 
 #[test]
 fn a_message_in_the_database_is_listed_fetched_and_deleted_through_any_node_of_its_account_only() {
-    let db = Db::start();
-    let root = tempfile::tempdir().unwrap();
-    let seed = seed_data_dir(root.path());
-    assert!(
-        store_command(&db.url(), &["import", seed.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let node1 = node(&db.url());
-    let node2 = node(&db.url());
+    let (_db, node1, node2) = two_nodes();
     let messages = "/v1/accounts/acme-missed/vmboxes/box1/messages";
     let message = format!("{messages}/1700000000-0badcafe");
     // The account's own token reads its box through either node.

@@ -203,11 +203,6 @@ impl Accounts {
         }
         (reloaded, report)
     }
-
-    /// The ids of the accounts, in order.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.accounts.keys().map(String::as_str)
-    }
 }
 
 /// Checks a callflow document `text` meant for `file` as loading would: its shape, then each
@@ -290,7 +285,7 @@ fn load_account(data: &AccountData, modules: ModuleView<'_>, report: &mut DataRe
             .iter()
             .map(|problem| DocumentError::Unreadable {
                 file: problem.place.clone(),
-                source: std::io::Error::new(problem.error.kind(), problem.error.to_string()),
+                source: problem.io_error(),
             }),
     );
     if let Some(settings) = &data.settings {

@@ -127,11 +127,6 @@ pub enum CallflowError {
         module: String,
         errors: Vec<DataError>,
     },
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 impl CallflowError {
@@ -140,8 +135,7 @@ impl CallflowError {
         match self {
             CallflowError::Json { file, .. }
             | CallflowError::Shape { file, .. }
-            | CallflowError::Data { file, .. }
-            | CallflowError::Io { file, .. } => file,
+            | CallflowError::Data { file, .. } => file,
         }
     }
 }

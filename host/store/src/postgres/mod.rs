@@ -153,22 +153,6 @@ impl PgStore {
         }
     }
 
-    /// Whether the account exists (for a write that needs it).
-    async fn account_exists(
-        &self,
-        client: &deadpool_postgres::Object,
-        account_id: &str,
-    ) -> Result<bool, StoreError> {
-        let row = client
-            .query_opt(
-                "SELECT 1 FROM cfhost_accounts WHERE id = $1",
-                &[&account_id],
-            )
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(row.is_some())
-    }
-
     /// Reads the accounts `only` names (all of them when `None`) in one snapshot.
     async fn read(&self, only: Option<&str>) -> Result<Vec<AccountData>, StoreError> {
         let mut client = self.client().await?;
@@ -426,9 +410,6 @@ impl Store for PgStore {
         let written = self
             .bounded(async {
                 let client = self.client().await?;
-                if !self.account_exists(&client, account_id).await? {
-                    return Err(StoreError::NoAccount(String::new()));
-                }
                 client
                     .execute(
                         "INSERT INTO cfhost_modules (account_id, name, wasm) VALUES ($1, $2, $3) \
@@ -563,14 +544,25 @@ impl Store for PgStore {
                 .map_err(|e| self.error(e))?;
             let mut messages = Vec::with_capacity(rows.len());
             for row in rows {
+                let (box_id, message_id): (String, String) = (row.get(0), row.get(1));
+                if !is_plain_name(&box_id) || !is_plain_name(&message_id) {
+                    tracing::warn!(
+                        "{}: voicemail message `{}` of box `{}` (account `{account_id}`) has an \
+                         id that is no plain name; left out",
+                        self.describe,
+                        message_id.escape_debug(),
+                        box_id.escape_debug()
+                    );
+                    continue;
+                }
                 let metadata: &str = row.get(2);
                 let Ok(metadata) = serde_json::from_str(metadata) else {
                     continue;
                 };
                 messages.push(Message {
                     account_id: account_id.to_string(),
-                    box_id: row.get(0),
-                    message_id: row.get(1),
+                    box_id,
+                    message_id,
                     metadata,
                     audio: Arc::from(row.get::<_, Vec<u8>>(3)),
                 });
