@@ -10,20 +10,34 @@ use crate::repo_root;
 
 const SIPP: &str = "/usr/bin/sipp";
 
-/// A UDP port on `ip` that nothing listens on now, even, with the three above it free too (a
-/// SIPp media port: its RTP, RTCP, video RTP and video RTCP).
+/// A UDP port on `ip` that nothing listens on now (even, so SIPp's media port and the one
+/// after it are both usable).
 pub fn free_udp_port(ip: &str) -> u16 {
     loop {
-        let port = std::net::UdpSocket::bind((ip, 0))
-            .expect("a loopback UDP port")
-            .local_addr()
-            .unwrap()
-            .port();
-        // SIPp's media takes the port and the three above it: all four must be free.
-        if port.is_multiple_of(2)
-            && port < 65000
-            && (1..4).all(|n| std::net::UdpSocket::bind((ip, port + n)).is_ok())
-        {
+        let socket = std::net::UdpSocket::bind((ip, 0)).expect("a loopback UDP port");
+        let port = socket.local_addr().unwrap().port();
+        if port.is_multiple_of(2) && port < 65000 {
+            return port;
+        }
+    }
+}
+
+/// Where SIPp media ports are taken from: below the kernel's ephemeral ports (32768 and up),
+/// which every other socket of the tests is given, and above cfhost's default RTP range.
+const MEDIA_PORTS: std::ops::Range<u16> = 30000..32764;
+
+/// A SIPp media port on `ip`: it and the three above it (RTCP, video RTP and RTCP) are free
+/// now. Taken in turn from [`MEDIA_PORTS`], four apart, so that no socket the kernel hands out
+/// and no other SIPp of this process lands on the video ports between the check and SIPp's
+/// bind (two clean-clone CI runs failed on that with ports from the ephemeral range).
+pub fn media_port(ip: &str) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slots = (MEDIA_PORTS.end - MEDIA_PORTS.start) / 4;
+    loop {
+        let slot = NEXT.fetch_add(1, Ordering::Relaxed) % slots;
+        let port = MEDIA_PORTS.start + slot * 4;
+        if (0..4).all(|n| std::net::UdpSocket::bind((ip, port + n)).is_ok()) {
             return port;
         }
     }
@@ -126,7 +140,7 @@ impl Sipp {
             .arg("-sf")
             .arg(&run.scenario)
             .args(["-i", run.ip, "-p", &run.port.to_string()])
-            .args(["-mi", run.ip, "-mp", &free_udp_port(run.ip).to_string()])
+            .args(["-mi", run.ip, "-mp", &media_port(run.ip).to_string()])
             .args(["-s", run.service, "-m", &run.calls.to_string()])
             .args(["-d", &run.pause_ms.to_string()])
             .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
