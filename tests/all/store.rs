@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cfhost_core::follow::follow;
-use cfhost_store::{Change, DocumentKind, PgSettings, PgStore, Store, StoreError};
+use cfhost_store::{
+    Change, Claim, Claims, DocumentKind, PgSettings, PgStore, Store, StoreError, TemplateParts,
+};
 use cfhost_tests::Builder;
 use cfhost_tests::postgres::Database;
 use serde_json::json;
@@ -222,6 +224,129 @@ async fn what_the_database_cannot_keep_is_refused_and_rows_that_break_the_layout
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn templates_and_profiles_are_kept_for_the_mailer_and_a_claim_is_held_by_one_owner() {
+    let database = Database::start().await;
+    let store = store_of(&database).await;
+    store
+        .put_account("acme", Some(r#"{"name": "Acme"}"#))
+        .await
+        .unwrap();
+    store
+        .put_document(
+            "acme",
+            DocumentKind::User,
+            "boss",
+            r#"{"priv_level": "admin"}"#,
+        )
+        .await
+        .unwrap();
+    let profile = store.account_profile("acme").await.unwrap().unwrap();
+    assert_eq!(profile.settings.unwrap().text, r#"{"name": "Acme"}"#);
+    assert_eq!(profile.users.len(), 1);
+    assert!(store.account_profile("nobody").await.unwrap().is_none());
+
+    let parts = TemplateParts {
+        document: Some(r#"{"subject": "Hi"}"#.to_string()),
+        text: Some("Hello\n".to_string()),
+        html: None,
+    };
+    assert!(
+        store
+            .get_template("acme", "welcome")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.put_template("acme", "welcome", &parts).await.unwrap();
+    assert_eq!(store.get_template("acme", "welcome").await.unwrap(), parts);
+    let refused = store
+        .put_template("nobody", "welcome", &parts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::NoAccount(a) if a == "nobody"),
+        "{refused}"
+    );
+    // A NUL in a body or in the document: refused, and what was stored stays.
+    for hostile in [
+        TemplateParts {
+            text: Some("a\0b".to_string()),
+            ..parts.clone()
+        },
+        TemplateParts {
+            document: Some(r#"{"subject": "a\u0000b"}"#.to_string()),
+            ..parts.clone()
+        },
+    ] {
+        let refused = store
+            .put_template("acme", "welcome", &hostile)
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Refused(_)), "{refused}");
+    }
+    assert_eq!(store.get_template("acme", "welcome").await.unwrap(), parts);
+    // A row whose id would leave a folder is not handed out (an export would write it).
+    database
+        .execute(
+            "INSERT INTO cfhost_templates (account_id, id, text_body) \
+             VALUES ('acme', '../../escape', 'x')",
+        )
+        .await;
+    let listed = store.account_templates("acme").await.unwrap();
+    assert_eq!(listed, [("welcome".to_string(), parts.clone())]);
+    assert!(store.delete_template("acme", "welcome").await.unwrap());
+    assert!(!store.delete_template("acme", "welcome").await.unwrap());
+
+    // Claims: one owner at a time; released, the next claims it; sent, every copy is a
+    // duplicate; an owner silent past the lease is taken over.
+    let lease = Duration::from_secs(600);
+    assert_eq!(store.claim("n1", "a/1", lease).await.unwrap(), Claim::Ours);
+    assert_eq!(
+        store.claim("n1", "b/1", lease).await.unwrap(),
+        Claim::HeldElsewhere {
+            owner: "a/1".to_string()
+        }
+    );
+    store.settle("n1", "b/1", true).await.unwrap();
+    assert!(
+        matches!(
+            store.claim("n1", "b/2", lease).await.unwrap(),
+            Claim::HeldElsewhere { .. }
+        ),
+        "only the owner settles"
+    );
+    store.settle("n1", "a/1", false).await.unwrap();
+    assert_eq!(store.claim("n1", "b/3", lease).await.unwrap(), Claim::Ours);
+    store.settle("n1", "b/3", true).await.unwrap();
+    assert_eq!(
+        store.claim("n1", "c/1", Duration::ZERO).await.unwrap(),
+        Claim::AlreadySent,
+        "a sent notification is never taken over"
+    );
+    assert_eq!(store.claim("n2", "a/2", lease).await.unwrap(), Claim::Ours);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        store
+            .claim("n2", "b/4", Duration::from_millis(10))
+            .await
+            .unwrap(),
+        Claim::Ours,
+        "taken over once the lease ran out"
+    );
+    store.settle("n2", "a/2", true).await.unwrap();
+    assert!(
+        matches!(
+            store.claim("n2", "c/2", lease).await.unwrap(),
+            Claim::HeldElsewhere { .. }
+        ),
+        "the owner that lost it settles nothing"
+    );
+    assert_eq!(store.forget_older_than(lease).await.unwrap(), 0);
+    assert_eq!(store.forget_older_than(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(store.claim("n1", "d/1", lease).await.unwrap(), Claim::Ours);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_store_that_cannot_be_reached_answers_unavailable_within_its_timeout() {
     let mut database = Database::start().await;
     let mut settings = PgSettings::new(&database.url());
@@ -351,4 +476,89 @@ async fn a_callflow_written_through_one_node_is_used_by_the_next_call_of_another
         .await
         .expect("node 1's pool connects again");
     time_until_routed(&node2, "300", Duration::from_secs(1)).await;
+}
+
+/// The documents `node` lists as rejected once it lists `count` (within 2 s): each `(file,
+/// kept_previous)`.
+async fn rejected_once(node: &cfhost_tests::TestHost, count: usize) -> Vec<(String, bool)> {
+    let started = Instant::now();
+    loop {
+        let rejected: Vec<(String, bool)> = node
+            .runtime()
+            .accounts()
+            .rejected()
+            .map(|r| {
+                (
+                    r.details["file"].as_str().unwrap().to_string(),
+                    r.kept_previous,
+                )
+            })
+            .collect();
+        if rejected.len() == count || started.elapsed() > Duration::from_secs(2) {
+            return rejected;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_another_tool_breaks_is_listed_and_its_last_good_version_keeps_serving() {
+    let database = Database::start().await;
+    let store = store_of(&database).await;
+    store.put_account("acme", None).await.unwrap();
+    let changes = store.listen().await.unwrap();
+    let node = Builder::new().store(Arc::new(store)).start().await;
+    let _following = follow(node.shared_runtime(), changes);
+    database
+        .execute(
+            "INSERT INTO cfhost_documents (account_id, kind, id, document) VALUES \
+             ('acme', 'callflows', 'main', '{\"numbers\": [\"100\"], \"flow\": {}}'), \
+             ('acme', 'users', 'boss', '{\"email\": \"boss@acme.example\"}')",
+        )
+        .await;
+    time_until_routed(&node, "100", Duration::from_secs(1)).await;
+    assert!(rejected_once(&node, 0).await.is_empty());
+
+    // Another tool writes versions that do not validate, and a new callflow that never did.
+    database
+        .execute(
+            "UPDATE cfhost_documents SET document = '{\"numbers\": \"100\"}' WHERE id = 'main'; \
+             UPDATE cfhost_documents SET document = '{\"email\": 5}' WHERE id = 'boss'; \
+             INSERT INTO cfhost_documents (account_id, kind, id, document) VALUES \
+             ('acme', 'callflows', 'broken', '{\"numbers\": [\"200\"], \"flow\": []}')",
+        )
+        .await;
+    let mut rejected = rejected_once(&node, 3).await;
+    rejected.sort();
+    assert_eq!(
+        rejected,
+        [
+            ("accounts/acme/callflows/broken.json".to_string(), false),
+            ("accounts/acme/callflows/main.json".to_string(), true),
+            ("accounts/acme/users/boss.json".to_string(), true),
+        ]
+    );
+    assert!(routes(&node, "100"), "the last good version keeps serving");
+    assert!(
+        !routes(&node, "200"),
+        "a callflow that never validated is left out"
+    );
+    let users = node.runtime().accounts();
+    let directory: &dyn cfhost_core::directory::Directory = &*users;
+    assert!(
+        directory.lookup_users("acme", &["boss".to_string()])[0].is_some(),
+        "the user too"
+    );
+
+    // Fixed: listed no more, and the new version serves.
+    database
+        .execute(
+            "UPDATE cfhost_documents SET document = '{\"numbers\": [\"101\"], \"flow\": {}}' \
+             WHERE id = 'main'; \
+             DELETE FROM cfhost_documents WHERE id IN ('broken', 'boss')",
+        )
+        .await;
+    time_until_routed(&node, "101", Duration::from_secs(1)).await;
+    assert!(rejected_once(&node, 0).await.is_empty());
+    assert!(!routes(&node, "100"));
 }

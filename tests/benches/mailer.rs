@@ -74,16 +74,22 @@ async fn arrived(smtp: &SmtpServer, tag: &str, count: usize) -> Vec<(f64, String
 }
 
 /// `count` emails for a bare loop, rendered beforehand.
-fn rendered(composer: &Composer, tag: &str, count: usize) -> Vec<lettre::Message> {
-    (0..count)
-        .map(|n| {
-            let notification = Notification::parse(payload(tag, n).to_string().as_bytes()).unwrap();
-            match composer.compose(&notification, 0).unwrap() {
-                Composed::Email(email) => email.to_message().unwrap(),
-                Composed::Disabled => unreachable!(),
-            }
-        })
-        .collect()
+async fn rendered(composer: &Arc<Composer>, tag: &str, count: usize) -> Vec<lettre::Message> {
+    let mut messages = Vec::with_capacity(count);
+    for n in 0..count {
+        let notification = Notification::parse(payload(tag, n).to_string().as_bytes()).unwrap();
+        match composer.compose(notification, 0).await.unwrap() {
+            Composed::Email(email) => messages.push(email.to_message().unwrap()),
+            Composed::Disabled => unreachable!(),
+        }
+    }
+    messages
+}
+
+/// The mailer on the data directory `data`, as `cfhost mailer` runs without a database.
+fn mailer_on(config: MailerConfig, data: &std::path::Path) -> Arc<Mailer> {
+    let store = Arc::new(cfhost_store::FilesStore::new(data));
+    Arc::new(Mailer::new(config, data, store, None).unwrap())
 }
 
 /// What a bare loop sends through.
@@ -115,8 +121,13 @@ impl Sender {
 
 /// A bare loop: the same emails, rendered beforehand, sent 64 at a time, until the server
 /// has them all.
-async fn bare_loop(smtp: &SmtpServer, sender: Sender, composer: &Composer, tag: &str) -> Duration {
-    let messages = rendered(composer, tag, EMAILS);
+async fn bare_loop(
+    smtp: &SmtpServer,
+    sender: Sender,
+    composer: &Arc<Composer>,
+    tag: &str,
+) -> Duration {
+    let messages = rendered(composer, tag, EMAILS).await;
     let started = Instant::now();
     futures::stream::iter(messages)
         .map(|message| {
@@ -131,9 +142,9 @@ async fn bare_loop(smtp: &SmtpServer, sender: Sender, composer: &Composer, tag: 
 }
 
 /// One bare send after another: how long the SMTP exchange itself takes, in ms.
-async fn bare_send_times(sender: Sender, composer: &Composer, tag: &str) -> Vec<f64> {
+async fn bare_send_times(sender: Sender, composer: &Arc<Composer>, tag: &str) -> Vec<f64> {
     let mut times = Vec::new();
-    for message in rendered(composer, tag, 100) {
+    for message in rendered(composer, tag, 100).await {
         let started = Instant::now();
         sender.send(message).await;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -164,7 +175,7 @@ async fn through_mailer(
         .map(|n| ("notifications.sip.missed_call", payload(tag, n)))
         .collect();
     publish(&broker.url(), &messages).await.unwrap();
-    let mailer = Arc::new(Mailer::new(mailer_config(broker, smtp), data).unwrap());
+    let mailer = mailer_on(mailer_config(broker, smtp), data);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let running = tokio::spawn(Arc::clone(&mailer).run(stopped));
@@ -238,15 +249,15 @@ async fn main() {
         r#"{"name": "Acme", "realm": "acme.sip.example.com"}"#,
     )
     .unwrap();
-    let composer = Composer::for_config(
-        data.path(),
+    let composer = Arc::new(Composer::for_config(
+        Arc::new(cfhost_store::FilesStore::new(data.path())),
         &MailerConfig {
             from: Some("no_reply@mx.bench".into()),
             hostname: Some("mx.bench".into()),
             node: Some("cfhost_mailer@mx.bench".into()),
             ..MailerConfig::default()
         },
-    );
+    ));
     // Warm-up: the broker's queue, the server, the pools.
     through_mailer(&broker, &smtp, data.path(), "warm").await;
     let config = mailer_config(&broker, &smtp);
@@ -307,7 +318,7 @@ async fn main() {
 
     // Latency at half the best rate: published one by one, each with its time.
     let rate = best_rate / 2.0;
-    let mailer = Arc::new(Mailer::new(mailer_config(&broker, &smtp), data.path()).unwrap());
+    let mailer = mailer_on(mailer_config(&broker, &smtp), data.path());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(Arc::clone(&mailer).run(stopped));
     tokio::time::sleep(Duration::from_millis(500)).await;

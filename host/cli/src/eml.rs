@@ -13,7 +13,7 @@ use cfhost_mail::{Composed, Composer, MailerConfig, Notification};
 /// A sink that publishes through `inner` and writes each notification's email.
 pub struct EmlSink {
     inner: Arc<dyn Sink>,
-    composer: Composer,
+    composer: Arc<Composer>,
     dir: PathBuf,
     /// One line per notification: the file written, or why there is none.
     written: Mutex<Vec<String>>,
@@ -31,7 +31,10 @@ impl EmlSink {
         std::fs::create_dir_all(dir)?;
         Ok(EmlSink {
             inner,
-            composer: Composer::for_config(data, mailer),
+            composer: Arc::new(Composer::for_config(
+                Arc::new(cfhost_store::FilesStore::new(data)),
+                mailer,
+            )),
             dir: dir.to_path_buf(),
             written: Mutex::new(Vec::new()),
         })
@@ -45,7 +48,7 @@ impl EmlSink {
             .clone()
     }
 
-    fn write(&self, notification: &OutboundNotification) -> String {
+    async fn write(&self, notification: &OutboundNotification) -> String {
         let body = serde_json::to_vec(&notification.payload).unwrap_or_default();
         let parsed = match Notification::parse(&body) {
             Ok(parsed) => parsed,
@@ -56,7 +59,7 @@ impl EmlSink {
             parsed.template_id,
             parsed.call_id.as_deref().unwrap_or("-")
         );
-        let email = match self.composer.compose(&parsed, unix_now()) {
+        let email = match self.composer.compose(parsed.clone(), unix_now()).await {
             Ok(Composed::Email(email)) => email,
             Ok(Composed::Disabled) => {
                 return format!("no email for {what}: the template is disabled");
@@ -98,7 +101,7 @@ impl EmlSink {
 impl Sink for EmlSink {
     async fn publish(&self, notification: &OutboundNotification) -> Result<(), SinkError> {
         self.inner.publish(notification).await?;
-        let line = self.write(notification);
+        let line = self.write(notification).await;
         self.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())

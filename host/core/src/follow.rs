@@ -85,7 +85,7 @@ pub fn log_report(what: &str, report: &LoadReport) {
     for rejection in &report.module_errors {
         tracing::error!("reloading {what}: {rejection}");
     }
-    for error in &report.data.errors {
+    for error in report.data.error_lines() {
         tracing::error!("reloading {what}: {error}");
     }
     tracing::info!("reloaded {what}");

@@ -252,7 +252,7 @@ impl Runtime {
             modules = modules.with_account(&account.id, registry);
         }
         *self.rejected.write().unwrap_or_else(|e| e.into_inner()) = rejections;
-        let (accounts, mut documents) = Accounts::from_data(&data, &modules);
+        let (accounts, mut documents) = Accounts::from_data(&data, &modules, &live.accounts);
         if data.is_empty() {
             documents.warnings.push(Warning::NoAccounts {
                 store: self.store.describe(),

@@ -1,12 +1,10 @@
-//! What the mailer reads of an account in the data directory `serve` uses:
-//! `accounts/<id>/account.json` (name, realm, time zone, language) and the e-mail addresses of
-//! its admins (`users/*.json` with `priv_level: "admin"`), for `admins` recipients.
+//! What the mailer reads of an account in the store `serve` uses: its `account.json` (name,
+//! realm, time zone, language) and the e-mail addresses of its admins (users with
+//! `priv_level: "admin"`), for `admins` recipients.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::path::PathBuf;
 
+use cfhost_store::AccountProfile;
 use serde_json::{Value, json};
 
 /// KAZOO's `accounts.default_timezone`, for an account that names none (or `inherit`).
@@ -45,30 +43,16 @@ impl AccountInfo {
         }
     }
 
-    /// Reads account `id` from the data directory `data`.
-    pub fn load(data: &Path, id: &str) -> Result<AccountInfo, AccountError> {
-        let dir = data.join("accounts").join(id);
-        let file = dir.join("account.json");
-        let document = match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                serde_json::from_str::<Value>(&text).map_err(|e| AccountError::Unreadable {
-                    file: file.clone(),
+    /// Account `id` as the store gave it (`profile`).
+    pub fn from_profile(id: &str, profile: &AccountProfile) -> Result<AccountInfo, AccountError> {
+        let document = match &profile.settings {
+            Some(settings) => serde_json::from_str::<Value>(&settings.text).map_err(|e| {
+                AccountError::Unreadable {
+                    file: settings.place.clone(),
                     message: e.to_string(),
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if dir.is_dir() {
-                    json!({})
-                } else {
-                    return Err(AccountError::Unknown(id.to_string()));
                 }
-            }
-            Err(e) => {
-                return Err(AccountError::Unreadable {
-                    file,
-                    message: e.to_string(),
-                });
-            }
+            })?,
+            None => json!({}),
         };
         let text = |key: &str| {
             document
@@ -86,7 +70,7 @@ impl AccountInfo {
             realm: text("realm"),
             timezone,
             language: text("language"),
-            admin_emails: admin_emails(&dir.join("users")),
+            admin_emails: admin_emails(profile),
         })
     }
 
@@ -106,49 +90,12 @@ impl AccountInfo {
     }
 }
 
-/// The accounts as last read, read again when `account.json` or the `users/` directory
-/// changes (a file written in place of another, as `serve` writes, changes the directory).
-#[derive(Debug, Default)]
-pub struct Accounts {
-    cache: Mutex<HashMap<String, (Fingerprint, Arc<AccountInfo>)>>,
-}
-
-type Fingerprint = [Option<(u64, SystemTime)>; 2];
-
-impl Accounts {
-    /// Account `id` of the data directory `data`.
-    pub fn get(&self, data: &Path, id: &str) -> Result<Arc<AccountInfo>, AccountError> {
-        let dir = data.join("accounts").join(id);
-        let fingerprint = [dir.join("account.json"), dir.join("users")].map(|path| stamp(&path));
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((known, info)) = cache.get(id)
-            && *known == fingerprint
-        {
-            return Ok(Arc::clone(info));
-        }
-        let info = Arc::new(AccountInfo::load(data, id)?);
-        cache.insert(id.to_string(), (fingerprint, Arc::clone(&info)));
-        Ok(info)
-    }
-}
-
-/// A file's length and modification time, to tell when it changed; `None` when it is not there.
-pub(crate) fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-}
-
 /// The addresses of the users whose `priv_level` is `admin`, sorted.
-fn admin_emails(users: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(users) else {
-        return Vec::new();
-    };
-    let mut emails: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter(|entry| entry.path().extension().is_some_and(|e| e == "json"))
-        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-        .filter_map(|text| serde_json::from_str::<Value>(&text).ok())
+fn admin_emails(profile: &AccountProfile) -> Vec<String> {
+    let mut emails: Vec<String> = profile
+        .users
+        .iter()
+        .filter_map(|user| serde_json::from_str::<Value>(&user.text).ok())
         .filter(|user| user.get("priv_level").and_then(Value::as_str) == Some("admin"))
         .filter_map(|user| {
             user.get("email")
@@ -164,54 +111,45 @@ fn admin_emails(users: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cfhost_store::Document;
+
+    fn document(id: &str, text: &str) -> Document {
+        Document {
+            id: id.to_string(),
+            place: PathBuf::from(format!("accounts/acme/{id}.json")),
+            text: text.to_string(),
+        }
+    }
 
     #[test]
     fn an_account_reads_its_document_and_admins() {
-        let dir = tempfile::tempdir().unwrap();
-        let account = dir.path().join("accounts/acme");
-        std::fs::create_dir_all(account.join("users")).unwrap();
-        std::fs::write(
-            account.join("account.json"),
-            r#"{"name": "Acme & Sons", "realm": "acme.example", "timezone": "America/New_York"}"#,
-        )
-        .unwrap();
-        std::fs::write(
-            account.join("users/a.json"),
-            r#"{"email": "boss@acme.example", "priv_level": "admin"}"#,
-        )
-        .unwrap();
-        std::fs::write(
-            account.join("users/b.json"),
-            r#"{"email": "user@acme.example"}"#,
-        )
-        .unwrap();
-        let info = AccountInfo::load(dir.path(), "acme").unwrap();
+        let profile = AccountProfile {
+            settings: Some(document(
+                "account",
+                r#"{"name": "Acme & Sons", "realm": "acme.example", "timezone": "America/New_York"}"#,
+            )),
+            users: vec![
+                document(
+                    "a",
+                    r#"{"email": "boss@acme.example", "priv_level": "admin"}"#,
+                ),
+                document("b", r#"{"email": "user@acme.example"}"#),
+                document("c", "not json"),
+            ],
+        };
+        let info = AccountInfo::from_profile("acme", &profile).unwrap();
         assert_eq!(info.name.as_deref(), Some("Acme & Sons"));
         assert_eq!(info.timezone, "America/New_York");
         assert_eq!(info.admin_emails, ["boss@acme.example"]);
-        assert!(matches!(
-            AccountInfo::load(dir.path(), "nobody"),
-            Err(AccountError::Unknown(_))
-        ));
-        let accounts = Accounts::default();
-        assert_eq!(
-            accounts.get(dir.path(), "acme").unwrap().timezone,
-            "America/New_York"
-        );
-        std::fs::write(
-            account.join("account.json"),
-            r#"{"name": "Acme", "timezone": "Europe/Paris"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            accounts.get(dir.path(), "acme").unwrap().timezone,
-            "Europe/Paris",
-            "a change is read again"
-        );
-        std::fs::write(account.join("account.json"), "{").unwrap();
-        let error = AccountInfo::load(dir.path(), "acme")
+        let bare = AccountInfo::from_profile("acme", &AccountProfile::default()).unwrap();
+        assert_eq!(bare.timezone, DEFAULT_TIMEZONE);
+        let broken = AccountProfile {
+            settings: Some(document("account", "{")),
+            users: Vec::new(),
+        };
+        let error = AccountInfo::from_profile("acme", &broken)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("account.json"), "{error}");
+        assert!(error.contains("accounts/acme/account.json"), "{error}");
     }
 }

@@ -155,6 +155,15 @@ impl MailerConfig {
         Duration::from_millis(self.render_timeout_ms.max(1))
     }
 
+    /// How long a claim on a notification may stay unsettled before another mailer takes it
+    /// over: longer than one mailer can spend on it (rendering, then every attempt with its
+    /// timeout and the longest delay between), with a minute to spare.
+    pub fn claim_lease(&self) -> Duration {
+        let attempt = self.send_timeout_ms.saturating_add(self.retry_max_ms);
+        let sending = attempt.saturating_mul(u64::from(self.max_attempts.max(1)));
+        self.render_timeout() + Duration::from_millis(sending) + Duration::from_secs(60)
+    }
+
     /// The delay before attempt `attempt` (2 for the first retry).
     pub fn retry_delay(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(2).min(30);

@@ -3,7 +3,6 @@
 //! text and HTML, `Date`, a `Message-ID` derived from the notification (a repeat carries the
 //! same one), `X-Call-ID`, and Cc delivered but Bcc never shown.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,17 +14,23 @@ use lettre::message::header::{
 use lettre::message::{Body, Mailbox, Mailboxes, MultiPart, SinglePart};
 use serde::Serialize;
 
-use crate::account::{AccountError, AccountInfo, Accounts};
+use cfhost_store::{Store, StoreError, TemplateParts};
+
+use crate::account::{AccountError, AccountInfo};
 use crate::macros::{self, SystemParams};
-use crate::notification::{Kind, Notification};
+use crate::notification::{Kind, Notification, is_plain_name};
 use crate::policy::{PolicyError, SendPolicy};
 use crate::render::{Rendered, TemplateError};
 use crate::templates::{Resolved, Stored, TemplateLookupError, TemplateStore, find_addresses};
 
-/// Why a notification becomes no email; all are for good (retrying changes nothing), and
-/// each has teletype's failure reason.
+/// Why a notification becomes no email, each with teletype's failure reason. All are for
+/// good (retrying changes nothing) but [`ComposeError::Store`]: see
+/// [`ComposeError::is_transient`].
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
+    /// The store could not be read: try again once it can.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]
@@ -47,9 +52,15 @@ pub enum ComposeError {
 }
 
 impl ComposeError {
+    /// Whether the same notification may compose once the store answers again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ComposeError::Store(_))
+    }
+
     /// teletype's `Failure-Message` for it.
     pub fn teletype_reason(&self) -> String {
         match self {
+            ComposeError::Store(e) => format!("store_unavailable: {e}"),
             ComposeError::Account(_)
             | ComposeError::Template(TemplateLookupError::Missing { .. }) => {
                 "validation_failed".to_string()
@@ -174,22 +185,23 @@ impl Email {
     }
 }
 
-/// Turns notifications into emails, as teletype would, within the operator's bounds.
+/// Turns notifications into emails, as teletype would, within the operator's bounds: the
+/// account and its template are read from the store, then rendered off the async runtime.
 pub struct Composer {
+    store: Arc<dyn Store>,
     templates: TemplateStore,
-    accounts: Accounts,
     system: SystemParams,
     policy: SendPolicy,
     render_timeout: Duration,
 }
 
 impl Composer {
-    /// Emails for the data directory `data` as a mailer with `config`'s settings sends them.
-    pub fn for_config(data: &Path, config: &crate::MailerConfig) -> Self {
+    /// Emails for the accounts of `store` as a mailer with `config`'s settings sends them.
+    pub fn for_config(store: Arc<dyn Store>, config: &crate::MailerConfig) -> Self {
         let policy = SendPolicy::for_config(config);
         Composer {
-            templates: TemplateStore::new(data, &policy.from, config.render_limits()),
-            accounts: Accounts::default(),
+            store,
+            templates: TemplateStore::new(&policy.from, config.render_limits()),
             system: SystemParams {
                 hostname: config.hostname(),
                 node: config.node(),
@@ -199,9 +211,9 @@ impl Composer {
         }
     }
 
-    /// The templates it renders.
-    pub fn templates(&self) -> &TemplateStore {
-        &self.templates
+    /// The store it reads accounts and templates from.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Who sends.
@@ -215,42 +227,63 @@ impl Composer {
     }
 
     /// The email `notification` becomes; `now` (Unix seconds) dates one without a timestamp.
-    /// It renders on the calling thread: async callers use [`Composer::compose_bounded`].
-    pub fn compose(&self, notification: &Notification, now: i64) -> Result<Composed, ComposeError> {
-        let (account, resolved) = self.lookup(notification)?;
-        if resolved.document.enabled == Some(false) {
-            return Ok(Composed::Disabled);
-        }
-        let macros = macros::build(notification, &account, &self.system, now);
-        let rendered = self.render(notification, &resolved, &macros)?;
-        Ok(Composed::Email(Box::new(self.address(
-            notification,
-            &resolved,
-            &account,
-            rendered,
-        )?)))
-    }
-
-    /// [`Composer::compose`] off the async runtime (on its blocking threads), waited for at
-    /// most `render_timeout_ms`: a template that runs long holds none of the runtime's
-    /// threads, and its fuel ends it soon after.
-    pub async fn compose_bounded(
+    /// It renders on the async runtime's blocking threads, waited for at most
+    /// `render_timeout_ms`: a template that runs long holds none of the runtime's threads,
+    /// and its fuel ends it soon after.
+    pub async fn compose(
         self: &Arc<Self>,
         notification: Notification,
         now: i64,
     ) -> Result<Composed, ComposeError> {
-        self.off_runtime(move |composer| composer.compose(&notification, now))
-            .await
+        let (account, parts) = self.read(&notification).await?;
+        self.off_runtime(move |composer| {
+            let resolved = composer.resolve(&notification, parts)?;
+            if resolved.document.enabled == Some(false) {
+                return Ok(Composed::Disabled);
+            }
+            let macros = macros::build(&notification, &account, &composer.system, now);
+            let rendered = composer.render(&notification, &resolved, &macros)?;
+            let email = composer.address(&notification, &resolved, &account, rendered)?;
+            Ok(Composed::Email(Box::new(email)))
+        })
+        .await
     }
 
-    /// [`Composer::preview`] off the async runtime, as [`Composer::compose_bounded`].
-    pub async fn preview_bounded(
+    /// What `notification` would look like, sending nothing: the template's rendering even if
+    /// it is disabled or has no recipients (KAZOO's preview sends a real email). Bounded as
+    /// [`Composer::compose`].
+    pub async fn preview(
         self: &Arc<Self>,
         notification: Notification,
         now: i64,
     ) -> Result<Email, ComposeError> {
-        self.off_runtime(move |composer| composer.preview(&notification, now))
-            .await
+        let (account, parts) = self.read(&notification).await?;
+        self.off_runtime(move |composer| {
+            let resolved = composer.resolve(&notification, parts)?;
+            composer.preview_with(&notification, now, &account, &resolved)
+        })
+        .await
+    }
+
+    /// What a template not yet stored would make of `notification`, within every bound, as
+    /// [`Composer::preview`]: what a store checks first.
+    pub async fn try_template(
+        self: &Arc<Self>,
+        notification: Notification,
+        stored: Stored,
+        now: i64,
+    ) -> Result<Email, ComposeError> {
+        let (account, _) = self.read(&notification).await?;
+        self.off_runtime(move |composer| {
+            let resolved = composer.templates.compile(
+                notification.kind,
+                &notification.account_id,
+                &notification.template_id,
+                stored,
+            )?;
+            composer.preview_with(&notification, now, &account, &resolved)
+        })
+        .await
     }
 
     async fn off_runtime<T: Send + 'static>(
@@ -268,49 +301,59 @@ impl Composer {
         }
     }
 
-    /// What a template not yet stored would make of `notification`, off the async runtime
-    /// and within every bound, as [`Composer::preview_bounded`]: what a store checks first.
-    pub async fn try_template_bounded(
-        self: &Arc<Self>,
-        notification: Notification,
-        stored: Stored,
-        now: i64,
-    ) -> Result<Email, ComposeError> {
-        self.off_runtime(move |composer| {
-            let resolved = composer.templates.compile(
-                notification.kind,
-                &notification.account_id,
-                &notification.template_id,
-                stored,
-            )?;
-            composer.preview_with(&notification, now, Some(Arc::new(resolved)))
-        })
-        .await
+    /// The notification's account and what the store holds of its template.
+    async fn read(
+        &self,
+        notification: &Notification,
+    ) -> Result<(AccountInfo, TemplateParts), ComposeError> {
+        let (account_id, template_id) = (&notification.account_id, &notification.template_id);
+        if !is_plain_name(account_id) {
+            return Err(AccountError::Unknown(account_id.clone()).into());
+        }
+        if !is_plain_name(template_id) {
+            return Err(TemplateLookupError::Missing {
+                account: account_id.clone(),
+                template_id: template_id.clone(),
+            }
+            .into());
+        }
+        let profile = self
+            .store
+            .account_profile(account_id)
+            .await?
+            .ok_or_else(|| AccountError::Unknown(account_id.clone()))?;
+        let account = AccountInfo::from_profile(account_id, &profile)?;
+        let parts = self.store.get_template(account_id, template_id).await?;
+        Ok((account, parts))
     }
 
-    /// What `notification` would look like, sending nothing: the template's rendering even if
-    /// it is disabled or has no recipients (KAZOO's preview sends a real email).
-    pub fn preview(&self, notification: &Notification, now: i64) -> Result<Email, ComposeError> {
-        self.preview_with(notification, now, None)
+    /// The template the notification renders with, given what the store holds of it.
+    fn resolve(
+        &self,
+        notification: &Notification,
+        parts: TemplateParts,
+    ) -> Result<Arc<Resolved>, ComposeError> {
+        Ok(self.templates.resolve(
+            notification.kind,
+            &notification.account_id,
+            &notification.template_id,
+            parts,
+        )?)
     }
 
-    /// [`Composer::preview`] with `template` instead of the stored one, if given.
+    /// The preview of `notification` rendered with `resolved`.
     fn preview_with(
         &self,
         notification: &Notification,
         now: i64,
-        template: Option<Arc<Resolved>>,
+        account: &AccountInfo,
+        resolved: &Resolved,
     ) -> Result<Email, ComposeError> {
-        let account = self.account(notification)?;
-        let resolved = match template {
-            Some(template) => template,
-            None => self.template(notification)?,
-        };
-        let macros = macros::build(notification, &account, &self.system, now);
-        let rendered = self.render(notification, &resolved, &macros)?;
-        match self.address(notification, &resolved, &account, rendered.clone()) {
+        let macros = macros::build(notification, account, &self.system, now);
+        let rendered = self.render(notification, resolved, &macros)?;
+        match self.address(notification, resolved, account, rendered.clone()) {
             Err(ComposeError::NoRecipients) => {
-                let (from, dropped) = self.sender(notification, &resolved);
+                let (from, dropped) = self.sender(notification, resolved);
                 Ok(Email {
                     account_id: notification.account_id.clone(),
                     template_id: notification.template_id.clone(),
@@ -328,28 +371,6 @@ impl Composer {
             }
             other => other,
         }
-    }
-
-    /// The notification's account and the template it renders with.
-    fn lookup(
-        &self,
-        notification: &Notification,
-    ) -> Result<(Arc<AccountInfo>, Arc<Resolved>), ComposeError> {
-        Ok((self.account(notification)?, self.template(notification)?))
-    }
-
-    fn account(&self, notification: &Notification) -> Result<Arc<AccountInfo>, ComposeError> {
-        Ok(self
-            .accounts
-            .get(self.templates.data_dir(), &notification.account_id)?)
-    }
-
-    fn template(&self, notification: &Notification) -> Result<Arc<Resolved>, ComposeError> {
-        Ok(self.templates.resolve(
-            notification.kind,
-            &notification.account_id,
-            &notification.template_id,
-        )?)
     }
 
     /// `<identity@hostname>`.

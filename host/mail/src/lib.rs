@@ -1,14 +1,15 @@
 //! cfhost-mail: the mailer. It consumes cfhost's notifications from RabbitMQ, renders them as
 //! KAZOO's teletype does and delivers them over SMTP, losing none. It knows cfhost only through
-//! KAZOO's wire format on the `notifications` exchange and the data directory's files, and
+//! KAZOO's wire format on the `notifications` exchange and the store (`cfhost_store`), and
 //! links no WebAssembly runtime.
 //!
 //! - [`notification`]: a message, checked and normalised as teletype does;
-//! - [`account`], [`templates`]: what the data directory says of an account and its templates;
+//! - [`account`], [`templates`]: what the store says of an account and its templates;
 //! - [`macros`], [`render`]: teletype's macros, and its ErlyDTL templates on minijinja;
 //! - [`email`]: the MIME message a notification becomes, within the operator's [`policy`];
-//! - [`service`]: the consumer, with [`smtp`] delivery, the [`sent`] log, the dead-letter
-//!   [`queues`], teletype's [`replies`] and the [`counters`];
+//! - [`service`]: the consumer, with [`smtp`] delivery, its [`memory`] of what was sent (the
+//!   [`sent`] log, or the store's claims), the dead-letter [`queues`], teletype's [`replies`]
+//!   and the [`counters`];
 //! - [`config`]: the `[mailer]` section.
 
 pub mod account;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod counters;
 pub mod email;
 pub mod macros;
+pub mod memory;
 pub mod notification;
 pub mod policy;
 pub mod queues;

@@ -6,14 +6,17 @@
 //! |---|---|
 //! | not a notification it sends, no template, a template error, no recipient | dead-lettered at once with the reason |
 //! | the template is disabled | acked, counted as skipped |
-//! | already sent (the sent log has it) | acked, counted as a duplicate |
-//! | the server said 250 | recorded as sent, then acked |
+//! | already sent (remembered as sent) | acked, counted as a duplicate |
+//! | another copy is being handled (claimed) | waits for its outcome |
+//! | the store cannot be read | tried again every second, unacked |
+//! | the server said 250 | remembered as sent, then acked |
 //! | the server said 5xx | dead-lettered with the server's text |
 //! | a 4xx, a refused or cut connection, a timeout | tried again after a growing delay, at most `max_attempts` sends, then dead-lettered |
 //!
 //! A notification being retried stays unacked, so a mailer that stops (or dies) leaves it in
 //! the queue. Losing the broker reconnects with backoff; what was unacked is delivered again
-//! and the sent log keeps it from being emailed twice. With `Server-ID`, teletype's
+//! and the sent memory ([`SentMemory`]: the data directory's log, or the store's claims when
+//! it is PostgreSQL, shared by every mailer) keeps it from being emailed twice. With `Server-ID`, teletype's
 //! `notify_update` replies go to the `targeted` exchange.
 //!
 //! Rendering runs off the async runtime, bounded in work, output and time
@@ -22,6 +25,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
+
+use cfhost_store::{Claims, Store};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -39,6 +44,7 @@ use crate::config::MailerConfig;
 use crate::counters::{Counters, bump};
 use crate::email::{Composed, Composer};
 use crate::macros::unix_now;
+use crate::memory::{Claimed, SentMemory};
 use crate::notification::{Kind, Notification};
 use crate::queues::{self, dead_letter_properties};
 use crate::replies::{self, Status};
@@ -50,6 +56,8 @@ const SENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The first and the longest wait before reconnecting to the broker.
 const FIRST_RECONNECT: Duration = Duration::from_millis(200);
 const LONGEST_RECONNECT: Duration = Duration::from_secs(10);
+/// How often a claim held by another delivery, or a store that cannot be read, is asked again.
+const ASK_AGAIN: Duration = Duration::from_secs(1);
 /// How often the counters are logged while they change.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -103,22 +111,32 @@ pub struct Mailer {
     url: String,
     composer: Arc<Composer>,
     smtp: Smtp,
-    sent: SentLog,
+    sent: SentMemory,
     counters: Counters,
 }
 
 impl Mailer {
-    /// A mailer for the data directory `data` (accounts, templates; its sent log in
-    /// `<data>/mailer/sent`).
-    pub fn new(config: MailerConfig, data: &Path) -> Result<Mailer, MailerError> {
+    /// A mailer reading accounts and templates from `store`. It remembers what it sent in
+    /// `claims` when given (the store's, shared by every mailer), else in the log of the data
+    /// directory `data` (`<data>/mailer/sent`).
+    pub fn new(
+        config: MailerConfig,
+        data: &Path,
+        store: Arc<dyn Store>,
+        claims: Option<Arc<dyn Claims>>,
+    ) -> Result<Mailer, MailerError> {
         let url = config.amqp.clone().ok_or(MailerError::NoBroker)?;
         let smtp = Smtp::new(&config)?;
-        let dir = data.join("mailer").join("sent");
-        let sent = SentLog::open(&dir, SENT_RETENTION).map_err(|source| MailerError::SentLog {
-            dir: dir.clone(),
-            source,
-        })?;
-        let composer = Arc::new(Composer::for_config(data, &config));
+        let sent = match claims {
+            Some(claims) => SentMemory::shared(claims, config.claim_lease(), &config.node()),
+            None => {
+                let dir = data.join("mailer").join("sent");
+                let log = SentLog::open(&dir, SENT_RETENTION)
+                    .map_err(|source| MailerError::SentLog { dir, source })?;
+                SentMemory::log(log)
+            }
+        };
+        let composer = Arc::new(Composer::for_config(store, &config));
         Ok(Mailer {
             config,
             url,
@@ -137,6 +155,7 @@ impl Mailer {
     /// Consumes until `stop` turns true, reconnecting whenever the broker goes.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let logger = tokio::spawn(log_counters(Arc::clone(&self), stop.clone()));
+        self.sent.forget_older_than(SENT_RETENTION).await;
         let mut wait = FIRST_RECONNECT;
         while !*stop.borrow() {
             match Arc::clone(&self).consume(stop.clone(), &mut wait).await {
@@ -264,13 +283,8 @@ impl Mailer {
         }
     }
 
-    /// Renders and sends one notification; says how to settle it.
-    async fn process(
-        &self,
-        channel: &Link,
-        body: &[u8],
-        mut stop: watch::Receiver<bool>,
-    ) -> Settle {
+    /// Claims, renders and sends one notification; says how to settle it.
+    async fn process(&self, link: &Link, body: &[u8], mut stop: watch::Receiver<bool>) -> Settle {
         let notification = match Notification::parse(body) {
             Ok(notification) => notification,
             Err(e) => {
@@ -281,63 +295,114 @@ impl Mailer {
                 };
             }
         };
-        let counters = self.counters.of(notification.kind);
         let identity = notification.identity();
-        if self.sent.contains(&identity) {
-            bump(&counters.duplicates);
-            self.reply(channel, &notification, Status::Completed).await;
-            return Settle::Ack;
+        let held = loop {
+            let wait = match self.sent.claim(&identity).await {
+                Ok(Claimed::Ours(held)) => break held,
+                Ok(Claimed::AlreadySent) => {
+                    bump(&self.counters.of(notification.kind).duplicates);
+                    self.reply(link, &notification, Status::Completed).await;
+                    return Settle::Ack;
+                }
+                Ok(Claimed::Elsewhere(owner)) => {
+                    tracing::debug!("mailer: {identity} is being sent by {owner}; waiting");
+                    ASK_AGAIN
+                }
+                Err(e) => {
+                    tracing::warn!("mailer: cannot claim {identity}: {e}; again in {ASK_AGAIN:?}");
+                    ASK_AGAIN
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|stop| *stop) => return Settle::Requeue,
+            }
+        };
+        let (settle, sent) = self.deliver(link, &notification, stop).await;
+        if let Err(e) = self.sent.settle(held, sent).await {
+            if sent {
+                tracing::error!(
+                    "mailer: sent {identity} but cannot remember it: {e}; a repeat would send it again"
+                );
+            } else {
+                tracing::warn!("mailer: cannot release the claim on {identity}: {e}");
+            }
         }
+        settle
+    }
+
+    /// Renders and sends a claimed notification: how to settle it, and whether it was sent.
+    async fn deliver(
+        &self,
+        link: &Link,
+        notification: &Notification,
+        mut stop: watch::Receiver<bool>,
+    ) -> (Settle, bool) {
+        let counters = self.counters.of(notification.kind);
         if notification.kind == Kind::MissedCall {
-            self.reply(channel, &notification, Status::Pending).await;
+            self.reply(link, notification, Status::Pending).await;
         }
-        let prepared = self
-            .composer
-            .compose_bounded(notification.clone(), unix_now())
-            .await
-            .and_then(|composed| match composed {
-                Composed::Email(email) => email.to_message().map(|message| Some((email, message))),
-                Composed::Disabled => Ok(None),
-            });
+        let prepared = loop {
+            let composed = self
+                .composer
+                .compose(notification.clone(), unix_now())
+                .await
+                .and_then(|composed| match composed {
+                    Composed::Email(email) => {
+                        email.to_message().map(|message| Some((email, message)))
+                    }
+                    Composed::Disabled => Ok(None),
+                });
+            match composed {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(
+                        "mailer: {e}; {} again in {ASK_AGAIN:?}",
+                        notification.msg_id
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(ASK_AGAIN) => {}
+                        _ = stop.wait_for(|stop| *stop) => return (Settle::Requeue, false),
+                    }
+                }
+                other => break other,
+            }
+        };
         let (email, message) = match prepared {
             Ok(Some(prepared)) => prepared,
             Ok(None) => {
                 bump(&counters.skipped);
-                self.reply(channel, &notification, Status::Disabled).await;
-                return Settle::Ack;
+                self.reply(link, notification, Status::Disabled).await;
+                return (Settle::Ack, false);
             }
             Err(e) => {
                 let reason = e.to_string();
-                return self
-                    .give_up(channel, &notification, &reason, e.teletype_reason(), 0)
+                let settle = self
+                    .give_up(link, notification, &reason, e.teletype_reason(), 0)
                     .await;
+                return (settle, false);
             }
         };
         let max_attempts = self.config.max_attempts.max(1);
         for attempt in 1..=max_attempts {
             match self.smtp.send(&message).await {
                 Ok(receipt) => {
-                    if let Err(e) = self.sent.record(&identity).await {
-                        tracing::error!(
-                            "mailer: sent {} but cannot record it: {e}; a repeat would send it again",
-                            email.message_id
-                        );
-                    }
                     bump(&counters.sent);
                     tracing::debug!("mailer: sent {} ({receipt})", email.message_id);
-                    self.reply(channel, &notification, Status::Completed).await;
-                    return Settle::Ack;
+                    self.reply(link, notification, Status::Completed).await;
+                    return (Settle::Ack, true);
                 }
                 Err(SendError::Permanent(text)) => {
-                    return self
-                        .give_up(channel, &notification, &text, text.clone(), attempt)
+                    let settle = self
+                        .give_up(link, notification, &text, text.clone(), attempt)
                         .await;
+                    return (settle, false);
                 }
                 Err(SendError::Transient(text)) if attempt == max_attempts => {
                     let reason = format!("{text} (after {attempt} attempts)");
-                    return self
-                        .give_up(channel, &notification, &reason, text, attempt)
+                    let settle = self
+                        .give_up(link, notification, &reason, text, attempt)
                         .await;
+                    return (settle, false);
                 }
                 Err(SendError::Transient(text)) => {
                     bump(&counters.retried);
@@ -348,7 +413,7 @@ impl Mailer {
                     );
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        _ = stop.wait_for(|stop| *stop) => return Settle::Requeue,
+                        _ = stop.wait_for(|stop| *stop) => return (Settle::Requeue, false),
                     }
                 }
             }

@@ -1,12 +1,7 @@
 //! Notification templates: teletype's `missed_call` (subject, text and HTML verbatim, with its
-//! document's defaults) and the account's own, stored as KAZOO's notification documents are
-//! but as files:
-//!
-//! ```text
-//! <data>/accounts/<account_id>/notifications/<template_id>.json   subject, from, to, cc, bcc, reply_to, enabled
-//! <data>/accounts/<account_id>/notifications/<template_id>.text   the text/plain body
-//! <data>/accounts/<account_id>/notifications/<template_id>.html   the text/html body
-//! ```
+//! document's defaults) and the account's own, kept in the store as KAZOO's notification
+//! documents are, with their two bodies beside ([`TemplateParts`]; in a data directory
+//! `accounts/<account_id>/notifications/<template_id>.json`, `.text` and `.html`).
 //!
 //! Which template a notification uses (teletype's rules): a missed call takes the account's
 //! `missed_call` document where there is one (fields it does not set come from the default)
@@ -14,14 +9,15 @@
 //! account's own template and nothing else, which must have a body.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+
+use cfhost_store::TemplateParts;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::notification::{Kind, is_plain_name};
+use crate::notification::Kind;
 use crate::render::{RenderLimits, Sources, Template, TemplateError};
 
 /// teletype's `missed_call.text`, verbatim.
@@ -182,31 +178,6 @@ pub enum TemplateLookupError {
     },
 }
 
-/// The three files of an account's template.
-#[derive(Debug, Clone)]
-pub struct TemplateFiles {
-    pub document: PathBuf,
-    pub text: PathBuf,
-    pub html: PathBuf,
-}
-
-impl TemplateFiles {
-    /// Where account `account`'s template `template_id` lives under `data`.
-    pub fn new(data: &Path, account: &str, template_id: &str) -> Self {
-        let dir = data.join("accounts").join(account).join("notifications");
-        TemplateFiles {
-            document: dir.join(format!("{template_id}.json")),
-            text: dir.join(format!("{template_id}.text")),
-            html: dir.join(format!("{template_id}.html")),
-        }
-    }
-
-    /// Each file's length and modification time, to tell when one changed.
-    fn fingerprint(&self) -> [Option<(u64, SystemTime)>; 3] {
-        [&self.document, &self.text, &self.html].map(|file| crate::account::stamp(file))
-    }
-}
-
 /// An account's template as stored: its document and bodies, any of which may be absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
@@ -216,21 +187,21 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// Reads the files; an absent file is `None`.
-    pub fn read(files: &TemplateFiles) -> Result<Stored, TemplateLookupError> {
-        let read = |file: &Path| match std::fs::read_to_string(file) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(TemplateLookupError::Unreadable {
-                file: file.to_path_buf(),
-                message: e.to_string(),
-            }),
-        };
-        let document = read(&files.document)?
+    /// What the store holds of `account`'s template `template_id`, its document parsed.
+    pub fn parse(
+        parts: &TemplateParts,
+        account: &str,
+        template_id: &str,
+    ) -> Result<Stored, TemplateLookupError> {
+        let document = parts
+            .document
+            .as_deref()
             .map(|text| {
-                serde_json::from_str::<Document>(&text).map_err(|e| {
+                serde_json::from_str::<Document>(text).map_err(|e| {
                     TemplateLookupError::Unreadable {
-                        file: files.document.clone(),
+                        file: PathBuf::from(format!(
+                            "accounts/{account}/notifications/{template_id}.json"
+                        )),
                         message: e.to_string(),
                     }
                 })
@@ -238,9 +209,20 @@ impl Stored {
             .transpose()?;
         Ok(Stored {
             document,
-            text: read(&files.text)?,
-            html: read(&files.html)?,
+            text: parts.text.clone(),
+            html: parts.html.clone(),
         })
+    }
+
+    /// As the store keeps it.
+    pub fn to_parts(&self) -> TemplateParts {
+        TemplateParts {
+            document: self.document.as_ref().map(|document| {
+                serde_json::to_string_pretty(document).expect("a document serialises")
+            }),
+            text: self.text.clone(),
+            html: self.html.clone(),
+        }
     }
 
     /// Whether nothing is stored.
@@ -249,9 +231,9 @@ impl Stored {
     }
 }
 
-/// The templates of every account, compiled once and compiled again when a file changes.
+/// The templates of every account, compiled once and compiled again when what the store
+/// holds of one changes.
 pub struct TemplateStore {
-    data: PathBuf,
     limits: RenderLimits,
     /// teletype's `missed_call` document, with the configured sender.
     missed_call_defaults: Document,
@@ -260,14 +242,14 @@ pub struct TemplateStore {
 }
 
 struct Cached {
-    fingerprint: [Option<(u64, SystemTime)>; 3],
+    parts: TemplateParts,
     resolved: Arc<Resolved>,
 }
 
 impl TemplateStore {
-    /// The templates under `data`, rendering within `limits`; teletype's `missed_call` is sent
-    /// `from` this address.
-    pub fn new(data: &Path, from: &str, limits: RenderLimits) -> Self {
+    /// Templates rendering within `limits`; teletype's `missed_call` is sent `from` this
+    /// address.
+    pub fn new(from: &str, limits: RenderLimits) -> Self {
         let missed_call = Template::compile(
             &Sources {
                 subject: MISSED_CALL_SUBJECT.to_string(),
@@ -278,7 +260,6 @@ impl TemplateStore {
         )
         .expect("teletype's missed_call template compiles");
         TemplateStore {
-            data: data.to_path_buf(),
             limits,
             missed_call_defaults: missed_call_defaults(from),
             missed_call: Arc::new(missed_call),
@@ -291,38 +272,27 @@ impl TemplateStore {
         self.limits
     }
 
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data
-    }
-
-    /// The template `kind` of `account` renders with (`template_id` for a `cf_notification`).
+    /// The template `kind` of `account` renders with (`template_id` for a `cf_notification`),
+    /// given what the store holds of it (`parts`).
     pub fn resolve(
         &self,
         kind: Kind,
         account: &str,
         template_id: &str,
+        parts: TemplateParts,
     ) -> Result<Arc<Resolved>, TemplateLookupError> {
-        if !is_plain_name(account) || !is_plain_name(template_id) {
-            return Err(TemplateLookupError::Missing {
-                account: account.to_string(),
-                template_id: template_id.to_string(),
-            });
-        }
-        let files = TemplateFiles::new(&self.data, account, template_id);
-        let fingerprint = files.fingerprint();
         let key = (account.to_string(), template_id.to_string());
         if let Some(cached) = self.lock().get(&key)
-            && cached.fingerprint == fingerprint
+            && cached.parts == parts
         {
             return Ok(Arc::clone(&cached.resolved));
         }
-        let stored = Stored::read(&files)?;
+        let stored = Stored::parse(&parts, account, template_id)?;
         let resolved = Arc::new(self.compile(kind, account, template_id, stored)?);
         self.lock().insert(
             key,
             Cached {
-                fingerprint,
+                parts,
                 resolved: Arc::clone(&resolved),
             },
         );
@@ -500,24 +470,37 @@ mod tests {
 
     #[test]
     fn a_cf_notification_needs_the_accounts_own_template_with_a_body() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = TemplateStore::new(dir.path(), "no_reply@mx", RenderLimits::default());
-        let missing = store.resolve(Kind::CfNotification, "acme", "welcome");
+        let store = TemplateStore::new("no_reply@mx", RenderLimits::default());
+        let resolve = |kind, template_id, parts: &TemplateParts| {
+            store.resolve(kind, "acme", template_id, parts.clone())
+        };
+        let mut parts = TemplateParts::default();
+        let missing = resolve(Kind::CfNotification, "welcome", &parts);
         assert!(matches!(missing, Err(TemplateLookupError::Missing { .. })));
-        let files = TemplateFiles::new(dir.path(), "acme", "welcome");
-        std::fs::create_dir_all(files.document.parent().unwrap()).unwrap();
-        std::fs::write(&files.document, r#"{"subject": "Hello {{account.name}}"}"#).unwrap();
-        let no_body = store.resolve(Kind::CfNotification, "acme", "welcome");
+        parts.document = Some(r#"{"subject": "Hello {{account.name}}"}"#.to_string());
+        let no_body = resolve(Kind::CfNotification, "welcome", &parts);
         assert!(matches!(no_body, Err(TemplateLookupError::Missing { .. })));
-        std::fs::write(&files.text, "Hi {{call.comments}}\n").unwrap();
-        let resolved = store
-            .resolve(Kind::CfNotification, "acme", "welcome")
-            .unwrap();
+        parts.text = Some("Hi {{call.comments}}\n".to_string());
+        let resolved = resolve(Kind::CfNotification, "welcome", &parts).unwrap();
         assert_eq!(resolved.owner.as_deref(), Some("acme"));
+        let again = resolve(Kind::CfNotification, "welcome", &parts).unwrap();
+        assert!(Arc::ptr_eq(&resolved, &again), "compiled once");
+        parts.text = Some("Bye\n".to_string());
+        let changed = resolve(Kind::CfNotification, "welcome", &parts).unwrap();
+        assert!(
+            !Arc::ptr_eq(&resolved, &changed),
+            "compiled again once changed"
+        );
+        parts.document = Some("{".to_string());
+        let unreadable = resolve(Kind::CfNotification, "welcome", &parts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unreadable.contains("accounts/acme/notifications/welcome.json"),
+            "{unreadable}"
+        );
         // A missed call takes teletype's template where the account has none.
-        let default = store
-            .resolve(Kind::MissedCall, "acme", "missed_call")
-            .unwrap();
+        let default = resolve(Kind::MissedCall, "missed_call", &TemplateParts::default()).unwrap();
         assert_eq!(default.owner, None);
         assert_eq!(default.document.from.as_deref(), Some("no_reply@mx"));
     }

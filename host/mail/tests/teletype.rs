@@ -6,6 +6,7 @@ use cfhost_mail::macros::{self, SystemParams};
 use cfhost_mail::templates::{MISSED_CALL_HTML, MISSED_CALL_TEXT};
 use cfhost_mail::{Composed, Composer, Email, MailerConfig, Notification};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 const ACCOUNT: &str = "3fa85f6457174562b3fc2c963f66afa6";
 /// The golden rendering's last line names KAZOO's node, which the notes do not give.
@@ -59,9 +60,14 @@ fn compose(dir: &std::path::Path, payload: &Value) -> Email {
         allowed_senders: vec!["acme.example".to_string()],
         ..MailerConfig::default()
     };
-    let composer = Composer::for_config(dir, &config);
+    let store = Arc::new(cfhost_store::FilesStore::new(dir));
+    let composer = Arc::new(Composer::for_config(store, &config));
     let notification = Notification::parse(payload.to_string().as_bytes()).unwrap();
-    match composer.compose(&notification, 0).unwrap() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match runtime.block_on(composer.compose(notification, 0)).unwrap() {
         Composed::Email(email) => *email,
         Composed::Disabled => panic!("disabled"),
     }

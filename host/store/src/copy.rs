@@ -1,7 +1,8 @@
 //! Copies every account from one store to another: `cfhost store import DIR` (a data
-//! directory into the database) and `cfhost store export DIR` (back). Each account, document
-//! module and voicemail message is written over what the target has of the same id, so a copy can be run again
-//! (after one cut short, or to bring changes over) and ends the same; what the target has
+//! directory into the database) and `cfhost store export DIR` (back). Each account, document,
+//! module, email template and voicemail message is written over what the target has of the
+//! same id, so a copy can be run again (after one cut short, or to bring changes over) and
+//! ends the same; what the target has
 //! that the source does not is left alone. Documents are written as indented JSON.
 
 use crate::{AccountData, Document, DocumentKind, Store, StoreError};
@@ -13,6 +14,7 @@ pub struct CopySummary {
     pub documents: usize,
     pub modules: usize,
     pub messages: usize,
+    pub templates: usize,
     /// What was not copied, each `place: why` (a file that cannot be read, a document that is
     /// not JSON).
     pub skipped: Vec<String>,
@@ -22,11 +24,12 @@ impl std::fmt::Display for CopySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} accounts, {} documents, {} modules, {} messages copied; {} skipped",
+            "{} accounts, {} documents, {} modules, {} messages, {} templates copied; {} skipped",
             self.accounts,
             self.documents,
             self.modules,
             self.messages,
+            self.templates,
             self.skipped.len()
         )
     }
@@ -38,6 +41,16 @@ pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> Result<CopySummary, S
     let mut summary = CopySummary::default();
     for account in from.read_all().await? {
         copy_account(&account, to, &mut summary).await?;
+        for (id, parts) in from.account_templates(&account.id).await? {
+            match to.put_template(&account.id, &id, &parts).await {
+                Ok(()) => summary.templates += 1,
+                Err(StoreError::Refused(why)) => summary.skipped.push(format!(
+                    "template `{id}` of account `{}`: {why}",
+                    account.id
+                )),
+                Err(e) => return Err(e),
+            }
+        }
         for message in from.account_messages(&account.id).await? {
             to.put_message(&message).await?;
             summary.messages += 1;

@@ -124,3 +124,28 @@ impl AccountData {
         }
     }
 }
+
+/// An account's email template as stored: KAZOO's notification document (JSON text) and its
+/// `text/plain` and `text/html` bodies, each of which may be absent. The mailer checks and
+/// compiles it; the store keeps it as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateParts {
+    pub document: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+}
+
+impl TemplateParts {
+    /// Whether none of the three is there.
+    pub fn is_empty(&self) -> bool {
+        self.document.is_none() && self.text.is_none() && self.html.is_none()
+    }
+}
+
+/// What the mailer reads of an account: its `account.json` and its users (for the admins'
+/// addresses), without its callflows, devices or modules.
+#[derive(Debug, Clone, Default)]
+pub struct AccountProfile {
+    pub settings: Option<Document>,
+    pub users: Vec<Document>,
+}

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
+use crate::data::{
+    AccountData, AccountProfile, Document, DocumentKind, ModuleBlob, ReadProblem, TemplateParts,
+};
 use crate::data::{account_place, document_place};
 use crate::files::{is_plain_name, write_atomically};
 use crate::voicemail::Message;
@@ -188,6 +190,32 @@ impl FilesStore {
         Ok(had)
     }
 
+    /// A template's three files: `accounts/<account>/notifications/<id>.json`, `.text`, `.html`.
+    fn template_files(&self, account_id: &str, template_id: &str) -> [PathBuf; 3] {
+        let dir = account_place(&self.root, account_id).join("notifications");
+        ["json", "text", "html"].map(|extension| dir.join(format!("{template_id}.{extension}")))
+    }
+
+    fn read_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+    ) -> Result<TemplateParts, StoreError> {
+        let [document, text, html] =
+            self.template_files(account_id, template_id).map(
+                |place| match std::fs::read_to_string(&place) {
+                    Ok(text) => Ok(Some(text)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(StoreError::Io { place, source }),
+                },
+            );
+        Ok(TemplateParts {
+            document: document?,
+            text: text?,
+            html: html?,
+        })
+    }
+
     fn module_path(&self, account_id: &str, name: &str) -> PathBuf {
         account_place(&self.root, account_id)
             .join("modules")
@@ -329,6 +357,113 @@ impl Store for FilesStore {
 
     async fn account_messages(&self, account_id: &str) -> Result<Vec<Message>, StoreError> {
         self.messages_of(account_id)
+    }
+
+    async fn account_profile(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountProfile>, StoreError> {
+        let dir = account_place(&self.root, account_id);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let read = |place: PathBuf| match std::fs::read_to_string(&place) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { place, source }),
+        };
+        let settings_place = dir.join("account.json");
+        let settings = read(settings_place.clone())?.map(|text| Document {
+            id: account_id.to_string(),
+            place: settings_place,
+            text,
+        });
+        let mut problems = Vec::new();
+        let folder = dir.join(DocumentKind::User.folder());
+        let mut users = Vec::new();
+        for place in existing_entries(&folder, is_json, &mut problems) {
+            let Some(id) = stem(&place) else { continue };
+            // A user file that cannot be read gives no admin address; the rest still do.
+            if let Ok(Some(text)) = read(place.clone()) {
+                users.push(Document { id, place, text });
+            }
+        }
+        Ok(Some(AccountProfile { settings, users }))
+    }
+
+    async fn get_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+    ) -> Result<TemplateParts, StoreError> {
+        self.read_template(account_id, template_id)
+    }
+
+    async fn put_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+        parts: &TemplateParts,
+    ) -> Result<(), StoreError> {
+        self.existing_account(account_id)?;
+        let files = self.template_files(account_id, template_id);
+        // The document last: a reader that sees it sees the bodies that go with it.
+        let [document, text, html] = files;
+        for (place, part) in [
+            (text, &parts.text),
+            (html, &parts.html),
+            (document, &parts.document),
+        ] {
+            match part {
+                Some(part) => write_atomically(&place, part.as_bytes())
+                    .map_err(|source| StoreError::Io { place, source })?,
+                None => {
+                    remove(place)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut had = false;
+        for place in self.template_files(account_id, template_id) {
+            had |= remove(place)?;
+        }
+        Ok(had)
+    }
+
+    async fn account_templates(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(String, TemplateParts)>, StoreError> {
+        let dir = account_place(&self.root, account_id).join("notifications");
+        let files = match sorted_entries(&dir, |p| p.is_file()) {
+            Ok(files) => files,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StoreError::Io { place: dir, source }),
+        };
+        let mut ids: Vec<String> = files
+            .iter()
+            .filter(|f| {
+                f.extension()
+                    .is_some_and(|e| e == "json" || e == "text" || e == "html")
+            })
+            .filter_map(|f| stem(f))
+            .filter(|id| is_plain_name(id))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut templates = Vec::with_capacity(ids.len());
+        for id in ids {
+            let parts = self.read_template(account_id, &id)?;
+            templates.push((id, parts));
+        }
+        Ok(templates)
     }
 }
 

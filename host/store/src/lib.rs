@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod claims;
 pub mod config;
 pub mod copy;
 pub mod data;
@@ -32,9 +33,12 @@ pub mod voicemail;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use claims::{Claim, Claims};
 pub use config::StoreConfig;
 pub use copy::{CopySummary, copy_all};
-pub use data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
+pub use data::{
+    AccountData, AccountProfile, Document, DocumentKind, ModuleBlob, ReadProblem, TemplateParts,
+};
 pub use files_store::FilesStore;
 pub use postgres::{Change, PgSettings, PgStore};
 pub use voicemail::{Kept, Message, MessageSpool};
@@ -150,4 +154,37 @@ pub trait Store: Send + Sync {
 
     /// Every message of an account, with its audio (for `cfhost store export`).
     async fn account_messages(&self, account_id: &str) -> Result<Vec<Message>, StoreError>;
+
+    /// The account's settings and users; `None` when the store has no such account.
+    async fn account_profile(&self, account_id: &str)
+    -> Result<Option<AccountProfile>, StoreError>;
+
+    /// The account's email template `template_id`; empty parts when none is stored.
+    async fn get_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+    ) -> Result<TemplateParts, StoreError>;
+
+    /// Stores template `template_id` (its three parts together, replacing any; an absent part
+    /// is removed); the account must exist.
+    async fn put_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+        parts: &TemplateParts,
+    ) -> Result<(), StoreError>;
+
+    /// Removes template `template_id`; false when there was none.
+    async fn delete_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every template of the account, by id (for `cfhost store export`).
+    async fn account_templates(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(String, TemplateParts)>, StoreError>;
 }

@@ -8,6 +8,8 @@
 //! | `POST /v1/accounts/{account_id}/notifications/{template_id}/preview` | operator, the account | a template rendered, nothing sent |
 //! | `GET /v1/modules` | any valid token | the loaded modules ([`modules`]) |
 //! | `GET /v1/modules/rejected` | operator | module files the last reloads rejected, and why |
+//! | `GET /v1/documents/rejected` | operator | documents the last loads rejected, and whether an earlier version serves ([`documents`]) |
+//! | `GET /v1/accounts/{account_id}/documents/rejected` | operator, the account | the account's |
 //! | `GET /v1/accounts/{account_id}/modules` | operator, the account | the same, as the account may use them, with its own |
 //! | `PUT`, `DELETE /v1/accounts/{account_id}/modules/{name}` | operator, the account | the account's own modules ([`modules`]) |
 //! | `GET /healthz` | anyone | the process is up |
@@ -34,6 +36,7 @@ mod callflows;
 mod calls;
 mod capture;
 pub mod clients;
+mod documents;
 pub mod metrics;
 mod modules;
 mod notifications;
@@ -91,7 +94,7 @@ impl ApiState {
         amqp: Option<Arc<AmqpSink>>,
     ) -> Self {
         let mail = Arc::new(cfhost_mail::Composer::for_config(
-            runtime.data_dir(),
+            Arc::clone(runtime.store()),
             &cfhost_mail::MailerConfig::default(),
         ));
         ApiState {
@@ -117,7 +120,7 @@ impl ApiState {
     /// This state previewing templates as a mailer with `mailer`'s settings would render them.
     pub fn with_mailer(mut self, mailer: &cfhost_mail::MailerConfig) -> Self {
         self.mail = Arc::new(cfhost_mail::Composer::for_config(
-            self.runtime.data_dir(),
+            Arc::clone(self.runtime.store()),
             mailer,
         ));
         self
@@ -310,6 +313,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/modules", get(modules::list))
         .route("/v1/modules/rejected", get(modules::rejected))
+        .route("/v1/documents/rejected", get(documents::rejected))
+        .route(
+            "/v1/accounts/{account_id}/documents/rejected",
+            get(documents::rejected_of_account),
+        )
         .route(
             "/v1/accounts/{account_id}/modules",
             get(modules::for_account),

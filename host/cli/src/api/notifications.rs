@@ -3,8 +3,9 @@
 //! them (`cfhost_mail::templates`). A template is one JSON body: KAZOO's document fields
 //! (`subject`, `from`, `to`, `cc`, `bcc`, `reply_to`, `enabled`) with its bodies as `text`
 //! and `html`; it is compiled when stored (a 400 names the part and line of what does not
-//! compile), then kept as `<template_id>.json`, `.text` and `.html` under
-//! `<data>/accounts/<account_id>/notifications/`. `GET` of `missed_call` with nothing stored
+//! compile), then kept in the store (a data directory's
+//! `accounts/<account_id>/notifications/<template_id>.json`, `.text` and `.html`, or a row of
+//! PostgreSQL, where every mailer reads it). `GET` of `missed_call` with nothing stored
 //! answers teletype's default, marked `"default": true`. A preview renders against the call
 //! given (KAZOO's payload fields) or a sample one, and sends nothing.
 //!
@@ -24,10 +25,10 @@ use std::sync::Arc;
 use std::collections::BTreeSet;
 
 use super::{ApiError, ApiState, json_body};
-use cfhost_core::files::{is_plain_name, write_atomically};
+use cfhost_core::files::is_plain_name;
 use cfhost_mail::templates::{
     Document, MISSED_CALL_HTML, MISSED_CALL_SUBJECT, MISSED_CALL_TEXT, Recipients, Stored,
-    TemplateFiles, TemplateLookupError,
+    TemplateLookupError,
 };
 use cfhost_mail::{ComposeError, Kind, Notification};
 
@@ -37,8 +38,14 @@ pub async fn get(
     Path((account_id, template_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let files = template_files(&state, &headers, &account_id, &template_id)?;
-    let stored = Stored::read(&files).map_err(unavailable)?;
+    check_template(&state, &headers, &account_id, &template_id)?;
+    let parts = state
+        .runtime
+        .store()
+        .get_template(&account_id, &template_id)
+        .await
+        .map_err(ApiError::store)?;
+    let stored = Stored::parse(&parts, &account_id, &template_id).map_err(unavailable)?;
     if stored.is_empty() {
         if template_id == "missed_call" {
             return Ok(Json(json!({
@@ -61,7 +68,7 @@ pub async fn put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let files = template_files(&state, &headers, &account_id, &template_id)?;
+    check_template(&state, &headers, &account_id, &template_id)?;
     let Value::Object(mut fields) = json_body(&headers, &body)? else {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     };
@@ -108,11 +115,7 @@ pub async fn put(
     // Compiled, and rendered once against the sample call within every bound.
     let now = cfhost_mail::macros::unix_now();
     let sample = notification(&account_id, &template_id, Map::new(), now)?;
-    match state
-        .mail
-        .try_template_bounded(sample, stored.clone(), now)
-        .await
-    {
+    match state.mail.try_template(sample, stored.clone(), now).await {
         Ok(_) | Err(ComposeError::NoRecipients) => {}
         Err(ComposeError::Template(TemplateLookupError::Invalid { error, .. })) => {
             return Err(
@@ -126,24 +129,12 @@ pub async fn put(
             )));
         }
     }
-    let _writing = state.writes.lock().await;
-    let document = serde_json::to_vec_pretty(&stored.document).expect("a document serialises");
-    let written = write_atomically(&files.document, &document).and_then(|()| {
-        for (file, part) in [(&files.text, &stored.text), (&files.html, &stored.html)] {
-            match part {
-                Some(part) => write_atomically(file, part.as_bytes())?,
-                None => remove_if_there(file)?,
-            }
-        }
-        Ok(())
-    });
-    written.map_err(|e| {
-        tracing::error!("cannot store template {template_id} of {account_id}: {e}");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("template `{template_id}` could not be stored: {e}"),
-        )
-    })?;
+    state
+        .runtime
+        .store()
+        .put_template(&account_id, &template_id, &stored.to_parts())
+        .await
+        .map_err(ApiError::store)?;
     Ok(Json(answer(&template_id, &stored)))
 }
 
@@ -153,22 +144,13 @@ pub async fn delete(
     Path((account_id, template_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let files = template_files(&state, &headers, &account_id, &template_id)?;
-    let _writing = state.writes.lock().await;
-    let mut removed = false;
-    for file in [&files.document, &files.text, &files.html] {
-        match std::fs::remove_file(file) {
-            Ok(()) => removed = true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::error!("cannot remove {}: {e}", file.display());
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("template `{template_id}` could not be removed: {e}"),
-                ));
-            }
-        }
-    }
+    check_template(&state, &headers, &account_id, &template_id)?;
+    let removed = state
+        .runtime
+        .store()
+        .delete_template(&account_id, &template_id)
+        .await
+        .map_err(ApiError::store)?;
     if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -187,7 +169,7 @@ pub async fn preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    template_files(&state, &headers, &account_id, &template_id)?;
+    check_template(&state, &headers, &account_id, &template_id)?;
     let given = if body.is_empty() {
         Map::new()
     } else {
@@ -204,7 +186,7 @@ pub async fn preview(
     let notification = notification(&account_id, &template_id, given, now)?;
     let email = state
         .mail
-        .preview_bounded(notification, now)
+        .preview(notification, now)
         .await
         .map_err(|e| match e {
             ComposeError::Template(TemplateLookupError::Missing { .. }) => ApiError::new(
@@ -263,26 +245,20 @@ fn sample_call(account_id: &str, template_id: &str, now: i64) -> Map<String, Val
     }
 }
 
-/// The template's files once the token covers the account, the account exists and the id is
-/// a plain name.
-fn template_files(
+/// Checks that the token covers the account, the account exists and the id is a plain name.
+fn check_template(
     state: &ApiState,
     headers: &HeaderMap,
     account_id: &str,
     template_id: &str,
-) -> Result<TemplateFiles, ApiError> {
+) -> Result<(), ApiError> {
     state.authorize(headers, account_id)?;
     if !is_plain_name(template_id) {
         return Err(ApiError::bad_request(
             "a template id is 1 to 128 letters, digits, `-` and `_`",
         ));
     }
-    state.existing_account(account_id)?;
-    Ok(TemplateFiles::new(
-        state.runtime.data_dir(),
-        account_id,
-        template_id,
-    ))
+    state.existing_account(account_id)
 }
 
 /// A stored template as the API shows it.
@@ -293,13 +269,6 @@ fn answer(template_id: &str, stored: &Stored) -> Value {
     answer["text"] = json!(stored.text);
     answer["html"] = json!(stored.html);
     answer
-}
-
-fn remove_if_there(file: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::remove_file(file) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 fn unavailable(error: cfhost_mail::templates::TemplateLookupError) -> ApiError {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cfhost_store::{Claims, FilesStore, PgStore, Store};
 
 use crate::config::{Config, Flags};
 
@@ -15,8 +16,8 @@ pub struct Options {
     /// Configuration file (TOML); its [mailer] section.
     #[arg(long, env = "CFHOST_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The data directory `serve` uses: accounts and their templates; the sent log is kept
-    /// in its `mailer/` (default ./data).
+    /// The data directory `serve` uses: accounts and their templates, and the sent log in its
+    /// `mailer/` (default ./data); with [store] url, PostgreSQL holds all three instead.
     #[arg(long, env = "CFHOST_DATA_DIR")]
     pub data: Option<PathBuf>,
     #[command(subcommand)]
@@ -47,6 +48,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let config = Config::load(options.config.as_deref(), flags)?;
     let mailer = config.mailer;
     let data = config.serve.data_dir;
+    let store_settings = config.store.postgres();
     match options.command {
         Some(MailerCommand::DeadLetters(command)) => {
             let url = mailer
@@ -73,7 +75,21 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let service = Arc::new(cfhost_mail::Mailer::new(mailer, &data)?);
+            // With PostgreSQL, accounts and templates are read from it and what was sent is
+            // claimed in it, so that mailers on several machines send each email once.
+            let (store, claims): (Arc<dyn Store>, Option<Arc<dyn Claims>>) = match store_settings {
+                Some(settings) => {
+                    let store = Arc::new(
+                        PgStore::connect(&settings)
+                            .await
+                            .context("cannot open the store ([store] url)")?,
+                    );
+                    eprintln!("cfhost mailer: store {}", store.describe());
+                    (store.clone(), Some(store))
+                }
+                None => (Arc::new(FilesStore::new(&data)), None),
+            };
+            let service = Arc::new(cfhost_mail::Mailer::new(mailer, &data, store, claims)?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 super::serve::termination_signal().await;

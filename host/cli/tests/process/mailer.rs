@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cfhost_tests::broker::{Binding, Broker, Consumer, publish};
+use cfhost_tests::postgres::Database;
 use cfhost_tests::repo_root;
 use cfhost_tests::smtp::{Mail, ServerTls, SmtpServer};
 use serde_json::{Value, json};
@@ -613,6 +614,95 @@ async fn two_mailers_on_one_queue_send_each_email_once() {
     let (a, b) = (sent(&a.stop()), sent(&b.stop()));
     assert_eq!(a + b, 300);
     assert!(a > 0 && b > 0, "both mailers took a share: {a} and {b}");
+}
+
+/// A count of `kind` in a mailer's summary: `missed_call sent=3 ... duplicates=1`.
+fn counted(summary: &str, kind: &str) -> u64 {
+    let key = format!("{kind}=");
+    let line = &summary[summary.rfind("missed_call sent=").expect("a summary")..];
+    let at = line.find(&key).expect("the count") + key.len();
+    line[at..]
+        .split([' ', ';'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_mailers_on_two_data_directories_and_one_database_send_each_email_once() {
+    let database = Database::start().await;
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    // The accounts, and a missed_call template of acme-missed's own, in the database only.
+    let seed = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/data"), seed.path());
+    let templates = seed.path().join("accounts/acme-missed/notifications");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("missed_call.json"),
+        r#"{"subject": "Shared: missed call from {{caller_id.name_number}}"}"#,
+    )
+    .unwrap();
+    let import =
+        crate::store::store_command(&database.url(), &["import", seed.path().to_str().unwrap()]);
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let extra = format!("prefetch = 8\n[store]\nurl = \"{}\"\n", database.url());
+    let (a, b) = (
+        Setup::new(&broker, &smtp, &extra),
+        Setup::new(&broker, &smtp, &extra),
+    );
+    for setup in [&a, &b] {
+        std::fs::remove_dir_all(setup.data().join("accounts")).unwrap();
+    }
+    let (one, two) = (MailerProcess::start(&a), MailerProcess::start(&b));
+    // Each notification twice, the copies one after the other: both mailers take copies of
+    // the same notification at the same time.
+    let messages: Vec<(&str, Value)> = (0..100)
+        .flat_map(|n| {
+            let call = missed_call("acme-missed", n, &["a@example.com"]);
+            [(MISSED_CALL, call.clone()), (MISSED_CALL, call)]
+        })
+        .collect();
+    publish(&broker.url(), &messages).await.unwrap();
+    smtp.wait_for(100, WAIT);
+    // A copy waiting on the other mailer's claim asks again within a second.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mails = smtp.received();
+    assert_eq!(by_message_id(&mails).len(), 100);
+    assert_eq!(mails.len(), 100, "each email once");
+    assert!(
+        mails.iter().all(|m| m
+            .subject
+            .starts_with("Shared: missed call from Jane Caller")),
+        "the account's template, read from the database: {:?}",
+        mails[0].subject
+    );
+    let (one, two) = (one.stop(), two.stop());
+    let sent = [counted(&one, "sent"), counted(&two, "sent")];
+    let duplicates = [counted(&one, "duplicates"), counted(&two, "duplicates")];
+    assert_eq!(sent[0] + sent[1], 100, "{one}\n{two}");
+    assert_eq!(duplicates[0] + duplicates[1], 100, "{one}\n{two}");
+    assert!(sent[0] > 0 && sent[1] > 0, "both took a share: {sent:?}");
+    for setup in [&a, &b] {
+        assert!(
+            !setup.data().join("mailer/sent").exists(),
+            "no sent log of its own beside the database's claims"
+        );
+    }
+    let client = database.connect().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE sent), count(*) FROM cfhost_mailer_sent",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (100, 100));
 }
 
 /// A template body whose loops run `10^depth` times, printing nothing: past any fuel.

@@ -37,10 +37,15 @@ impl Db {
     fn resume(&mut self) {
         self.runtime.block_on(self.database.resume());
     }
+
+    /// Runs `sql` as another tool would.
+    fn execute(&self, sql: &str) {
+        self.runtime.block_on(self.database.execute(sql));
+    }
 }
 
 /// `cfhost store <args>` against `url`.
-fn store_command(url: &str, args: &[&str]) -> Output {
+pub(crate) fn store_command(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cfhost"))
         .arg("store")
         .args(args)
@@ -80,12 +85,22 @@ fn seed_data_dir(root: &Path) -> PathBuf {
         r#"{"sip": {"username": "1001", "password": "s3cret"}}"#,
     )
     .unwrap();
+    std::fs::create_dir_all(acme.join("notifications")).unwrap();
+    std::fs::write(
+        acme.join("notifications/missed_call.json"),
+        r#"{"subject": "Missed: {{caller_id.name_number}}", "enabled": true}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        acme.join("notifications/missed_call.text"),
+        "From {{caller_id.name_number}}\n",
+    )
+    .unwrap();
     data
 }
 
-/// What the store keeps of a data directory, by path: documents and message metadata as JSON,
-/// modules and recordings as bytes.
-/// (Templates under `notifications/` are not in the store yet.)
+/// What the store keeps of a data directory, by path: documents, template documents and
+/// message metadata as JSON, modules, template bodies and recordings as bytes.
 fn stored_tree(data: &Path) -> BTreeMap<String, Value> {
     let mut tree = BTreeMap::new();
     let accounts = data.join("accounts");
@@ -99,7 +114,15 @@ fn stored_tree(data: &Path) -> BTreeMap<String, Value> {
                 serde_json::from_str(&text).unwrap(),
             );
         }
-        for folder in ["callflows", "users", "devices", "modules", "vmboxes/box1"] {
+        let folders = [
+            "callflows",
+            "users",
+            "devices",
+            "modules",
+            "notifications",
+            "vmboxes/box1",
+        ];
+        for folder in folders {
             let Ok(entries) = std::fs::read_dir(account.path().join(folder)) else {
                 continue;
             };
@@ -135,7 +158,9 @@ fn import_then_export_gives_back_the_same_tree_and_an_import_run_twice_ends_the_
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(
-        summary.starts_with("2 accounts, 7 documents, 1 modules, 1 messages copied; 0 skipped"),
+        summary.starts_with(
+            "2 accounts, 7 documents, 1 modules, 1 messages, 2 templates copied; 0 skipped"
+        ),
         "{summary}"
     );
     let again = store_command(&db.url(), &["import", seed.to_str().unwrap()]);
@@ -149,7 +174,7 @@ fn import_then_export_gives_back_the_same_tree_and_an_import_run_twice_ends_the_
         String::from_utf8_lossy(&out.stderr)
     );
     let original = stored_tree(&seed);
-    assert_eq!(original.len(), 12, "{original:#?}");
+    assert_eq!(original.len(), 17, "{original:#?}");
     assert_eq!(stored_tree(&exported), original);
 
     // A document that is not JSON is skipped by name, the rest copied, and the exit says so.
@@ -313,4 +338,79 @@ fn a_message_in_the_database_is_listed_fetched_and_deleted_through_any_node_of_i
     let (_, body) = request(&node2, "GET", messages, Some(ACME), None);
     assert_eq!(body["messages"], json!([]));
     assert_eq!(request(&node2, "DELETE", &message, Some(ACME), None).0, 404);
+}
+
+#[test]
+fn templates_and_rejected_documents_are_shared_by_every_node_and_scoped_to_their_account() {
+    let (db, node1, node2) = two_nodes();
+    let template = "/v1/accounts/acme-missed/notifications/missed_call";
+    let document = json!({"subject": "Missed: {{caller_id.name_number}}", "text": "From {{caller_id.name_number}}\n"});
+    let (status, body) = request(&node1, "PUT", template, Some(ACME), Some(&document));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = request(&node2, "GET", template, Some(ACME), None);
+    assert_eq!((status, &body["subject"]), (200, &document["subject"]));
+    // What the database cannot keep is the client's fault, and the stored template stays.
+    let hostile = json!({"subject": "x", "text": "a\u{0}b"});
+    let (status, body) = request(&node1, "PUT", template, Some(ACME), Some(&hostile));
+    assert_eq!(status, 400, "{body}");
+    let (_, body) = request(&node2, "GET", template, Some(ACME), None);
+    assert_eq!(body["subject"], document["subject"]);
+    assert_eq!(
+        request(
+            &node2,
+            "GET",
+            "/v1/accounts/acme-notify/notifications/x",
+            Some(ACME),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(request(&node2, "DELETE", template, Some(ACME), None).0, 204);
+    let (_, body) = request(&node1, "GET", template, Some(ACME), None);
+    assert_eq!(body["default"], true, "back to teletype's: {body}");
+
+    // A callflow another tool breaks: listed by every node, its last good version serving.
+    db.execute(
+        "INSERT INTO cfhost_documents (account_id, kind, id, document) VALUES \
+         ('acme-missed', 'callflows', 'tool', '{\"numbers\": [\"880\"], \"flow\": {}}')",
+    );
+    node2.wait_until("node 2 routes the tool's callflow", || {
+        routes(&node2, "880")
+    });
+    db.execute("UPDATE cfhost_documents SET document = '{\"numbers\": 880}' WHERE id = 'tool'");
+    let listed =
+        |node: &Server, path: &str, token: &str| request(node, "GET", path, Some(token), None);
+    for node in [&node1, &node2] {
+        node.wait_until("the broken callflow is listed", || {
+            listed(node, "/v1/documents/rejected", OPERATOR).1 != json!([])
+        });
+        let (status, body) = listed(node, "/v1/documents/rejected", OPERATOR);
+        assert_eq!(status, 200);
+        assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(body[0]["account"], "acme-missed");
+        assert_eq!(body[0]["file"], "accounts/acme-missed/callflows/tool.json");
+        assert_eq!(body[0]["kept_previous"], true);
+        assert!(
+            body[0]["error"].as_str().unwrap().contains("numbers"),
+            "{body}"
+        );
+        assert!(routes(node, "880"), "the last good version keeps serving");
+    }
+    let own = "/v1/accounts/acme-missed/documents/rejected";
+    assert_eq!(listed(&node1, own, ACME).1.as_array().unwrap().len(), 1);
+    assert_eq!(listed(&node1, "/v1/documents/rejected", ACME).0, 403);
+    assert_eq!(
+        listed(&node1, "/v1/accounts/acme-notify/documents/rejected", ACME).0,
+        403
+    );
+    assert_eq!(
+        listed(
+            &node1,
+            "/v1/accounts/acme-notify/documents/rejected",
+            OPERATOR
+        )
+        .1,
+        json!([])
+    );
 }

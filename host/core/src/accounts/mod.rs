@@ -34,7 +34,7 @@ use crate::directory::{AccountSettings, Directory, User};
 use crate::registry::{ModuleSet, ModuleView};
 pub use devices::{CallerId, CallerIds, Device, DeviceDocument};
 pub use numbers::NumberIndex;
-pub use report::{DataReport, DocumentError, Warning};
+pub use report::{DataReport, DocumentError, RejectedDocument, Warning};
 
 /// One account's data.
 #[derive(Default)]
@@ -111,22 +111,40 @@ pub struct Accounts {
     numbers: NumberIndex,
     /// Account ids by SIP realm (lower case).
     realms: HashMap<String, String>,
+    /// The documents each account's last load rejected.
+    rejected: BTreeMap<String, Arc<[RejectedDocument]>>,
 }
 
 impl Accounts {
     /// The accounts of `data` (as a store read them), validating each callflow against the
-    /// modules its account sees in `modules`. Rejected documents are left out and listed in
-    /// the report.
-    pub fn from_data(data: &[AccountData], modules: &ModuleSet) -> (Accounts, DataReport) {
+    /// modules its account sees in `modules`. A rejected document is listed in the report and
+    /// left out, unless `previous` (the accounts loaded before) has a version of it, which
+    /// keeps serving.
+    pub fn from_data(
+        data: &[AccountData],
+        modules: &ModuleSet,
+        previous: &Accounts,
+    ) -> (Accounts, DataReport) {
         let mut report = DataReport::default();
         let mut loaded = Accounts::default();
         for account_data in data {
             let id = &account_data.id;
-            let account = load_account(account_data, modules.view(id), &mut report);
-            loaded.claim(id, &account, &account_data.place, &mut report);
+            let mut found = DataReport::default();
+            let account =
+                load_account(account_data, modules.view(id), previous.get(id), &mut found);
+            loaded.claim(id, &account, &account_data.place, &mut found);
             loaded.accounts.insert(id.clone(), Arc::new(account));
+            loaded
+                .rejected
+                .insert(id.clone(), found.rejected(id).into());
+            report.append(found);
         }
         (loaded, report)
+    }
+
+    /// The documents the last loads rejected, account by account.
+    pub fn rejected(&self) -> impl Iterator<Item = &RejectedDocument> {
+        self.rejected.values().flat_map(|rejected| rejected.iter())
     }
 
     /// Takes `account`'s realm and global numbers into the indexes; what another account has
@@ -187,18 +205,23 @@ impl Accounts {
             accounts: self.accounts.clone(),
             numbers: self.numbers.without(account_id),
             realms: self.realms.clone(),
+            rejected: self.rejected.clone(),
         };
         reloaded.realms.retain(|_, owner| owner != account_id);
         match data {
             Some(data) => {
-                let account = load_account(data, modules, &mut report);
+                let account = load_account(data, modules, self.get(account_id), &mut report);
                 reloaded.claim(account_id, &account, &data.place, &mut report);
                 reloaded
                     .accounts
                     .insert(account_id.to_string(), Arc::new(account));
+                reloaded
+                    .rejected
+                    .insert(account_id.to_string(), report.rejected(account_id).into());
             }
             None => {
                 reloaded.accounts.remove(account_id);
+                reloaded.rejected.remove(account_id);
             }
         }
         (reloaded, report)
@@ -278,7 +301,14 @@ fn user_from_document<'a>(
     }
 }
 
-fn load_account(data: &AccountData, modules: ModuleView<'_>, report: &mut DataReport) -> Account {
+/// Loads one account's documents. A document that is rejected is reported, and where
+/// `previous` (the account as loaded before) has a version of it, that version is kept.
+fn load_account(
+    data: &AccountData,
+    modules: ModuleView<'_>,
+    previous: Option<&Account>,
+    report: &mut DataReport,
+) -> Account {
     let mut account = Account::default();
     report.errors.extend(
         data.problems
@@ -312,7 +342,13 @@ fn load_account(data: &AccountData, modules: ModuleView<'_>, report: &mut DataRe
             Ok(user) => {
                 account.users.insert(document.id.clone(), user);
             }
-            Err(e) => report.errors.push(e),
+            Err(e) => {
+                if let Some(user) = previous.and_then(|p| p.users.get(&document.id)) {
+                    account.users.insert(document.id.clone(), user.clone());
+                    report.kept_previous.insert(document.place.clone());
+                }
+                report.errors.push(e);
+            }
         }
     }
     for document in &data.devices {
@@ -331,7 +367,14 @@ fn load_account(data: &AccountData, modules: ModuleView<'_>, report: &mut DataRe
                     document: parsed,
                 });
             }
-            Err(e) => report.errors.push(e),
+            Err(e) => {
+                let before = previous.and_then(|p| p.devices.iter().find(|d| d.id == document.id));
+                if let Some(device) = before {
+                    account.devices.push(device.clone());
+                    report.kept_previous.insert(document.place.clone());
+                }
+                report.errors.push(e);
+            }
         }
     }
     let mut callflows = Vec::new();
@@ -339,12 +382,19 @@ fn load_account(data: &AccountData, modules: ModuleView<'_>, report: &mut DataRe
         match check_callflow(&document.place, &document.text, modules) {
             Ok((callflow, warnings)) => {
                 report.warnings.extend(warnings);
-                callflows.push(callflow);
+                callflows.push(Arc::new(callflow));
             }
-            Err(e) => report.errors.push(e.into()),
+            Err(e) => {
+                let before = previous.and_then(|p| p.callflows.from_source(&document.place));
+                if let Some(callflow) = before {
+                    callflows.push(callflow);
+                    report.kept_previous.insert(document.place.clone());
+                }
+                report.errors.push(e.into());
+            }
         }
     }
-    account.callflows = AccountCallflows::new(callflows);
+    account.callflows = AccountCallflows::from_shared(callflows);
     account
 }
 

@@ -1,6 +1,7 @@
 //! What loading a data directory found: the documents it rejected and what deserves a look,
 //! typed so that the API can render them field by field and the CLI can print them.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -119,6 +120,50 @@ impl fmt::Display for Warning {
 pub struct DataReport {
     /// Documents that were rejected, each with its file and place.
     pub errors: Vec<DocumentError>,
+    /// The files of rejected documents whose previous version keeps serving.
+    pub kept_previous: BTreeSet<PathBuf>,
     /// Things that load but deserve a look.
     pub warnings: Vec<Warning>,
+}
+
+impl DataReport {
+    /// Each error as a log line, saying where the previous version keeps serving.
+    pub fn error_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.errors.iter().map(|error| {
+            if self.kept_previous.contains(error.file()) {
+                format!("{error} (the previous version keeps serving)")
+            } else {
+                error.to_string()
+            }
+        })
+    }
+
+    /// The rejected documents, as account `account_id`'s.
+    pub fn rejected(&self, account_id: &str) -> Vec<RejectedDocument> {
+        self.errors
+            .iter()
+            .map(|error| RejectedDocument {
+                account_id: account_id.to_string(),
+                details: error.to_json(),
+                kept_previous: self.kept_previous.contains(error.file()),
+            })
+            .collect()
+    }
+
+    /// Adds what `other` found.
+    pub fn append(&mut self, other: DataReport) {
+        self.errors.extend(other.errors);
+        self.kept_previous.extend(other.kept_previous);
+        self.warnings.extend(other.warnings);
+    }
+}
+
+/// A document the loaded configuration left out, or whose previous version it kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedDocument {
+    pub account_id: String,
+    /// [`DocumentError::to_json`]: `file`, `error`, and where known `path` and `module`.
+    pub details: Value,
+    /// Whether the version loaded before keeps serving (else the document is left out).
+    pub kept_previous: bool,
 }

@@ -21,7 +21,11 @@ pub struct AccountCallflows {
 impl AccountCallflows {
     /// Holds `callflows`, which must already be in the order lookups should prefer.
     pub fn new(callflows: Vec<Callflow>) -> Self {
-        let ordered: Vec<Arc<Callflow>> = callflows.into_iter().map(Arc::new).collect();
+        AccountCallflows::from_shared(callflows.into_iter().map(Arc::new).collect())
+    }
+
+    /// [`AccountCallflows::new`] of callflows shared with another set.
+    pub fn from_shared(ordered: Vec<Arc<Callflow>>) -> Self {
         let by_id = ordered
             .iter()
             .map(|cf| (cf.id.clone(), Arc::clone(cf)))
@@ -32,6 +36,11 @@ impl AccountCallflows {
     /// The callflow with this id (for branches).
     pub fn by_id(&self, id: &str) -> Option<&Callflow> {
         self.by_id.get(id).map(|cf| &**cf)
+    }
+
+    /// The callflow read from `source`, shared.
+    pub fn from_source(&self, source: &std::path::Path) -> Option<Arc<Callflow>> {
+        self.ordered.iter().find(|cf| cf.source == source).cloned()
     }
 
     /// Every callflow.

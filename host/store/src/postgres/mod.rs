@@ -9,6 +9,7 @@
 //! answer is [`StoreError::Unavailable`], never a hang.
 
 mod listen;
+mod mail;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use crate::data::{AccountData, Document, DocumentKind, ModuleBlob, ReadProblem};
+use crate::data::{
+    AccountData, AccountProfile, Document, DocumentKind, ModuleBlob, ReadProblem, TemplateParts,
+};
 use crate::data::{account_place, document_place};
 use crate::files::is_plain_name;
 use crate::voicemail::Message;
@@ -570,6 +573,48 @@ impl Store for PgStore {
             Ok(messages)
         })
         .await
+    }
+
+    async fn account_profile(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountProfile>, StoreError> {
+        self.bounded(self.read_profile(account_id)).await
+    }
+
+    async fn get_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+    ) -> Result<TemplateParts, StoreError> {
+        self.bounded(self.read_template(account_id, template_id))
+            .await
+    }
+
+    async fn put_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+        parts: &TemplateParts,
+    ) -> Result<(), StoreError> {
+        self.bounded(self.write_template(account_id, template_id, parts))
+            .await
+    }
+
+    async fn delete_template(
+        &self,
+        account_id: &str,
+        template_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.bounded(self.remove_template(account_id, template_id))
+            .await
+    }
+
+    async fn account_templates(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(String, TemplateParts)>, StoreError> {
+        self.bounded(self.read_templates(account_id)).await
     }
 
     fn module_origin(&self, account_id: &str, name: &str) -> String {

@@ -90,3 +90,24 @@ CREATE TABLE IF NOT EXISTS cfhost_voicemail (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (account_id, box_id, message_id)
 );
+
+-- An account's email templates: KAZOO's notification document and its two bodies. Read by
+-- the mailer for each notification: no announcement.
+CREATE TABLE IF NOT EXISTS cfhost_templates (
+    account_id text NOT NULL REFERENCES cfhost_accounts (id) ON DELETE CASCADE,
+    id text NOT NULL,
+    document jsonb,
+    text_body text,
+    html_body text,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (account_id, id)
+);
+
+-- The mailers' claims: a notification's identity, held by one delivery being handled
+-- (`owner`) until it is sent (kept) or released (deleted). See claims.rs.
+CREATE TABLE IF NOT EXISTS cfhost_mailer_sent (
+    identity text PRIMARY KEY,
+    owner text NOT NULL,
+    sent boolean NOT NULL DEFAULT false,
+    claimed_at timestamptz NOT NULL DEFAULT now()
+);
