@@ -152,7 +152,11 @@ async fn calls_go_on_while_the_database_is_stopped_for_30_s_and_every_message_le
     assert_eq!(messages.len() as u64, CALLS);
     for message in &messages {
         let id = message["message_id"].as_str().unwrap();
-        let audio = reader.message_audio("acme", "box1", id).await.unwrap().unwrap();
+        let audio = reader
+            .message_audio("acme", "box1", id)
+            .await
+            .unwrap()
+            .unwrap();
         let wav = hound::WavReader::new(std::io::Cursor::new(audio)).unwrap();
         let secs = f64::from(wav.len()) / 8000.0;
         assert!((6.5..=7.2).contains(&secs), "{id}: {secs} s recorded");
