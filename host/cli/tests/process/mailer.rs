@@ -705,6 +705,42 @@ async fn two_mailers_on_two_data_directories_and_one_database_send_each_email_on
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (100, 100));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_database_stopped_notifications_wait_and_are_sent_once_it_returns() {
+    let mut database = Database::start().await;
+    let broker = Broker::start().await;
+    let smtp = SmtpServer::start();
+    let seed = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/data"), seed.path());
+    let import =
+        crate::store::store_command(&database.url(), &["import", seed.path().to_str().unwrap()]);
+    assert!(import.status.success());
+    let extra = format!("[store]\nurl = \"{}\"\ntimeout_secs = 1\n", database.url());
+    let setup = Setup::new(&broker, &smtp, &extra);
+    let mailer = MailerProcess::start(&setup);
+    database.stop();
+    publish(
+        &broker.url(),
+        &missed_calls(20, |n| format!("r{n}@example.com")),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "nothing is sent without its claim"
+    );
+    assert!(mailer.log().contains("is unreachable"), "{}", mailer.log());
+    database.resume().await;
+    let mails = smtp.wait_for(20, WAIT);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(by_message_id(&smtp.received()).len(), 20);
+    assert_eq!(mails.len(), 20, "each once");
+    let summary = mailer.stop();
+    assert_eq!(counted(&summary, "sent"), 20, "{summary}");
+    assert_eq!(counted(&summary, "dead_lettered"), 0, "{summary}");
+}
+
 /// A template body whose loops run `10^depth` times, printing nothing: past any fuel.
 fn runaway_loops(depth: usize) -> String {
     let open = "{% for x in \"0123456789\" %}".repeat(depth);
