@@ -562,3 +562,74 @@ async fn a_document_another_tool_breaks_is_listed_and_its_last_good_version_keep
     assert!(rejected_once(&node, 0).await.is_empty());
     assert!(!routes(&node, "100"));
 }
+
+/// How many of cfhost's connections to `database` are TLS, and how many in all.
+async fn cfhost_connections(database: &Database) -> (i64, i64) {
+    let client = database.connect().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a \
+             JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = 'cfhost'",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_tls_with_the_servers_certificate_checked_when_asked() {
+    let (database, ca_file) = Database::start_with_tls().await;
+    // A plain URL stays plain, though the server offers TLS.
+    let plain = store_of(&database).await;
+    plain.put_account("acme", None).await.unwrap();
+    assert_eq!(cfhost_connections(&database).await, (0, 1));
+    drop(plain);
+
+    let settings = PgSettings {
+        ca_file: Some(ca_file.clone()),
+        ..PgSettings::new(&database.url())
+    };
+    let store = PgStore::connect(&settings).await.expect("TLS with the CA");
+    let mut changes = store.listen().await.unwrap();
+    store
+        .put_document("acme", DocumentKind::Callflow, "main", "{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        next_change(&mut changes, Duration::from_secs(1)).await,
+        Change::Account("acme".into())
+    );
+    let (tls, all) = cfhost_connections(&database).await;
+    assert_eq!(
+        (tls, all),
+        (all, 2),
+        "the pool's and the listener's, both TLS"
+    );
+
+    // `sslmode=require` checks the certificate: one signed by an unknown CA is refused.
+    let unknown = PgSettings::new(&format!("{}?sslmode=require", database.url()));
+    let error = PgStore::connect(&unknown).await.err().expect("refused");
+    assert!(
+        matches!(&error, StoreError::Unavailable { reason, .. } if reason.contains("certificate")),
+        "{error}"
+    );
+    // As is one issued for another name (the server's is for 127.0.0.1 only).
+    let other_name = PgSettings {
+        ca_file: Some(ca_file.clone()),
+        ..PgSettings::new(&database.url().replace("127.0.0.1", "localhost"))
+    };
+    assert!(PgStore::connect(&other_name).await.is_err());
+    // A CA file that holds no certificate is said, not ignored.
+    let bogus = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bogus.path(), "not a certificate").unwrap();
+    let settings = PgSettings {
+        ca_file: Some(bogus.path().to_path_buf()),
+        ..PgSettings::new(&database.url())
+    };
+    let error = PgStore::connect(&settings).await.err().expect("refused");
+    assert!(
+        matches!(&error, StoreError::Refused(why) if why.contains("[store] ca_file")),
+        "{error}"
+    );
+}

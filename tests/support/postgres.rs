@@ -22,11 +22,25 @@ pub struct Database {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// Whether it offers TLS ([`Database::start_with_tls`]).
+    tls: bool,
 }
 
 impl Database {
     /// Makes a new cluster and starts it; returns once it accepts connections.
     pub async fn start() -> Database {
+        Database::make(false).await
+    }
+
+    /// [`Database::start`], offering TLS with a certificate for 127.0.0.1 signed by a CA of
+    /// its own, whose certificate (PEM) is at the path returned.
+    pub async fn start_with_tls() -> (Database, PathBuf) {
+        let database = Database::make(true).await;
+        let ca = database.dir.path().join("ca.pem");
+        (database, ca)
+    }
+
+    async fn make(tls: bool) -> Database {
         let initdb = Path::new(BIN).join("initdb");
         assert!(
             initdb.exists(),
@@ -42,6 +56,7 @@ impl Database {
             port: free_port(),
             dir,
             child: None,
+            tls,
         };
         let out = database
             .command(&initdb)
@@ -57,9 +72,83 @@ impl Database {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if tls {
+            database.make_certificates();
+        }
         let mut database = database;
         database.resume().await;
         database
+    }
+
+    /// A CA (`ca.pem`) and the server's certificate for 127.0.0.1 signed by it (`server.pem`,
+    /// `server.key`, readable by the cluster's user only, as PostgreSQL requires).
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl runs: install the Debian package openssl (tests/run does)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cfhost test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let key = dir.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        if is_root() {
+            for file in ["server.key", "server.pem"] {
+                std::os::unix::fs::chown(dir.join(file), Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+        }
     }
 
     /// The URL cfhost connects with.
@@ -104,6 +193,7 @@ impl Database {
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "unix_socket_directories="])
             .args(["-c", "fsync=off", "-c", "max_connections=200"])
+            .args(self.tls_settings())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -123,6 +213,22 @@ impl Database {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// `-c` settings that turn TLS on, when the cluster offers it.
+    fn tls_settings(&self) -> Vec<String> {
+        if !self.tls {
+            return Vec::new();
+        }
+        let file = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", file("server.pem")),
+            "-c".into(),
+            format!("ssl_key_file={}", file("server.key")),
+        ]
     }
 
     /// A connection of the test's own (its task runs on the current runtime).

@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::StoreError;
 use crate::files::is_plain_name;
@@ -32,6 +33,7 @@ pub enum Change {
 /// Starts listening; returns once the first `LISTEN` has been acknowledged.
 pub(super) async fn start(
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     timeout: Duration,
     describe: String,
 ) -> Result<mpsc::UnboundedReceiver<Change>, StoreError> {
@@ -40,11 +42,12 @@ pub(super) async fn start(
         store: describe.clone(),
         reason,
     };
-    let first = tokio::time::timeout(timeout, open(&config, changes.clone()))
+    let first = tokio::time::timeout(timeout, open(&config, &tls, changes.clone()))
         .await
         .map_err(|_| unavailable(format!("no answer within {timeout:?}")))?
-        .map_err(|e| unavailable(e.to_string()))?;
-    tokio::spawn(keep_listening(config, timeout, describe, changes, first));
+        .map_err(|e| unavailable(super::with_causes(&e)))?;
+    let connect = Connect { config, tls };
+    tokio::spawn(keep_listening(connect, timeout, describe, changes, first));
     Ok(received)
 }
 
@@ -52,11 +55,18 @@ pub(super) async fn start(
 /// forwards its announcements, which ends when the connection does.
 type Listening = (tokio_postgres::Client, JoinHandle<()>);
 
+/// How to connect again.
+struct Connect {
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+}
+
 async fn open(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     changes: mpsc::UnboundedSender<Change>,
 ) -> Result<Listening, tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let forward = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(message)) = messages.next().await {
@@ -83,7 +93,7 @@ fn change_of(payload: &str) -> Change {
 }
 
 async fn keep_listening(
-    config: tokio_postgres::Config,
+    connect: Connect,
     timeout: Duration,
     describe: String,
     changes: mpsc::UnboundedSender<Change>,
@@ -119,13 +129,17 @@ async fn keep_listening(
         if changes.is_closed() {
             return;
         }
-        match tokio::time::timeout(timeout, open(&config, changes.clone())).await {
+        let reopening = open(&connect.config, &connect.tls, changes.clone());
+        match tokio::time::timeout(timeout, reopening).await {
             Ok(Ok(reopened)) => {
                 tracing::info!("{describe}: listening for changes again; reloading everything");
                 listening = Some(reopened);
                 let _ = changes.send(Change::Everything);
             }
-            Ok(Err(e)) => tracing::debug!("{describe}: cannot listen yet: {e}"),
+            Ok(Err(e)) => {
+                let e = super::with_causes(&e);
+                tracing::debug!("{describe}: cannot listen yet: {e}");
+            }
             Err(_) => tracing::debug!("{describe}: cannot listen yet: no answer"),
         }
     }

@@ -10,13 +10,14 @@
 
 mod listen;
 mod mail;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::data::{
     AccountData, AccountProfile, Document, DocumentKind, ModuleBlob, ReadProblem, TemplateParts,
@@ -41,6 +42,9 @@ pub struct PgSettings {
     pub timeout: Duration,
     /// Connections kept for reads and writes (the listener has one more of its own).
     pub pool_size: usize,
+    /// A PEM file of certificates the database's may be signed by, besides the web's roots;
+    /// given, connections are TLS (as with `sslmode=require` in the URL).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PgSettings {
@@ -50,6 +54,7 @@ impl PgSettings {
             url: url.to_string(),
             timeout: Duration::from_secs(5),
             pool_size: 8,
+            ca_file: None,
         }
     }
 }
@@ -59,6 +64,7 @@ impl PgSettings {
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     timeout: Duration,
     describe: String,
 }
@@ -71,10 +77,11 @@ impl PgStore {
         })?;
         config.connect_timeout(settings.timeout);
         config.application_name("cfhost");
+        let tls = tls::connector(&mut config, settings.ca_file.as_deref())?;
         let describe = describe(&config);
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -90,6 +97,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             config,
+            tls,
             timeout: settings.timeout,
             describe,
         };
@@ -115,7 +123,10 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| self.unavailable(e))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| self.unavailable(with_causes(&e)))
     }
 
     /// `operation`, or [`StoreError::Unavailable`] once it has taken longer than the timeout.
@@ -152,7 +163,7 @@ impl PgStore {
                         .map_or_else(|| error.to_string(), |db| db.message().to_string()),
                 )
             }
-            _ => self.unavailable(error),
+            _ => self.unavailable(with_causes(&error)),
         }
     }
 
@@ -274,8 +285,30 @@ impl PgStore {
     /// Listens to the announcements of changes, on a connection of its own that comes back by
     /// itself; returns once listening has started, so nothing written from then on is missed.
     pub async fn listen(&self) -> Result<tokio::sync::mpsc::UnboundedReceiver<Change>, StoreError> {
-        listen::start(self.config.clone(), self.timeout, self.describe.clone()).await
+        listen::start(
+            self.config.clone(),
+            self.tls.clone(),
+            self.timeout,
+            self.describe.clone(),
+        )
+        .await
     }
+}
+
+/// `error` and each of its causes that its own text does not already say (a TLS handshake's
+/// `invalid peer certificate: UnknownIssuer`), joined with `: `.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// A row another tool wrote that breaks the layout.
