@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod fairness;
+pub mod kamailio;
 pub mod kazoo;
 pub mod postgres;
 pub mod sipp;

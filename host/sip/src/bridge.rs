@@ -25,6 +25,7 @@ use rsipstack::sip::{StatusCodeKind, Transport, Uri};
 use rsipstack::transport::SipAddr;
 
 use crate::causes::hangup_of_sip;
+use crate::edge;
 use crate::in_dialog::{
     InDialog, Relayed, keepalive as keepalive_of, relayed_headers, session_interval,
 };
@@ -106,8 +107,25 @@ fn targets(leg: &CallerLeg, call: &Call, endpoints: &[Endpoint]) -> Vec<Target> 
             });
             continue;
         }
-        let is_device = account.is_some_and(|a| a.devices().iter().any(|d| d.id == endpoint.id));
-        if !is_device {
+        let Some((account, device)) = account.and_then(|a| {
+            let device = a.devices().iter().find(|d| d.id == endpoint.id)?;
+            Some((a, device))
+        }) else {
+            continue;
+        };
+        if let Some(edge) = &leg.shared.settings.edge {
+            // Behind an edge, the edge's registrar knows where the device is: rung there by
+            // its address of record.
+            match &account.realm {
+                Some(realm) => targets.push(Target {
+                    uri: edge::device_aor(&device.document.sip.username, realm),
+                    via: Some((edge.proxy, false)),
+                }),
+                None => call.trace().switch(format!(
+                    "cannot ring device {} through the edge: its account has no realm",
+                    device.id
+                )),
+            }
             continue;
         }
         for binding in leg.shared.registrar.lookup(account_id, &endpoint.id, now) {
@@ -190,7 +208,7 @@ async fn ring(leg: &CallerLeg, call: &Call, targets: &[Target], timeout: Duratio
                     Ok(Ok((_, Some(response)))) => {
                         let code = response.status_code.code();
                         call.trace().switch(format!("{uri} answered {code}"));
-                        last = hangup_of_sip(code);
+                        last = hangup_of_answer(shared, code, &response);
                     }
                     Ok(Ok((_, None))) => {
                         call.trace().switch(format!("{uri} gave no final response"));
@@ -223,6 +241,24 @@ async fn ring(leg: &CallerLeg, call: &Call, targets: &[Target], timeout: Duratio
         target,
         states,
     })
+}
+
+/// The hangup a leg's final answer `code` means; behind an edge, its "not registered" is
+/// KAZOO's `USER_NOT_REGISTERED`.
+fn hangup_of_answer(
+    shared: &crate::shared::Shared,
+    code: u16,
+    response: &rsipstack::sip::Response,
+) -> Hangup {
+    let reason = response
+        .headers
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case("Reason"))
+        .map(|h| h.value().to_string());
+    if shared.settings.edge.is_some() && edge::is_unregistered(code, reason.as_deref()) {
+        return Hangup::new(HangupCause::from("USER_NOT_REGISTERED"), 404);
+    }
+    hangup_of_sip(code)
 }
 
 /// The INVITE of a leg: from the caller's number at cfhost, the caller's SDP passed through.
@@ -327,7 +363,7 @@ async fn talk(leg: &CallerLeg, call: &Call, answer: Answer) -> BridgeOutcome {
         tokio::select! {
             biased;
             () = &mut over => {
-                callee.hang_up().await;
+                callee.hang_up();
                 call.trace().switch(format!("BYE relayed to {target}"));
                 break None;
             }
@@ -391,7 +427,7 @@ async fn talk(leg: &CallerLeg, call: &Call, answer: Answer) -> BridgeOutcome {
     };
     leg.stop_relaying_caller_requests();
     if let Some(hangup) = ended {
-        callee.hang_up().await;
+        callee.hang_up();
         let _ = leg.caller.bye().await;
         destroy(call, &hangup);
     }
@@ -443,10 +479,15 @@ impl Callee {
         }
     }
 
-    /// Sends the BYE now.
-    async fn hang_up(&mut self) {
+    /// Sends the BYE now. Its answer is waited for apart from the call: a callee that never
+    /// answers it (or whose answer is lost, as with a device that leaves the edge's
+    /// Record-Route out of its 200 and answers where the INVITE came from) would otherwise
+    /// hold the call for the BYE's 32 s.
+    fn hang_up(&mut self) {
         if let Some(dialog) = self.dialog.take() {
-            let _ = dialog.hangup().await;
+            tokio::spawn(async move {
+                let _ = dialog.hangup().await;
+            });
         }
     }
 

@@ -23,6 +23,9 @@
 //! module_headers = ["X-*"]         # the INVITE headers modules may read: names, or prefixes with `*`
 //! [sip.trunks.carrier]
 //! addresses = ["203.0.113.0/24", "198.51.100.7"]
+//! [sip.edge]                       # behind Kamailio (`crate::edge`); absent: none
+//! addresses = ["10.0.0.5"]         # where the edge's requests come from
+//! proxy = "10.0.0.5:5060"          # where devices are rung (the edge's registrar)
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,6 +35,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::edge::EdgeSettings;
 use crate::guard::GuardSettings;
 use crate::headers::{HeaderFilter, HeaderFilterError};
 use crate::tcp::TcpLimits;
@@ -84,6 +88,8 @@ pub struct SipConfig {
     pub module_headers: Vec<String>,
     /// Carrier trunks by name: INVITEs from their addresses are offnet calls.
     pub trunks: BTreeMap<String, TrunkConfig>,
+    /// The SIP edge in front, if any ([`crate::edge`]).
+    pub edge: Option<EdgeConfig>,
 }
 
 impl Default for SipConfig {
@@ -120,8 +126,19 @@ impl Default for SipConfig {
             // (Contact, Via, User-Agent) tell a module nothing it should route on.
             module_headers: vec!["X-*".to_string()],
             trunks: BTreeMap::new(),
+            edge: None,
         }
     }
+}
+
+/// `[sip.edge]`: the SIP edge (Kamailio) in front of the nodes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// The addresses or networks the edge sends from: only their identity headers count.
+    pub addresses: Vec<String>,
+    /// The edge's SIP address (`ip:port`), where devices are rung.
+    pub proxy: String,
 }
 
 /// `[sip.trunks.<name>]`: a carrier.
@@ -145,6 +162,12 @@ pub enum SipConfigError {
     Limits,
     #[error("sip.domain: `{0}` is not a host name (letters, digits, `-` and `.`)")]
     Domain(String),
+    #[error("sip.edge.addresses: `{0}` is not an address or a network")]
+    EdgeAddress(String),
+    #[error("sip.edge.addresses: the edge needs at least one address")]
+    EdgeWithoutAddresses,
+    #[error("sip.edge.proxy: `{0}` is not an address and port")]
+    EdgeProxy(String),
     #[error(transparent)]
     ModuleHeaders(#[from] HeaderFilterError),
 }
@@ -169,6 +192,8 @@ pub struct SipSettings {
     /// What follows the `@` of the Call-IDs of cfhost's own legs.
     pub domain: String,
     pub trunks: Vec<(String, Vec<IpNet>)>,
+    /// The edge in front, if any.
+    pub edge: Option<EdgeSettings>,
 }
 
 impl SipConfig {
@@ -197,6 +222,7 @@ impl SipConfig {
                 .collect::<Result<Vec<_>, _>>()?;
             trunks.push((name.clone(), networks));
         }
+        let edge = self.edge.as_ref().map(EdgeConfig::settings).transpose()?;
         Ok(SipSettings {
             listen,
             max_calls: self.max_calls,
@@ -226,11 +252,35 @@ impl SipConfig {
                 None => listen.ip().to_string(),
             },
             trunks,
+            edge,
         })
     }
 }
 
+impl EdgeConfig {
+    fn settings(&self) -> Result<EdgeSettings, SipConfigError> {
+        if self.addresses.is_empty() {
+            return Err(SipConfigError::EdgeWithoutAddresses);
+        }
+        let networks = self
+            .addresses
+            .iter()
+            .map(|a| parse_network(a).ok_or_else(|| SipConfigError::EdgeAddress(a.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let proxy = self
+            .proxy
+            .parse()
+            .map_err(|_| SipConfigError::EdgeProxy(self.proxy.clone()))?;
+        Ok(EdgeSettings { networks, proxy })
+    }
+}
+
 impl SipSettings {
+    /// Whether `source` is a carrier's or the edge's: held to no stranger's rate.
+    pub fn is_known_peer(&self, source: IpAddr) -> bool {
+        self.trunk_of(source).is_some() || self.edge.as_ref().is_some_and(|e| e.is_edge(source))
+    }
+
     /// The trunk `source` belongs to, if any.
     pub fn trunk_of(&self, source: IpAddr) -> Option<&str> {
         self.trunks
@@ -322,5 +372,29 @@ mod tests {
             injected.settings().unwrap_err().to_string(),
             "sip.domain: `x\r\nVia: evil` is not a host name (letters, digits, `-` and `.`)"
         );
+        assert!(config.settings().unwrap().edge.is_none());
+        let edge: SipConfig =
+            toml::from_str("[edge]\naddresses = [\"127.0.0.20\"]\nproxy = \"127.0.0.20:5060\"")
+                .unwrap();
+        let settings = edge.settings().unwrap().edge.unwrap();
+        assert!(settings.is_edge("127.0.0.20".parse().unwrap()));
+        assert!(!settings.is_edge("127.0.0.21".parse().unwrap()));
+        for (bad, error) in [
+            (
+                "[edge]\naddresses = []\nproxy = \"127.0.0.20:5060\"",
+                "sip.edge.addresses: the edge needs at least one address",
+            ),
+            (
+                "[edge]\naddresses = [\"edge.example\"]\nproxy = \"127.0.0.20:5060\"",
+                "sip.edge.addresses: `edge.example` is not an address or a network",
+            ),
+            (
+                "[edge]\naddresses = [\"127.0.0.20\"]\nproxy = \"127.0.0.20\"",
+                "sip.edge.proxy: `127.0.0.20` is not an address and port",
+            ),
+        ] {
+            let config: SipConfig = toml::from_str(bad).unwrap();
+            assert_eq!(config.settings().unwrap_err().to_string(), error);
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use cfhost_core::accounts::{Account, CallerId, Device, normalize_e164};
@@ -19,6 +20,7 @@ use rsipstack::transaction::transaction::Transaction;
 
 use crate::auth::{Attempt, Verdict, claimed_username};
 use crate::call::Caller;
+use crate::edge::{EdgeCaller, edge_caller};
 use crate::guard::Failed;
 use crate::registrar::{MAX_EXPIRES, Origin, Wanted};
 use crate::shared::{Admitted, Refusal, Shared, is_in_dialog, reply, source};
@@ -55,7 +57,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
         return;
     }
     if let Some(from) = source(&tx)
-        && shared.settings.trunk_of(from.ip()).is_none()
+        && !shared.settings.is_known_peer(from.ip())
         && !shared.guard.admits(from.ip(), Instant::now())
     {
         // No answer: a flood or a blocked address costs nothing more.
@@ -63,7 +65,16 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
         return;
     }
     match method {
+        Method::Register if shared.settings.edge.is_some() => {
+            // Behind an edge, devices register there: this node keeps no registrations.
+            refused(&shared, &tx, "register_at_the_edge");
+            reply(&shared, &mut tx, 403, vec![]).await;
+        }
         Method::Register => register(&shared, &mut tx).await,
+        // A draining node says so, and the edge's dispatcher sends it no new calls.
+        Method::Options if !shared.admission.accepting.load(Ordering::Acquire) => {
+            reply(&shared, &mut tx, 503, vec![]).await;
+        }
         Method::Options => reply(&shared, &mut tx, 200, vec![]).await,
         Method::Invite => invite(shared, tx).await,
         Method::Ack => {}
@@ -473,40 +484,35 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         .map(|to| user_and_host(&to.uri))
         .unwrap_or((None, String::new()));
     let accounts = shared.runtime.accounts();
+    let invite = Invite {
+        dialed,
+        call_id,
+        from: &from,
+        from_user: from_user.clone(),
+        from_realm: from_realm.clone(),
+        callee_name: callee_name.clone(),
+        to_user: to_user.clone(),
+        to_realm: to_realm.clone(),
+        sip_headers: shared
+            .settings
+            .module_headers
+            .visible(request.headers.iter()),
+    };
+    let from_edge = shared
+        .settings
+        .edge
+        .as_ref()
+        .is_some_and(|edge| edge.is_edge(from_addr.ip()));
+    if from_edge {
+        return match edge_caller(request) {
+            EdgeCaller::Carrier { trunk } => carrier_call(shared, tx, &invite, &trunk).await,
+            EdgeCaller::Device { username, realm } => {
+                edge_device_call(shared, tx, &invite, &username, &realm).await
+            }
+        };
+    }
     if let Some(trunk) = shared.settings.trunk_of(from_addr.ip()) {
-        let Some(account_id) = accounts.account_for_number(&dialed).map(str::to_string) else {
-            refused(shared, tx, "unknown_number");
-            reply(shared, tx, 404, vec![]).await;
-            return None;
-        };
-        // A carrier asserts who calls in P-Asserted-Identity; else the From.
-        let asserted = request
-            .p_asserted_identity_header()
-            .and_then(|h| rsipstack::sip::typed::From::parse(h.value()).ok());
-        let identity = asserted.as_ref().unwrap_or(&from);
-        let details = CallDetails {
-            call_id,
-            account_id,
-            request: normalize_e164(&dialed),
-            caller_id_name: identity.display_name.clone(),
-            caller_id_number: user_and_host(&identity.uri).0,
-            callee_id_name: callee_name,
-            callee_id_number: to_user.clone(),
-            from_user,
-            from_realm: Some(from_realm),
-            to_user,
-            to_realm: Some(to_realm),
-            authorizing_type: Some("resource".to_string()),
-            authorizing_id: Some(trunk.to_string()),
-            sip_headers: shared
-                .settings
-                .module_headers
-                .visible(request.headers.iter()),
-        };
-        let caller = Caller::Trunk {
-            name: trunk.to_string(),
-        };
-        return Some((details, caller));
+        return carrier_call(shared, tx, &invite, trunk).await;
     }
     // Not a trunk: a device of the account whose realm the From names, with its credentials.
     // An unknown realm is challenged as a known one is, and refused as a wrong password is:
@@ -573,36 +579,131 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         .device_by_username(&username.unwrap_or_default())
         .expect("a verified user is a device")
         .clone();
+    Some(device_call(shared, &invite, account, &account_id, &device))
+}
+
+/// What an INVITE says, read once for every kind of caller.
+struct Invite<'a> {
+    dialed: String,
+    call_id: String,
+    from: &'a rsipstack::sip::typed::From,
+    from_user: Option<String>,
+    from_realm: String,
+    callee_name: Option<String>,
+    to_user: Option<String>,
+    to_realm: String,
+    /// The headers modules may read.
+    sip_headers: Vec<(String, String)>,
+}
+
+/// A carrier's call (from trunk `trunk`) to the account whose callflows have the number;
+/// `None` once refused.
+async fn carrier_call(
+    shared: &Shared,
+    tx: &mut Transaction,
+    invite: &Invite<'_>,
+    trunk: &str,
+) -> Option<(CallDetails, Caller)> {
+    let accounts = shared.runtime.accounts();
+    let Some(account_id) = accounts
+        .account_for_number(&invite.dialed)
+        .map(str::to_string)
+    else {
+        refused(shared, tx, "unknown_number");
+        reply(shared, tx, 404, vec![]).await;
+        return None;
+    };
+    let request = &tx.original;
+    // A carrier asserts who calls in P-Asserted-Identity; else the From.
+    let asserted = request
+        .p_asserted_identity_header()
+        .and_then(|h| rsipstack::sip::typed::From::parse(h.value()).ok());
+    let identity = asserted.as_ref().unwrap_or(invite.from);
+    let details = CallDetails {
+        call_id: invite.call_id.clone(),
+        account_id,
+        request: normalize_e164(&invite.dialed),
+        caller_id_name: identity.display_name.clone(),
+        caller_id_number: user_and_host(&identity.uri).0,
+        callee_id_name: invite.callee_name.clone(),
+        callee_id_number: invite.to_user.clone(),
+        from_user: invite.from_user.clone(),
+        from_realm: Some(invite.from_realm.clone()),
+        to_user: invite.to_user.clone(),
+        to_realm: Some(invite.to_realm.clone()),
+        authorizing_type: Some("resource".to_string()),
+        authorizing_id: Some(trunk.to_string()),
+        sip_headers: invite.sip_headers.clone(),
+    };
+    let caller = Caller::Trunk {
+        name: trunk.to_string(),
+    };
+    Some((details, caller))
+}
+
+/// A call from the device the edge authenticated (`username` in `realm`); `None` once
+/// refused (a device this node does not know: not yet loaded, or removed).
+async fn edge_device_call(
+    shared: &Shared,
+    tx: &mut Transaction,
+    invite: &Invite<'_>,
+    username: &str,
+    realm: &str,
+) -> Option<(CallDetails, Caller)> {
+    let accounts = shared.runtime.accounts();
+    let found = accounts.account_for_realm(realm).and_then(|account_id| {
+        let account = accounts.get(account_id)?;
+        let device = account.device_by_username(username)?;
+        Some((account_id.to_string(), account, device.clone()))
+    });
+    let Some((account_id, account, device)) = found else {
+        refused(shared, tx, "unknown_device");
+        reply(shared, tx, 403, vec![]).await;
+        return None;
+    };
+    Some(device_call(shared, invite, account, &account_id, &device))
+}
+
+/// The call of `device` of `account`, its caller id as KAZOO has it.
+fn device_call(
+    shared: &Shared,
+    invite: &Invite<'_>,
+    account: &Account,
+    account_id: &str,
+    device: &Device,
+) -> (CallDetails, Caller) {
     let from_header = CallerId {
-        name: from.display_name.clone(),
-        number: from_user.clone(),
+        name: invite.from.display_name.clone(),
+        number: invite.from_user.clone(),
     };
     let caller_id = device_caller_id(
         account,
-        &device,
+        device,
         shared
             .settings
             .device_from_sets_caller_id
             .then_some(from_header),
     );
     let details = CallDetails {
-        call_id,
-        account_id,
-        request: dialed,
+        call_id: invite.call_id.clone(),
+        account_id: account_id.to_string(),
+        request: invite.dialed.clone(),
         caller_id_name: caller_id.name,
         caller_id_number: caller_id.number,
-        callee_id_name: callee_name,
-        callee_id_number: to_user.clone(),
-        from_user,
-        from_realm: Some(from_realm),
-        to_user,
-        to_realm: Some(to_realm),
+        callee_id_name: invite.callee_name.clone(),
+        callee_id_number: invite.to_user.clone(),
+        from_user: invite.from_user.clone(),
+        from_realm: Some(invite.from_realm.clone()),
+        to_user: invite.to_user.clone(),
+        to_realm: Some(invite.to_realm.clone()),
         authorizing_type: Some("device".to_string()),
         authorizing_id: Some(device.id.clone()),
-        sip_headers: shared
-            .settings
-            .module_headers
-            .visible(request.headers.iter()),
+        sip_headers: invite.sip_headers.clone(),
     };
-    Some((details, Caller::Device { id: device.id }))
+    (
+        details,
+        Caller::Device {
+            id: device.id.clone(),
+        },
+    )
 }

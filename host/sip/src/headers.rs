@@ -1,10 +1,13 @@
 //! Which headers of an INVITE modules may read (`call.sip-header` in the WIT): those whose
-//! names match `[sip] module_headers` (by default `X-*`), never a credential, within bounds.
+//! names match `[sip] module_headers` (by default `X-*`), never a credential nor what the edge
+//! says of the caller (`X-Cfhost-*`: the call's details carry it, once checked), within bounds.
 
 use rsipstack::sip::Header;
 
 /// Headers no setting exposes: they carry credentials.
 const NEVER: [&str; 2] = ["authorization", "proxy-authorization"];
+/// The prefix of the edge's own headers ([`crate::edge`]), which no setting exposes.
+const EDGE_PREFIX: &str = "x-cfhost-";
 /// The most headers a call passes to modules; the rest are left out.
 pub const MAX_MODULE_HEADERS: usize = 32;
 /// The longest value passed to modules, in bytes; a longer header is left out.
@@ -57,6 +60,7 @@ impl HeaderFilter {
     fn allows(&self, name: &str) -> bool {
         let name = name.to_ascii_lowercase();
         !NEVER.contains(&name.as_str())
+            && !name.starts_with(EDGE_PREFIX)
             && self
                 .patterns
                 .iter()

@@ -4,8 +4,9 @@
 //!
 //! - [`service`]: UDP and TCP on `[sip] listen` ([`config`]), caps at accept, shutdown;
 //!   [`tcp`]: TCP connections, capped, idle ones closed;
-//! - [`dispatch`]: who may call (carrier trunks by address, devices by digest, [`auth`]), the
-//!   registrar ([`registrar`]), `OPTIONS`; [`guard`]: strangers' rates and failed logins;
+//! - [`dispatch`]: who may call (carrier trunks by address, devices by digest, [`auth`], or as
+//!   the [`edge`] in front says), the registrar ([`registrar`]), `OPTIONS`; [`guard`]:
+//!   strangers' rates and failed logins;
 //! - [`call`]: one admitted call run to its end; [`leg`]: its caller's leg; [`switch`]: its call
 //!   control; [`bridge`]: ringing devices and SIP URIs; [`in_dialog`]: re-INVITEs and the like,
 //!   relayed between the legs; [`media`]: answering and recording voicemail;
@@ -23,6 +24,7 @@ mod call;
 pub mod causes;
 pub mod config;
 mod dispatch;
+pub mod edge;
 pub mod guard;
 pub mod headers;
 mod in_dialog;
@@ -36,6 +38,6 @@ mod switch;
 pub mod tcp;
 mod throttle;
 
-pub use config::{SipConfig, SipConfigError, TrunkConfig};
+pub use config::{EdgeConfig, SipConfig, SipConfigError, TrunkConfig};
 pub use metrics::SetupSnapshot;
 pub use service::{CallSummary, SipError, SipService};

@@ -164,9 +164,11 @@ pub(crate) fn start_logging(
         command.env("RUST_LOG", filter);
     }
     command.envs(env.iter().copied());
+    if !env.iter().any(|(key, _)| *key == "CFHOST_SIP__LISTEN") {
+        command.env("CFHOST_SIP__LISTEN", "127.0.0.1:0");
+    }
     let child = command
         .arg("serve")
-        .env("CFHOST_SIP__LISTEN", "127.0.0.1:0")
         .arg("--config")
         .arg(&config)
         .arg("--data")
@@ -1803,7 +1805,7 @@ fn registrations_are_shown_to_the_operator_and_to_their_account_only() {
 }
 
 /// The SIP address `server` logged.
-fn sip_address(server: &Server) -> std::net::SocketAddr {
+pub(crate) fn sip_address(server: &Server) -> std::net::SocketAddr {
     let mut sip = None;
     server.wait_until("the SIP address is logged", || {
         sip = server.log().lines().find_map(|line| {

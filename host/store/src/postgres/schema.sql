@@ -111,3 +111,18 @@ CREATE TABLE IF NOT EXISTS cfhost_mailer_sent (
     sent boolean NOT NULL DEFAULT false,
     claimed_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The devices' SIP credentials, for an edge in front of the nodes (Kamailio's auth_db reads
+-- it: deploy/kamailio): user name, realm (its account's) and password, live from the device
+-- documents, so a password changed through cfhost counts at once.
+CREATE OR REPLACE VIEW cfhost_sip_credentials AS
+SELECT d.document -> 'sip' ->> 'username' AS username,
+       a.document ->> 'realm' AS domain,
+       d.document -> 'sip' ->> 'password' AS password,
+       d.account_id,
+       d.id AS device_id
+FROM cfhost_documents d
+JOIN cfhost_accounts a ON a.id = d.account_id
+WHERE d.kind = 'devices'
+  AND d.document -> 'sip' ->> 'username' IS NOT NULL
+  AND a.document ->> 'realm' IS NOT NULL;
