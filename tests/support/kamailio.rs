@@ -151,9 +151,11 @@ impl Edge {
 impl Drop for Edge {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // Its children too: they share its process group.
+            // Its children too: they share its process group. `--` first: procps' kill reads
+            // `-KILL -1815` as signal KILL to `-1`, every process.
+            let group = format!("-{}", child.id());
             let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{}", child.id())])
+                .args(["-s", "KILL", "--", &group])
                 .status();
             let _ = child.kill();
             let _ = child.wait();

@@ -179,6 +179,53 @@ fn carrier(edge: &Edge, dialed: &str, calls: u32, rate: u32, pause_ms: u64) -> S
     Sipp::start(run)
 }
 
+/// [`carrier`], with SIPp's counts written to a file of its own, read by [`sipp_counts`].
+fn counted_carrier(
+    edge: &Edge,
+    dialed: &str,
+    calls: u32,
+    rate: u32,
+    pause_ms: u64,
+) -> (Sipp, tempfile::TempDir) {
+    let stats = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = SippRun::new(
+        scenario("carrier_via_edge", &[], dir.path()),
+        CARRIER_IP,
+        free_udp_port(CARRIER_IP),
+    );
+    run.remote = Some(edge.addr);
+    run.service = dialed;
+    run.keys = vec![("caller", CALLER.to_string())];
+    run.calls = calls;
+    run.pause_ms = pause_ms;
+    run.extra = vec![
+        "-r".into(),
+        rate.to_string(),
+        "-l".into(),
+        calls.to_string(),
+        "-trace_stat".into(),
+        "-fd".into(),
+        "1".into(),
+        "-stf".into(),
+        stats.path().join("stats.csv").display().to_string(),
+    ];
+    (Sipp::start(run), stats)
+}
+
+/// SIPp's final counts in `stats` (from [`counted_carrier`]): calls that succeeded, failed.
+fn sipp_counts(stats: &tempfile::TempDir) -> (u64, u64) {
+    let text = std::fs::read_to_string(stats.path().join("stats.csv")).unwrap();
+    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+    let header: Vec<&str> = lines.next().expect("a header").split(';').collect();
+    let last: Vec<&str> = lines.last().expect("a line of counts").split(';').collect();
+    let column = |name: &str| -> u64 {
+        let at = header.iter().position(|h| *h == name).expect(name);
+        last[at].trim().parse().unwrap()
+    };
+    (column("SuccessfulCall(C)"), column("FailedCall(C)"))
+}
+
 /// SIPp as device 2001 registering at the edge from `port` with `password`.
 fn register(edge: &Edge, port: u16, password: &str, scenario_name: &str) -> Sipp {
     let dir = tempfile::tempdir().unwrap();
@@ -293,4 +340,143 @@ fn a_device_registers_at_the_edge_and_is_rung_by_whichever_node_takes_the_call()
         bridged.iter().all(|&n| n >= 1),
         "whichever node takes the call rings the device: {bridged:?}"
     );
+}
+
+#[test]
+fn a_devices_call_through_the_edge_runs_as_the_device_and_forged_identities_are_ignored() {
+    let cluster = Cluster::start();
+    // The device calls through the edge (its credentials checked there): a device call.
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = SippRun::new(
+        scenario("device_call_via_edge", &[], dir.path()),
+        DEVICE_IP,
+        free_udp_port(DEVICE_IP),
+    );
+    run.remote = Some(cluster.edge.addr);
+    run.service = VOICEMAIL_NUMBER;
+    run.keys = vec![("realm", REALM.to_string()), ("user", "2001".to_string())];
+    run.credentials = Some(("2001", "s3cret"));
+    run.auth_uri = Some(format!("{VOICEMAIL_NUMBER}@{REALM}"));
+    run.pause_ms = 500;
+    Sipp::start(run).expect_success(WAIT);
+
+    // A carrier that writes the edge's headers itself: the edge removes them.
+    let forged = "      Max-Forwards: 70\n      X-Cfhost-Auth-User: 2001\n      \
+                  X-Cfhost-Auth-Realm: acme-missed.sip.example.com\n      \
+                  X-Cfhost-Trunk: someone-else\n      Content-Type: application/sdp";
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = SippRun::new(
+        scenario(
+            "carrier_via_edge",
+            &[(
+                "      Max-Forwards: 70\n      Content-Type: application/sdp",
+                forged,
+            )],
+            dir.path(),
+        ),
+        CARRIER_IP,
+        free_udp_port(CARRIER_IP),
+    );
+    run.remote = Some(cluster.edge.addr);
+    run.service = VOICEMAIL_NUMBER;
+    run.keys = vec![("caller", CALLER.to_string())];
+    run.pause_ms = 500;
+    Sipp::start(run).expect_success(WAIT);
+
+    let ended: Vec<Value> = cluster.calls_ended(2).into_iter().flatten().collect();
+    let traces: Vec<String> = ended.iter().map(|call| call["trace"].to_string()).collect();
+    assert!(
+        traces
+            .iter()
+            .any(|t| t.contains("from 2001") && t.contains("(device edgephone)")),
+        "the device's call runs as the device: {traces:#?}"
+    );
+    let carrier_call = traces
+        .iter()
+        .find(|t| t.contains(&format!("from {CALLER}")))
+        .expect("the carrier's call");
+    assert!(
+        carrier_call.contains("(trunk carrier-a)"),
+        "the forged headers changed nothing: {carrier_call}"
+    );
+
+    // Sent straight to a node by anyone but the edge, the headers are not believed either:
+    // it is a stranger, challenged for credentials.
+    let node = sip_address(&cluster.nodes[0]);
+    let socket = std::net::UdpSocket::bind(format!("{CARRIER_IP}:0")).unwrap();
+    let me = socket.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:{VOICEMAIL_NUMBER}@{node} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKforged\r\n\
+         From: <sip:2001@{REALM}>;tag=f\r\nTo: <sip:{VOICEMAIL_NUMBER}@{node}>\r\n\
+         Call-ID: forged@test\r\nCSeq: 1 INVITE\r\nContact: <sip:2001@{me}>\r\n\
+         X-Cfhost-Auth-User: 2001\r\nX-Cfhost-Auth-Realm: {REALM}\r\nMax-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    socket.send_to(invite.as_bytes(), node).unwrap();
+    let mut answers = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buf) {
+        answers.push(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert!(
+        answers.iter().any(|a| a.starts_with("SIP/2.0 407")),
+        "{answers:?}"
+    );
+    assert!(
+        !answers.iter().any(|a| a.starts_with("SIP/2.0 200")),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_node_killed_under_load_costs_only_the_calls_it_carried() {
+    let mut cluster = Cluster::start();
+    // 100 calls at 10/s, each held 1 s once answered: both nodes busy when one dies.
+    let (calls, stats) = counted_carrier(&cluster.edge, VOICEMAIL_NUMBER, 100, 10, 1000);
+    std::thread::sleep(Duration::from_secs(3));
+    let carried = in_progress(&cluster.nodes[0]);
+    cluster.nodes[0].child.kill().unwrap();
+    cluster.nodes[0].child.wait().unwrap();
+    let (_, log) = calls.wait(Duration::from_secs(180));
+    let (succeeded, failed) = sipp_counts(&stats);
+    eprintln!("killed a node carrying {carried} calls: {succeeded} succeeded, {failed} failed");
+    assert_eq!(succeeded + failed, 100, "{log}");
+    // A call whose INVITE reached the node just before it died is one it carried too.
+    assert!(
+        failed <= carried + 2,
+        "{failed} calls failed; the node carried {carried} when it died:\n{log}\n{}",
+        cluster.edge.log()
+    );
+    assert!(
+        cluster.edge.log().contains("is down"),
+        "the edge took the node out:\n{}",
+        cluster.edge.log()
+    );
+}
+
+#[test]
+fn a_node_stopped_with_sigterm_under_load_fails_no_call() {
+    let mut cluster = Cluster::start();
+    let (calls, stats) = counted_carrier(&cluster.edge, VOICEMAIL_NUMBER, 100, 10, 1000);
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.nodes[0].terminate();
+    let (code, log) = calls.wait(Duration::from_secs(180));
+    let (succeeded, failed) = sipp_counts(&stats);
+    assert_eq!(
+        (succeeded, failed, code),
+        (100, 0, 0),
+        "{log}\n{}",
+        cluster.edge.log()
+    );
+    let status = cluster.nodes[0].child.wait().unwrap();
+    assert!(status.success(), "the drained node exits 0: {status}");
 }

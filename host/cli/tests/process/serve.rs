@@ -42,7 +42,6 @@ impl Server {
         self.dir.path().join("modules")
     }
 
-    /// Everything written to stderr so far.
     /// Sends it SIGTERM.
     pub(crate) fn terminate(&self) {
         let pid = self.child.id().to_string();
@@ -50,6 +49,7 @@ impl Server {
         assert!(sent.success());
     }
 
+    /// Everything written to stderr so far.
     pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
