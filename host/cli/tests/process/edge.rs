@@ -216,8 +216,11 @@ fn counted_carrier(
 /// SIPp's final counts in `stats` (from [`counted_carrier`]): calls that succeeded, failed.
 fn sipp_counts(stats: &tempfile::TempDir) -> (u64, u64) {
     let text = std::fs::read_to_string(stats.path().join("stats.csv")).unwrap();
-    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let header: Vec<&str> = lines.next().expect("a header").split(';').collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let header: Vec<&str> = lines.first().expect("a header").split(';').collect();
     let last: Vec<&str> = lines.last().expect("a line of counts").split(';').collect();
     let column = |name: &str| -> u64 {
         let at = header.iter().position(|h| *h == name).expect(name);
