@@ -333,6 +333,13 @@ fn a_device_registers_at_the_edge_and_is_rung_by_whichever_node_takes_the_call()
             }
         }
     }
+    // A password changed in the store counts at the edge's next authentication.
+    cluster.runtime.block_on(cluster.database.execute(
+        "UPDATE cfhost_documents SET document = jsonb_set(document, '{sip,password}', '\"n3w\"') \
+         WHERE kind = 'devices' AND id = 'edgephone'",
+    ));
+    register(&cluster.edge, port, "s3cret", "register_refused").expect_success(WAIT);
+    register(&cluster.edge, port, "n3w", "register").expect_success(WAIT);
     let per_node = cluster.calls_ended(5);
     let bridged: Vec<usize> = per_node
         .iter()
