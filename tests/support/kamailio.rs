@@ -42,6 +42,17 @@ impl Edge {
         nodes: &[SocketAddr],
         carriers: &[Carrier<'_>],
     ) -> Edge {
+        Edge::start_defining(database, addr, nodes, carriers, &[]).await
+    }
+
+    /// [`Edge::start`], with `defines` (`WITHOUT_NODE_RETRY`) set in its configuration.
+    pub async fn start_defining(
+        database: &Database,
+        addr: SocketAddr,
+        nodes: &[SocketAddr],
+        carriers: &[Carrier<'_>],
+        defines: &[&str],
+    ) -> Edge {
         assert!(
             Path::new(KAMAILIO).exists(),
             "{KAMAILIO} is missing: install the Debian packages kamailio and \
@@ -67,10 +78,14 @@ impl Edge {
             format!(
                 "#!substdef \"!EDGE_IP!{ip}!g\"\n#!substdef \"!EDGE_PORT!{port}!g\"\n\
                  #!define DBURL \"{}\"\n#!define NODES_LIST \"{}\"\n\
-                 #!define CARRIERS_LIST \"{}\"\n#!define NODE_FR_MS 1000\n",
+                 #!define CARRIERS_LIST \"{}\"\n#!define NODE_FR_MS 1000\n{}",
                 database.url(),
                 dir.path().join("nodes.list").display(),
                 dir.path().join("carriers.list").display(),
+                defines
+                    .iter()
+                    .map(|define| format!("#!define {define}\n"))
+                    .collect::<String>(),
             ),
         )
         .unwrap();
@@ -136,6 +151,29 @@ impl Edge {
         }
         let mut answer = [0u8; 2048];
         matches!(socket.recv(&mut answer), Ok(n) if answer[..n].starts_with(b"SIP/2.0 200"))
+    }
+
+    /// The CPU time its processes (its process group) have used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let Some(group) = self.child.as_ref().map(Child::id) else {
+            return Duration::ZERO;
+        };
+        let ticks: u64 = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+            .filter_map(|stat| {
+                // After the command's `)`: state, ppid, pgrp, ..., utime (14th), stime (15th).
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                let pgrp: u32 = fields.get(2)?.parse().ok()?;
+                let utime: u64 = fields.get(11)?.parse().ok()?;
+                let stime: u64 = fields.get(12)?.parse().ok()?;
+                (pgrp == group).then_some(utime + stime)
+            })
+            .sum();
+        // Linux counts in USER_HZ, 100 a second.
+        Duration::from_millis(ticks * 10)
     }
 
     fn log_file(&self) -> PathBuf {
