@@ -596,6 +596,35 @@ struct Invite<'a> {
     sip_headers: Vec<(String, String)>,
 }
 
+impl Invite<'_> {
+    /// The call's details in `account_id`, for `request`, from `caller_id`, authorized as
+    /// `(type, id)` (`resource` and the trunk, or `device` and its id).
+    fn details(
+        &self,
+        account_id: String,
+        request: String,
+        caller_id: CallerId,
+        (authorizing_type, authorizing_id): (&str, &str),
+    ) -> CallDetails {
+        CallDetails {
+            call_id: self.call_id.clone(),
+            account_id,
+            request,
+            caller_id_name: caller_id.name,
+            caller_id_number: caller_id.number,
+            callee_id_name: self.callee_name.clone(),
+            callee_id_number: self.to_user.clone(),
+            from_user: self.from_user.clone(),
+            from_realm: Some(self.from_realm.clone()),
+            to_user: self.to_user.clone(),
+            to_realm: Some(self.to_realm.clone()),
+            authorizing_type: Some(authorizing_type.to_string()),
+            authorizing_id: Some(authorizing_id.to_string()),
+            sip_headers: self.sip_headers.clone(),
+        }
+    }
+}
+
 /// A carrier's call (from trunk `trunk`) to the account whose callflows have the number;
 /// `None` once refused.
 async fn carrier_call(
@@ -619,22 +648,12 @@ async fn carrier_call(
         .p_asserted_identity_header()
         .and_then(|h| rsipstack::sip::typed::From::parse(h.value()).ok());
     let identity = asserted.as_ref().unwrap_or(invite.from);
-    let details = CallDetails {
-        call_id: invite.call_id.clone(),
-        account_id,
-        request: normalize_e164(&invite.dialed),
-        caller_id_name: identity.display_name.clone(),
-        caller_id_number: user_and_host(&identity.uri).0,
-        callee_id_name: invite.callee_name.clone(),
-        callee_id_number: invite.to_user.clone(),
-        from_user: invite.from_user.clone(),
-        from_realm: Some(invite.from_realm.clone()),
-        to_user: invite.to_user.clone(),
-        to_realm: Some(invite.to_realm.clone()),
-        authorizing_type: Some("resource".to_string()),
-        authorizing_id: Some(trunk.to_string()),
-        sip_headers: invite.sip_headers.clone(),
+    let caller_id = CallerId {
+        name: identity.display_name.clone(),
+        number: user_and_host(&identity.uri).0,
     };
+    let request = normalize_e164(&invite.dialed);
+    let details = invite.details(account_id, request, caller_id, ("resource", trunk));
     let caller = Caller::Trunk {
         name: trunk.to_string(),
     };
@@ -684,22 +703,12 @@ fn device_call(
             .device_from_sets_caller_id
             .then_some(from_header),
     );
-    let details = CallDetails {
-        call_id: invite.call_id.clone(),
-        account_id: account_id.to_string(),
-        request: invite.dialed.clone(),
-        caller_id_name: caller_id.name,
-        caller_id_number: caller_id.number,
-        callee_id_name: invite.callee_name.clone(),
-        callee_id_number: invite.to_user.clone(),
-        from_user: invite.from_user.clone(),
-        from_realm: Some(invite.from_realm.clone()),
-        to_user: invite.to_user.clone(),
-        to_realm: Some(invite.to_realm.clone()),
-        authorizing_type: Some("device".to_string()),
-        authorizing_id: Some(device.id.clone()),
-        sip_headers: invite.sip_headers.clone(),
-    };
+    let details = invite.details(
+        account_id.to_string(),
+        invite.dialed.clone(),
+        caller_id,
+        ("device", &device.id),
+    );
     (
         details,
         Caller::Device {

@@ -159,24 +159,7 @@ fn node(url: &str, ip: &str, edge: SocketAddr) -> Server {
 /// SIPp as the carrier: `calls` calls to `dialed` through the edge, each hung up `pause_ms`
 /// after it is answered, `rate` a second.
 fn carrier(edge: &Edge, dialed: &str, calls: u32, rate: u32, pause_ms: u64) -> Sipp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut run = SippRun::new(
-        scenario("carrier_via_edge", &[], dir.path()),
-        CARRIER_IP,
-        free_udp_port(CARRIER_IP),
-    );
-    run.remote = Some(edge.addr);
-    run.service = dialed;
-    run.keys = vec![("caller", CALLER.to_string())];
-    run.calls = calls;
-    run.pause_ms = pause_ms;
-    run.extra = vec![
-        "-r".into(),
-        rate.to_string(),
-        "-l".into(),
-        calls.to_string(),
-    ];
-    Sipp::start(run)
+    carrier_with(edge, dialed, calls, rate, pause_ms, Vec::new())
 }
 
 /// [`carrier`], with SIPp's counts written to a file of its own, read by [`sipp_counts`].
@@ -188,6 +171,23 @@ fn counted_carrier(
     pause_ms: u64,
 ) -> (Sipp, tempfile::TempDir) {
     let stats = tempfile::tempdir().unwrap();
+    let file = stats.path().join("stats.csv").display().to_string();
+    let extra = ["-trace_stat", "-fd", "1", "-stf", &file]
+        .map(String::from)
+        .to_vec();
+    let sipp = carrier_with(edge, dialed, calls, rate, pause_ms, extra);
+    (sipp, stats)
+}
+
+/// [`carrier`] with `extra` arguments for SIPp.
+fn carrier_with(
+    edge: &Edge,
+    dialed: &str,
+    calls: u32,
+    rate: u32,
+    pause_ms: u64,
+    extra: Vec<String>,
+) -> Sipp {
     let dir = tempfile::tempdir().unwrap();
     let mut run = SippRun::new(
         scenario("carrier_via_edge", &[], dir.path()),
@@ -199,18 +199,11 @@ fn counted_carrier(
     run.keys = vec![("caller", CALLER.to_string())];
     run.calls = calls;
     run.pause_ms = pause_ms;
-    run.extra = vec![
-        "-r".into(),
-        rate.to_string(),
-        "-l".into(),
-        calls.to_string(),
-        "-trace_stat".into(),
-        "-fd".into(),
-        "1".into(),
-        "-stf".into(),
-        stats.path().join("stats.csv").display().to_string(),
-    ];
-    (Sipp::start(run), stats)
+    run.extra = ["-r", &rate.to_string(), "-l", &calls.to_string()]
+        .map(String::from)
+        .to_vec();
+    run.extra.extend(extra);
+    Sipp::start(run)
 }
 
 /// SIPp's final counts in `stats` (from [`counted_carrier`]): calls that succeeded, failed.
