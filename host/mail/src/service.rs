@@ -58,6 +58,8 @@ const FIRST_RECONNECT: Duration = Duration::from_millis(200);
 const LONGEST_RECONNECT: Duration = Duration::from_secs(10);
 /// How often a claim held by another delivery, or a store that cannot be read, is asked again.
 const ASK_AGAIN: Duration = Duration::from_secs(1);
+/// How often claims older than [`SENT_RETENTION`] are forgotten.
+const FORGET_EVERY: Duration = Duration::from_secs(3600);
 /// How often the counters are logged while they change.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -155,7 +157,7 @@ impl Mailer {
     /// Consumes until `stop` turns true, reconnecting whenever the broker goes.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let logger = tokio::spawn(log_counters(Arc::clone(&self), stop.clone()));
-        self.sent.forget_older_than(SENT_RETENTION).await;
+        let forgetting = tokio::spawn(forget_old_claims(Arc::clone(&self)));
         let mut wait = FIRST_RECONNECT;
         while !*stop.borrow() {
             match Arc::clone(&self).consume(stop.clone(), &mut wait).await {
@@ -171,6 +173,7 @@ impl Mailer {
             }
         }
         logger.abort();
+        forgetting.abort();
         tracing::info!("mailer: stopped; {}", self.counters.summary());
     }
 
@@ -507,6 +510,15 @@ async fn replies_channel(connection: &Connection) -> Option<Channel> {
             );
             None
         }
+    }
+}
+
+/// Forgets what was sent longer ago than [`SENT_RETENTION`]: at start, then every hour, so a
+/// mailer that runs for months keeps the store's claims to a week's worth.
+async fn forget_old_claims(mailer: Arc<Mailer>) {
+    loop {
+        mailer.sent.forget_older_than(SENT_RETENTION).await;
+        tokio::time::sleep(FORGET_EVERY).await;
     }
 }
 

@@ -471,39 +471,13 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         reply(shared, tx, 400, vec![]).await;
         return None;
     };
-    let to = request.to_header().and_then(|h| h.typed()).ok();
-    let call_id = request
-        .call_id_header()
-        .map(|h| h.value().to_string())
-        .unwrap_or_default();
-    let (from_user, from_realm) = user_and_host(&from.uri);
-    // Who the caller is calling, as the To names it (FreeSWITCH's Callee-ID of the A-leg).
-    let callee_name = to.as_ref().and_then(|to| to.display_name.clone());
-    let (to_user, to_realm) = to
-        .as_ref()
-        .map(|to| user_and_host(&to.uri))
-        .unwrap_or((None, String::new()));
-    let accounts = shared.runtime.accounts();
-    let invite = Invite {
-        dialed,
-        call_id,
-        from: &from,
-        from_user: from_user.clone(),
-        from_realm: from_realm.clone(),
-        callee_name: callee_name.clone(),
-        to_user: to_user.clone(),
-        to_realm: to_realm.clone(),
-        sip_headers: shared
-            .settings
-            .module_headers
-            .visible(request.headers.iter()),
-    };
     let from_edge = shared
         .settings
         .edge
         .as_ref()
         .is_some_and(|edge| edge.is_edge(from_addr.ip()));
     if from_edge {
+        let invite = Invite::read(shared, request, dialed, &from);
         return match edge_caller(request) {
             EdgeCaller::Carrier { trunk } => carrier_call(shared, tx, &invite, &trunk).await,
             EdgeCaller::Device { username, realm } => {
@@ -512,11 +486,14 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
         };
     }
     if let Some(trunk) = shared.settings.trunk_of(from_addr.ip()) {
+        let invite = Invite::read(shared, request, dialed, &from);
         return carrier_call(shared, tx, &invite, trunk).await;
     }
     // Not a trunk: a device of the account whose realm the From names, with its credentials.
     // An unknown realm is challenged as a known one is, and refused as a wrong password is:
     // the answers tell a prober nothing.
+    let (_, from_realm) = user_and_host(&from.uri);
+    let accounts = shared.runtime.accounts();
     let account_id = accounts.account_for_realm(&from_realm).map(str::to_string);
     let account = account_id.as_deref().and_then(|id| accounts.get(id));
     let realm = account
@@ -577,9 +554,9 @@ async fn authorise(shared: &Shared, tx: &mut Transaction) -> Option<(CallDetails
     };
     let device = account
         .device_by_username(&username.unwrap_or_default())
-        .expect("a verified user is a device")
-        .clone();
-    Some(device_call(shared, &invite, account, &account_id, &device))
+        .expect("a verified user is a device");
+    let invite = Invite::read(shared, &tx.original, dialed, &from);
+    Some(device_call(shared, &invite, account, &account_id, device))
 }
 
 /// What an INVITE says, read once for every kind of caller.
@@ -596,7 +573,41 @@ struct Invite<'a> {
     sip_headers: Vec<(String, String)>,
 }
 
-impl Invite<'_> {
+impl<'a> Invite<'a> {
+    /// What `request` (to `dialed`, from `from`) says; read once its caller is known, so that a
+    /// refused INVITE costs none of it.
+    fn read(
+        shared: &Shared,
+        request: &rsipstack::sip::Request,
+        dialed: String,
+        from: &'a rsipstack::sip::typed::From,
+    ) -> Self {
+        let to = request.to_header().and_then(|h| h.typed()).ok();
+        let (from_user, from_realm) = user_and_host(&from.uri);
+        let (to_user, to_realm) = to
+            .as_ref()
+            .map(|to| user_and_host(&to.uri))
+            .unwrap_or((None, String::new()));
+        Invite {
+            dialed,
+            call_id: request
+                .call_id_header()
+                .map(|h| h.value().to_string())
+                .unwrap_or_default(),
+            from,
+            from_user,
+            from_realm,
+            // Who the caller is calling, as the To names it (FreeSWITCH's Callee-ID of the A-leg).
+            callee_name: to.and_then(|to| to.display_name),
+            to_user,
+            to_realm,
+            sip_headers: shared
+                .settings
+                .module_headers
+                .visible(request.headers.iter()),
+        }
+    }
+
     /// The call's details in `account_id`, for `request`, from `caller_id`, authorized as
     /// `(type, id)` (`resource` and the trunk, or `device` and its id).
     fn details(
@@ -672,15 +683,14 @@ async fn edge_device_call(
     let accounts = shared.runtime.accounts();
     let found = accounts.account_for_realm(realm).and_then(|account_id| {
         let account = accounts.get(account_id)?;
-        let device = account.device_by_username(username)?;
-        Some((account_id.to_string(), account, device.clone()))
+        Some((account_id, account, account.device_by_username(username)?))
     });
     let Some((account_id, account, device)) = found else {
         refused(shared, tx, "unknown_device");
         reply(shared, tx, 403, vec![]).await;
         return None;
     };
-    Some(device_call(shared, invite, account, &account_id, &device))
+    Some(device_call(shared, invite, account, account_id, device))
 }
 
 /// The call of `device` of `account`, its caller id as KAZOO has it.
