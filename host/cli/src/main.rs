@@ -8,6 +8,7 @@ mod api;
 mod bench;
 mod commands;
 mod config;
+mod console;
 mod eml;
 mod redact;
 mod watch;

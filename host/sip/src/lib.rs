@@ -40,4 +40,4 @@ mod throttle;
 
 pub use config::{EdgeConfig, SipConfig, SipConfigError, TrunkConfig};
 pub use metrics::SetupSnapshot;
-pub use service::{CallSummary, SipError, SipService};
+pub use service::{ActiveCall, CallSummary, SipError, SipService};

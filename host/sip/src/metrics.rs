@@ -155,6 +155,11 @@ impl SipMetrics {
         self.counts().rejected.get(why).copied().unwrap_or(0)
     }
 
+    /// How many calls ended, whatever their result.
+    pub fn calls_ended(&self) -> u64 {
+        self.counts().calls.values().sum()
+    }
+
     /// How many calls ended with `result`.
     pub fn calls(&self, result: &str) -> u64 {
         self.counts().calls.get(result).copied().unwrap_or(0)

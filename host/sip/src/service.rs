@@ -22,8 +22,8 @@ use crate::media::pacer::{Pacer, Prompt};
 use crate::media::rtp::RtpPorts;
 use crate::metrics::SipMetrics;
 use crate::registrar::Registrar;
+pub use crate::shared::{ActiveCall, CallSummary, RECENT_CALLS};
 use crate::shared::{Admission, REFUSALS_LOGGED_PER_SEC, Shared};
-pub use crate::shared::{CallSummary, RECENT_CALLS};
 use crate::throttle::Throttle;
 
 /// The SIP service could not start.
@@ -123,6 +123,8 @@ impl SipService {
             local: bound,
             admission: Admission::default(),
             recent: std::sync::Mutex::default(),
+            active: std::sync::Mutex::default(),
+            next_active: std::sync::atomic::AtomicU64::new(0),
             settings,
             runtime,
         });
@@ -173,6 +175,12 @@ impl SipService {
     pub fn recent_calls(&self) -> Vec<CallSummary> {
         let recent = self.shared.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent.iter().cloned().collect()
+    }
+
+    /// The calls in progress, oldest first.
+    pub fn active_calls(&self) -> Vec<ActiveCall> {
+        let active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.values().cloned().collect()
     }
 
     /// Its counters.

@@ -44,6 +44,10 @@ pub(crate) struct Shared {
     pub admission: Admission,
     /// The last calls that ended, newest last.
     pub recent: std::sync::Mutex<std::collections::VecDeque<CallSummary>>,
+    /// The calls in progress, by the order they came in.
+    pub active: std::sync::Mutex<std::collections::BTreeMap<u64, ActiveCall>>,
+    /// The key of the next call listed in `active`.
+    pub next_active: std::sync::atomic::AtomicU64,
 }
 
 /// Refused requests logged each second at most; the others are counted in the next line.
@@ -61,6 +65,34 @@ pub struct CallSummary {
     pub result: String,
     /// One line per event, as `cfhost simulate` prints them.
     pub trace: Vec<String>,
+}
+
+/// A SIP call in progress.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActiveCall {
+    pub call_id: String,
+    pub account_id: String,
+    /// Who placed it: `trunk <name>` or `device <id>`.
+    pub caller: String,
+    /// The caller's number (`anonymous` when it has none).
+    pub from: String,
+    /// The Request-URI it was placed to.
+    pub to: String,
+    /// When it came in, in Unix seconds.
+    pub started_at: u64,
+}
+
+/// A call listed among the calls in progress until this is dropped.
+pub(crate) struct Listed {
+    shared: Arc<Shared>,
+    key: u64,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.remove(&self.key);
+    }
 }
 
 /// The caps on calls at accept.
@@ -126,6 +158,17 @@ impl Shared {
     /// Calls in progress.
     pub fn in_progress(&self) -> usize {
         self.admission.in_progress.load(Ordering::Acquire)
+    }
+
+    /// Lists `call` among the calls in progress until the answer is dropped.
+    pub fn list_active(self: &Arc<Self>, call: ActiveCall) -> Listed {
+        let key = self.next_active.fetch_add(1, Ordering::Relaxed);
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.insert(key, call);
+        Listed {
+            shared: Arc::clone(self),
+            key,
+        }
     }
 
     /// Keeps `summary` among the recent calls.

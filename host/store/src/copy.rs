@@ -88,6 +88,7 @@ async fn copy_account(
         (DocumentKind::Callflow, &account.callflows),
         (DocumentKind::User, &account.users),
         (DocumentKind::Device, &account.devices),
+        (DocumentKind::VmBox, &account.vmboxes),
     ];
     for (kind, documents) in documents {
         for document in documents {

@@ -11,14 +11,17 @@ pub enum DocumentKind {
     Callflow,
     User,
     Device,
+    /// A voicemail box (KAZOO's `vmbox`).
+    VmBox,
 }
 
 impl DocumentKind {
     /// Every kind.
-    pub const ALL: [DocumentKind; 3] = [
+    pub const ALL: [DocumentKind; 4] = [
         DocumentKind::Callflow,
         DocumentKind::User,
         DocumentKind::Device,
+        DocumentKind::VmBox,
     ];
 
     /// Its folder in an account's directory, and its `kind` in the database.
@@ -27,6 +30,7 @@ impl DocumentKind {
             DocumentKind::Callflow => "callflows",
             DocumentKind::User => "users",
             DocumentKind::Device => "devices",
+            DocumentKind::VmBox => "vmboxes",
         }
     }
 
@@ -97,6 +101,7 @@ pub struct AccountData {
     pub callflows: Vec<Document>,
     pub users: Vec<Document>,
     pub devices: Vec<Document>,
+    pub vmboxes: Vec<Document>,
     /// Its own modules, by name.
     pub modules: Vec<ModuleBlob>,
     /// Documents that could not be read.
@@ -121,6 +126,7 @@ impl AccountData {
             DocumentKind::Callflow => &mut self.callflows,
             DocumentKind::User => &mut self.users,
             DocumentKind::Device => &mut self.devices,
+            DocumentKind::VmBox => &mut self.vmboxes,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The data directory as a store: `accounts/<id>/` holding `account.json`, `callflows/`,
-//! `users/`, `devices/` (`<id>.json` each) and `modules/` (`<name>.wasm`). Writes are atomic
+//! `users/`, `devices/`, `vmboxes/` (`<id>.json` each; a box's messages in `vmboxes/<box>/`)
+//! and `modules/` (`<name>.wasm`). Writes are atomic
 //! ([`write_atomically`]); an account is a folder, made by the operator.
 
 use std::path::{Path, PathBuf};

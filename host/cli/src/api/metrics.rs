@@ -35,6 +35,11 @@ impl CallMetrics {
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Calls that finished, whatever their result.
+    pub fn finished_total(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
 }
 
 /// What the exposition needs besides the call counters.

@@ -2,10 +2,16 @@
 //!
 //! | method and path | who | what |
 //! |---|---|---|
+//! | `GET /` and `/console/*` | anyone (the page asks for a token) | the web console ([`crate::console`]) |
+//! | `GET /v1/session` | any valid token | what the token opens ([`accounts`]) |
+//! | `GET /v1/accounts` | any valid token | the accounts it opens |
+//! | `GET /v1/accounts/{account_id}/{callflows,users,devices,vmboxes}` | operator, the account | the documents of a kind ([`directory`]) |
+//! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/{users,devices,vmboxes}/{id}` | operator, the account | users, devices and voicemail boxes |
 //! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
+//! | `GET /v1/accounts/{account_id}/notifications` | operator, the account | its email templates |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/notifications/{template_id}` | operator, the account | email templates ([`notifications`]) |
-//! | `POST /v1/accounts/{account_id}/notifications/{template_id}/preview` | operator, the account | a template rendered, nothing sent |
+//! | `POST /v1/accounts/{account_id}/notifications/{template_id}/preview` | operator, the account | a template (stored or a draft) rendered, nothing sent |
 //! | `GET /v1/modules` | any valid token | the loaded modules ([`modules`]) |
 //! | `GET /v1/modules/rejected` | operator | module files the last reloads rejected, and why |
 //! | `GET /v1/documents/rejected` | operator | documents the last loads rejected, and whether an earlier version serves ([`documents`]) |
@@ -17,9 +23,12 @@
 //! | `GET /v1/accounts/{account_id}/vmboxes/{box_id}/messages` | operator, the account | a box's voicemail messages ([`voicemail`]) |
 //! | `GET .../messages/{message_id}/raw`, `DELETE .../messages/{message_id}` | operator, the account | one message's recording (`audio/wav`); remove it |
 //! | `GET /v1/sip/calls` | operator | the SIP calls that ended last, with their traces ([`sip`]) |
+//! | `GET /v1/sip/calls/active` | operator | the SIP calls in progress |
+//! | `GET /v1/accounts/{account_id}/sip/calls`, `.../sip/calls/active` | operator, the account | the account's |
 //! | `GET /v1/sip/registrations` | operator | every device's live registrations |
 //! | `GET /v1/accounts/{account_id}/sip/registrations` | operator, the account | its devices' |
 //! | `GET /metrics` | operator | Prometheus text ([`metrics`]) |
+//! | `GET /v1/status` | operator | the node at a glance, as JSON ([`status`]) |
 //!
 //! Errors are `{"error": "..."}` with a status that says whose fault it is, and no answer names
 //! a server path ([`scrub`]). Tokens: [`auth`].
@@ -31,17 +40,20 @@
 //! new calls are refused; calls in flight, with their termination callbacks, finish (up to a
 //! deadline); then the connections close and the notification outbox is flushed.
 
+mod accounts;
 pub mod auth;
 mod callflows;
 mod calls;
 mod capture;
 pub mod clients;
+mod directory;
 mod documents;
 pub mod metrics;
 mod modules;
 mod notifications;
 mod scrub;
 mod sip;
+mod status;
 mod voicemail;
 
 use std::future::Future;
@@ -64,6 +76,7 @@ use cfhost_core::files::is_plain_name;
 use cfhost_core::notify::AmqpSink;
 use cfhost_core::runtime::Runtime;
 use cfhost_sip::SipService;
+use cfhost_store::DocumentKind;
 
 /// Everything the handlers share.
 pub struct ApiState {
@@ -293,13 +306,27 @@ pub fn router(state: Arc<ApiState>) -> Router {
         state.runtime.data_dir(),
         state.runtime.modules_dir(),
     ));
+    let documents = DocumentKind::ALL
+        .into_iter()
+        .fold(Router::new(), |router, kind| {
+            router.merge(directory::routes(kind))
+        });
     Router::new()
+        .merge(crate::console::routes())
+        .merge(documents)
+        .route("/v1/session", get(accounts::session))
+        .route("/v1/accounts", get(accounts::list))
+        .route("/v1/status", get(status::status))
         .route("/v1/accounts/{account_id}/calls", post(calls::run))
         .route(
             "/v1/accounts/{account_id}/callflows/{id}",
             get(callflows::get)
                 .put(callflows::put)
                 .delete(callflows::delete),
+        )
+        .route(
+            "/v1/accounts/{account_id}/notifications",
+            get(notifications::list),
         )
         .route(
             "/v1/accounts/{account_id}/notifications/{template_id}",
@@ -341,6 +368,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(voicemail::raw),
         )
         .route("/v1/sip/calls", get(sip::calls))
+        .route("/v1/sip/calls/active", get(sip::active_calls))
+        .route(
+            "/v1/accounts/{account_id}/sip/calls",
+            get(sip::account_calls),
+        )
+        .route(
+            "/v1/accounts/{account_id}/sip/calls/active",
+            get(sip::account_active_calls),
+        )
         .route("/v1/sip/registrations", get(sip::registrations))
         .route(
             "/v1/accounts/{account_id}/sip/registrations",

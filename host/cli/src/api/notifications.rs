@@ -69,9 +69,33 @@ pub async fn put(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_template(&state, &headers, &account_id, &template_id)?;
-    let Value::Object(mut fields) = json_body(&headers, &body)? else {
+    let Value::Object(fields) = json_body(&headers, &body)? else {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     };
+    let stored = draft(&state, &template_id, fields)?;
+    // Compiled, and rendered once against the sample call within every bound.
+    let now = cfhost_mail::macros::unix_now();
+    let sample = notification(&account_id, &template_id, Map::new(), now)?;
+    match state.mail.try_template(sample, stored.clone(), now).await {
+        Ok(_) | Err(ComposeError::NoRecipients) => {}
+        Err(e) => return Err(unusable(e)),
+    }
+    state
+        .runtime
+        .store()
+        .put_template(&account_id, &template_id, &stored.to_parts())
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(answer(&template_id, &stored)))
+}
+
+/// A template as a body gives it (KAZOO's document fields, `text` and `html`), checked
+/// against the operator's policy; not compiled yet.
+fn draft(
+    state: &ApiState,
+    template_id: &str,
+    mut fields: Map<String, Value>,
+) -> Result<Stored, ApiError> {
     let mut body_part = |name: &str| match fields.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
@@ -107,35 +131,22 @@ pub async fn put(
     policy
         .check_recipients(listed.len())
         .map_err(policy_refusal)?;
-    let stored = Stored {
+    Ok(Stored {
         document: Some(document),
         text,
         html,
-    };
-    // Compiled, and rendered once against the sample call within every bound.
-    let now = cfhost_mail::macros::unix_now();
-    let sample = notification(&account_id, &template_id, Map::new(), now)?;
-    match state.mail.try_template(sample, stored.clone(), now).await {
-        Ok(_) | Err(ComposeError::NoRecipients) => {}
-        Err(ComposeError::Template(TemplateLookupError::Invalid { error, .. })) => {
-            return Err(
-                ApiError::bad_request(format!("the template does not compile: {error}"))
-                    .with_details(json!({"part": error.part, "line": error.line})),
-            );
+    })
+}
+
+/// A 400 saying why a template cannot be used (where it does not compile: the part and line).
+fn unusable(error: ComposeError) -> ApiError {
+    match error {
+        ComposeError::Template(TemplateLookupError::Invalid { error, .. }) => {
+            ApiError::bad_request(format!("the template does not compile: {error}"))
+                .with_details(json!({"part": error.part, "line": error.line}))
         }
-        Err(e) => {
-            return Err(ApiError::bad_request(format!(
-                "the template cannot be used: {e}"
-            )));
-        }
+        e => ApiError::bad_request(format!("the template cannot be used: {e}")),
     }
-    state
-        .runtime
-        .store()
-        .put_template(&account_id, &template_id, &stored.to_parts())
-        .await
-        .map_err(ApiError::store)?;
-    Ok(Json(answer(&template_id, &stored)))
 }
 
 /// Removes a template (a `missed_call` goes back to teletype's).
@@ -161,8 +172,9 @@ pub async fn delete(
     }
 }
 
-/// Renders the stored template against `{"call": {...}}` (KAZOO's payload fields, over a
-/// sample missed call) and answers subject, text, HTML and recipients; sends nothing.
+/// Renders the stored template (or the unsaved one `{"template": {...}}` gives, checked as a
+/// `PUT` would check it) against `{"call": {...}}` (KAZOO's payload fields, over a sample
+/// missed call) and answers subject, text, HTML and recipients; sends nothing.
 pub async fn preview(
     State(state): State<Arc<ApiState>>,
     Path((account_id, template_id)): Path<(String, String)>,
@@ -170,20 +182,34 @@ pub async fn preview(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_template(&state, &headers, &account_id, &template_id)?;
-    let given = if body.is_empty() {
+    let mut fields = if body.is_empty() {
         Map::new()
     } else {
         match json_body(&headers, &body)? {
-            Value::Object(mut fields) => match fields.remove("call") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(call)) => call,
-                Some(_) => return Err(ApiError::bad_request("`call` must be an object")),
-            },
+            Value::Object(fields) => fields,
             _ => return Err(ApiError::bad_request("the body must be a JSON object")),
         }
     };
+    let given = match fields.remove("call") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(call)) => call,
+        Some(_) => return Err(ApiError::bad_request("`call` must be an object")),
+    };
     let now = cfhost_mail::macros::unix_now();
     let notification = notification(&account_id, &template_id, given, now)?;
+    match fields.remove("template") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(template)) => {
+            let stored = draft(&state, &template_id, template)?;
+            let email = state
+                .mail
+                .try_template(notification, stored, now)
+                .await
+                .map_err(unusable)?;
+            return Ok(Json(serde_json::to_value(&email).unwrap_or_default()));
+        }
+        Some(_) => return Err(ApiError::bad_request("`template` must be an object")),
+    }
     let email = state
         .mail
         .preview(notification, now)
@@ -246,6 +272,37 @@ fn sample_call(account_id: &str, template_id: &str, now: i64) -> Map<String, Val
 }
 
 /// Checks that the token covers the account, the account exists and the id is a plain name.
+/// The account's stored templates, and teletype's `missed_call` when it has none of its own:
+/// `[{"id", "subject", "default"}]` in id order.
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, &account_id)?;
+    state.existing_account(&account_id)?;
+    let templates = state
+        .runtime
+        .store()
+        .account_templates(&account_id)
+        .await
+        .map_err(ApiError::store)?;
+    let mut entries: Vec<Value> = templates
+        .iter()
+        .map(|(id, parts)| {
+            let subject = Stored::parse(parts, &account_id, id)
+                .ok()
+                .and_then(|stored| stored.document.and_then(|d| d.subject));
+            json!({"id": id, "subject": subject, "default": false})
+        })
+        .collect();
+    if !templates.iter().any(|(id, _)| id == "missed_call") {
+        entries.push(json!({"id": "missed_call", "subject": MISSED_CALL_SUBJECT, "default": true}));
+        entries.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    }
+    Ok(Json(Value::Array(entries)))
+}
+
 fn check_template(
     state: &ApiState,
     headers: &HeaderMap,

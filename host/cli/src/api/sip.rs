@@ -56,3 +56,54 @@ fn registrations_of(
         .map(|sip| sip.registrations(account))
         .unwrap_or_default()
 }
+
+/// The SIP calls in progress (operator only).
+pub async fn active_calls(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize_operator(&headers)?;
+    Ok(Json(active_of(&state, None)).into_response())
+}
+
+/// One account's SIP calls in progress.
+pub async fn account_active_calls(
+    State(state): State<Arc<ApiState>>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, &account_id)?;
+    state.existing_account(&account_id)?;
+    Ok(Json(active_of(&state, Some(&account_id))).into_response())
+}
+
+/// One account's SIP calls that ended last, with their traces.
+pub async fn account_calls(
+    State(state): State<Arc<ApiState>>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, &account_id)?;
+    state.existing_account(&account_id)?;
+    let calls: Vec<cfhost_sip::CallSummary> = state
+        .sip
+        .as_ref()
+        .map(|sip| sip.recent_calls())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|call| call.account_id == account_id)
+        .collect();
+    Ok(Json(calls).into_response())
+}
+
+fn active_of(state: &ApiState, account: Option<&str>) -> Vec<cfhost_sip::ActiveCall> {
+    let calls = state
+        .sip
+        .as_ref()
+        .map(|sip| sip.active_calls())
+        .unwrap_or_default();
+    calls
+        .into_iter()
+        .filter(|call| account.is_none_or(|account| call.account_id == account))
+        .collect()
+}

@@ -5,6 +5,7 @@ mod amqp;
 mod api_fuzz;
 mod cli;
 mod clients;
+mod console;
 mod edge;
 mod mailer;
 mod serve;

@@ -1,5 +1,5 @@
 //! The data directory: `accounts/<account_id>/` holding `callflows/*.json`, `users/*.json`,
-//! `devices/*.json` ([`devices`]) and an optional `account.json` (`{"realm": "...", "name":
+//! `devices/*.json` ([`devices`]), `vmboxes/*.json` ([`vmboxes`]) and an optional `account.json` (`{"realm": "...", "name":
 //! "...", "timezone": "Europe/Paris"}`).
 //!
 //! A user document needs at least `email`; `first_name`, `last_name` and `endpoints` (a list
@@ -17,6 +17,7 @@
 pub mod devices;
 pub mod numbers;
 pub mod report;
+pub mod vmboxes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -35,6 +36,7 @@ use crate::registry::{ModuleSet, ModuleView};
 pub use devices::{CallerId, CallerIds, Device, DeviceDocument};
 pub use numbers::NumberIndex;
 pub use report::{DataReport, DocumentError, RejectedDocument, Warning};
+pub use vmboxes::VmBoxDocument;
 
 /// One account's data.
 #[derive(Default)]
@@ -48,6 +50,7 @@ pub struct Account {
     pub callflows: AccountCallflows,
     users: HashMap<String, UserDocument>,
     devices: Vec<Device>,
+    vmboxes: BTreeMap<String, VmBoxDocument>,
 }
 
 impl Account {
@@ -73,6 +76,16 @@ impl Account {
     /// The user document `user_id`, if the account has it.
     pub fn user(&self, user_id: &str) -> Option<&UserDocument> {
         self.users.get(user_id)
+    }
+
+    /// How many users it has.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Its voicemail boxes, by id.
+    pub fn vmboxes(&self) -> &BTreeMap<String, VmBoxDocument> {
+        &self.vmboxes
     }
 }
 
@@ -190,6 +203,13 @@ impl Accounts {
     /// The account with this id.
     pub fn get(&self, account_id: &str) -> Option<&Account> {
         self.accounts.get(account_id).map(|account| &**account)
+    }
+
+    /// Every account, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Account)> {
+        self.accounts
+            .iter()
+            .map(|(id, account)| (id.as_str(), &**account))
     }
 
     /// These accounts with `account_id` replaced by `data` (as a store read it; gone when
@@ -371,6 +391,20 @@ fn load_account(
                 let before = previous.and_then(|p| p.devices.iter().find(|d| d.id == document.id));
                 if let Some(device) = before {
                     account.devices.push(device.clone());
+                    report.kept_previous.insert(document.place.clone());
+                }
+                report.errors.push(e);
+            }
+        }
+    }
+    for document in &data.vmboxes {
+        match parse_json::<VmBoxDocument>(document) {
+            Ok(vmbox) => {
+                account.vmboxes.insert(document.id.clone(), vmbox);
+            }
+            Err(e) => {
+                if let Some(vmbox) = previous.and_then(|p| p.vmboxes.get(&document.id)) {
+                    account.vmboxes.insert(document.id.clone(), vmbox.clone());
                     report.kept_previous.insert(document.place.clone());
                 }
                 report.errors.push(e);

@@ -145,6 +145,26 @@ impl Health {
             .is_some_and(|until| now < until)
     }
 
+    /// The quarantines in force now: (account, module, time left), by account then module.
+    pub fn quarantines(&self) -> Vec<(String, String, Duration)> {
+        if !self.any_failure.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut quarantines: Vec<(String, String, Duration)> = records
+            .iter()
+            .flat_map(|(account, modules)| {
+                modules.iter().filter_map(move |(module, record)| {
+                    let until = record.quarantined_until.filter(|until| now < *until)?;
+                    Some((account.clone(), module.clone(), until - now))
+                })
+            })
+            .collect();
+        quarantines.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        quarantines
+    }
+
     /// Records a failure; returns true when it puts the module into quarantine for `account`.
     pub fn failed(&self, account: &str, module: &str, kind: FailureKind) -> bool {
         self.count(module, |c| *c.failures.entry(kind).or_default() += 1);
@@ -231,6 +251,13 @@ mod tests {
         assert_eq!(counters.quarantines, 1);
         assert_eq!(counters.failures_summary(), "deadline 1, trap 2");
         assert_eq!(counters.skipped_in_quarantine, 1);
+        let quarantines = health.quarantines();
+        assert_eq!(quarantines.len(), 1, "{quarantines:?}");
+        assert_eq!(
+            (quarantines[0].0.as_str(), quarantines[0].1.as_str()),
+            ("a", "m")
+        );
+        assert!(quarantines[0].2 > Duration::from_secs(50));
     }
 
     #[test]

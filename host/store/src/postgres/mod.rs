@@ -254,7 +254,7 @@ impl PgStore {
                 }),
                 _ => data.problems.push(bad_row(
                     data.place.join(&kind).join(&id),
-                    "a document whose kind is not callflows, users or devices, or whose id is \
+                    "a document whose kind is not callflows, users, devices or vmboxes, or whose id is \
                      no plain name",
                 )),
             }

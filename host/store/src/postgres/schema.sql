@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS cfhost_accounts (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- An account's documents in KAZOO's JSON shape: `kind` is callflows, users or devices.
+-- An account's documents in KAZOO's JSON shape: `kind` is callflows, users, devices or vmboxes.
 CREATE TABLE IF NOT EXISTS cfhost_documents (
     account_id text NOT NULL REFERENCES cfhost_accounts (id) ON DELETE CASCADE,
     kind text NOT NULL,
