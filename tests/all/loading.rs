@@ -292,3 +292,31 @@ fn the_examples_ring_only_addresses_that_cannot_leave_the_machine() {
         assert!(loopback, "{address} can leave the machine");
     }
 }
+
+#[tokio::test]
+async fn a_voicemail_box_that_breaks_its_shape_is_reported_naming_the_file_and_the_rest_loads() {
+    let host = Builder::new()
+        .write_json(
+            "accounts/acme/vmboxes/sales.json",
+            json!({"name": "Sales", "mailbox": "3001"}),
+        )
+        .write_json(
+            "accounts/acme/vmboxes/letters.json",
+            json!({"name": "Letters", "mailbox": "30a1"}),
+        )
+        .write_json(
+            "accounts/acme/vmboxes/nameless.json",
+            json!({"mailbox": "3002"}),
+        )
+        .start()
+        .await;
+    let errors = lines(&host.report.data.errors);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors[0].contains("vmboxes/letters.json"), "{}", errors[0]);
+    assert!(errors[0].contains("1 to 16 digits"), "{}", errors[0]);
+    assert!(errors[1].contains("vmboxes/nameless.json"), "{}", errors[1]);
+    assert!(errors[1].contains("missing field `name`"), "{}", errors[1]);
+    let accounts = host.runtime().accounts();
+    let boxes: Vec<&String> = accounts.get("acme").unwrap().vmboxes().keys().collect();
+    assert_eq!(boxes, ["sales"]);
+}

@@ -71,6 +71,28 @@ async fn documents_and_modules_are_kept_and_every_change_is_announced_whoever_ma
     );
     assert_eq!(&*acme.modules[0].bytes, b"\0asm\x0d\0\x01\0");
     assert_eq!(acme.modules[0].origin, "accounts/acme/modules/router.wasm");
+    // Voicemail boxes are documents of their own kind.
+    store
+        .put_document(
+            "acme",
+            DocumentKind::VmBox,
+            "sales",
+            r#"{"name": "Sales", "mailbox": "3001"}"#,
+        )
+        .await
+        .unwrap();
+    let acme = store.read_account("acme").await.unwrap().unwrap();
+    assert_eq!(acme.vmboxes.len(), 1);
+    assert_eq!(
+        acme.vmboxes[0].place.display().to_string(),
+        "accounts/acme/vmboxes/sales.json"
+    );
+    assert!(
+        store
+            .delete_document("acme", DocumentKind::VmBox, "sales")
+            .await
+            .unwrap()
+    );
 
     // An operator's own tooling writes straight into the database: announced all the same.
     while tokio::time::timeout(Duration::from_millis(100), changes.recv())

@@ -317,10 +317,24 @@ async fn the_caller_cancels_while_it_rings_and_the_alert_says_originator_cancel(
     let dir = tempfile::tempdir().unwrap();
     let ringing = device("device_ring", port);
     let call = carrier(&sip, "carrier_cancel", &[], dir.path());
+    // While it rings, it is listed among the calls in progress.
+    let started = std::time::Instant::now();
+    let active = loop {
+        let active = sip.active_calls();
+        if !active.is_empty() || started.elapsed() > Duration::from_secs(5) {
+            break active;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].account_id, "acme");
+    assert_eq!(active[0].caller, "trunk carrier");
+    assert_eq!(active[0].from, CALLER);
     succeeds(call).await;
     // The device got the CANCEL relayed.
     succeeds(ringing).await;
     calls_done(&sip, 1).await;
+    assert!(sip.active_calls().is_empty(), "{:?}", sip.active_calls());
     let metrics = sip.render_metrics();
     for line in [
         "cfhost_sip_requests_total{method=\"CANCEL\"} 1",

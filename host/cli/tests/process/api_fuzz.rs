@@ -1,8 +1,9 @@
 //! Property-based fuzzing of the HTTP API's bodies and path values against a running `cfhost
-//! serve`: calls, callflow documents, email templates and their previews, and module uploads,
-//! made of arbitrary JSON, mutated good bodies and raw bytes, with the operator's token so that every body is read. Whatever comes
-//! in, the answer is a client error or a success, every error is `{"error": "..."}`, no answer
-//! names a file of the server, and the server neither panics nor stops answering.
+//! serve`: calls, callflow documents, users, devices, voicemail boxes, email templates and
+//! their previews (stored and unsaved), and module uploads, made of arbitrary JSON, mutated
+//! good bodies and raw bytes, with the operator's token so that every body is read. Whatever
+//! comes in, the answer is a client error or a success, every error is `{"error": "..."}`, no
+//! answer names a file of the server, and the server neither panics nor stops answering.
 
 use cfhost_tests::fuzz_runner;
 use proptest::prelude::*;
@@ -35,6 +36,15 @@ const KEYS: &[&str] = &[
     "enabled",
     "type",
     "email_addresses",
+    "template",
+    "email",
+    "first_name",
+    "owner_id",
+    "sip",
+    "username",
+    "password",
+    "name",
+    "mailbox",
 ];
 
 /// Strings with the shapes that break parsers: paths, escapes, long runs, odd code points.
@@ -196,6 +206,40 @@ fn no_body_or_path_value_makes_the_api_fail_panic_or_leak_a_server_path() {
             Ok(())
         })
         .unwrap();
+
+    // Users, devices and voicemail boxes, and a template's unsaved preview.
+    let documents = [
+        (
+            "users",
+            json!({"first_name": "Ann", "email": "ann@example.com"}),
+        ),
+        (
+            "devices",
+            json!({"name": "desk", "owner_id": "3e3f1217bee3ba0aa7496ca61fb4ae8f",
+            "sip": {"username": "3003", "password": "pw"}}),
+        ),
+        ("vmboxes", json!({"name": "Sales", "mailbox": "3001"})),
+        (
+            "notifications/fuzzed/preview",
+            json!({"template": {"subject": "Hi {{ a }}",
+            "text": "{% for x in y %}{{ x }}{% endfor %}"}, "call": {"caller_id_name": "A"}}),
+        ),
+    ];
+    for (kind, good) in documents {
+        fuzz_runner(150)
+            .run(&(segment(), body(good)), |(id, body)| {
+                if kind.contains('/') {
+                    let path = format!("/v1/accounts/acme-missed/{kind}");
+                    return send_checked(&server, "POST", &path, "application/json", &body);
+                }
+                for id in [id.as_str(), "fuzzed"] {
+                    let path = format!("/v1/accounts/acme-missed/{kind}/{id}");
+                    send_checked(&server, "PUT", &path, "application/json", &body)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 
     let module = std::fs::read(server.dir.path().join("modules/test_fixture.wasm")).unwrap();
     let uploads = prop_oneof![

@@ -6,6 +6,7 @@ mod api_fuzz;
 mod cli;
 mod clients;
 mod console;
+mod directory;
 mod edge;
 mod mailer;
 mod serve;

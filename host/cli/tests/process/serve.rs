@@ -95,7 +95,7 @@ impl Drop for Server {
 
 /// The seed accounts, a callflow whose first node spins for a while after registering a
 /// termination callback (`slow`), and the test fixture module, granted what it declares.
-fn start() -> Server {
+pub(crate) fn start() -> Server {
     start_with("")
 }
 
