@@ -3,22 +3,15 @@
 
 import { ApiError, get, hasToken, setToken } from './api.js';
 import { fill, h, select } from './dom.js';
-import * as callflows from './callflows.js';
-import * as calls from './calls.js';
-import * as modules from './modules.js';
-import * as directory from './directory.js';
-import * as voicemail from './voicemail.js';
-import * as emails from './emails.js';
-import * as operator from './operator.js';
-
+// Each view is loaded when first shown (the callflow view's modules are preloaded by the page).
 const VIEWS = [
-  ['callflows', 'Callflows', callflows],
-  ['calls', 'Calls', calls],
-  ['modules', 'Modules', modules],
-  ['users', 'Users and devices', directory],
-  ['voicemail', 'Voicemail', voicemail],
-  ['emails', 'Emails', emails],
-  ['operator', 'Operator', operator],
+  ['callflows', 'Callflows', () => import('./callflows.js')],
+  ['calls', 'Calls', () => import('./calls.js')],
+  ['modules', 'Modules', () => import('./modules.js')],
+  ['users', 'Users and devices', () => import('./directory.js')],
+  ['voicemail', 'Voicemail', () => import('./voicemail.js')],
+  ['emails', 'Emails', () => import('./emails.js')],
+  ['operator', 'Operator', () => import('./operator.js')],
 ];
 
 /** Who is signed in and which account is in view. */
@@ -30,9 +23,9 @@ const $ = (id) => document.getElementById(id);
 async function signIn(token) {
   setToken(token);
   try {
-    const who = await get('/v1/session');
+    const [who, accounts] = await Promise.all([get('/v1/session'), get('/v1/accounts')]);
     session.role = who.role;
-    session.accounts = await get('/v1/accounts');
+    session.accounts = accounts;
     session.account = who.account_id
       ?? sessionStorage.getItem('cfhost-account')
       ?? session.accounts[0]?.id ?? null;
@@ -78,7 +71,12 @@ function drawShell() {
   fill(who, h('span', {}, role), picker, h('button', { type: 'button', onclick: signOut }, 'Sign out'));
 }
 
+/** How many times a view was chosen: a view drawn late for an older choice is stopped. */
+let routes = 0;
+
 async function route() {
+  routes += 1;
+  const generation = routes;
   if (stopView) stopView();
   stopView = null;
   const [name, ...rest] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -91,15 +89,21 @@ async function route() {
     if (link.dataset.view === entry[0]) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const root = $('view');
-  fill(root);
+  // Each choice draws into a container of its own: one drawn late for an older choice is
+  // never on the page.
+  const root = h('div');
+  fill($('view'), root);
   document.title = `${entry[1]} · cfhost console`;
   if (!session.account && entry[0] !== 'operator') {
     fill(root, h('h1', {}, entry[1]), h('p', {}, 'There is no account to show.'));
     return;
   }
   try {
-    stopView = await entry[2].render(root, { ...session }, rest) ?? null;
+    const view = await entry[2]();
+    const stop = await view.render(root, { ...session }, rest) ?? null;
+    // A view left before it was drawn stops at once.
+    if (generation !== routes) stop?.();
+    else stopView = stop;
   } catch (error) {
     fill(root, h('h1', {}, entry[1]), h('p', { class: 'message error', role: 'alert' }, error.message));
   }
@@ -118,6 +122,7 @@ async function start() {
     drawShell();
     await route();
   } else {
+    $('signin').hidden = false;
     $('token').focus();
   }
 }
