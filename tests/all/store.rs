@@ -81,6 +81,13 @@ async fn documents_and_modules_are_kept_and_every_change_is_announced_whoever_ma
         )
         .await
         .unwrap();
+    let listed = store
+        .list_documents("acme", DocumentKind::VmBox)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["sales"]);
+    assert!(listed[0].text.contains("3001"));
     let acme = store.read_account("acme").await.unwrap().unwrap();
     assert_eq!(acme.vmboxes.len(), 1);
     assert_eq!(
@@ -207,6 +214,12 @@ async fn what_the_database_cannot_keep_is_refused_and_rows_that_break_the_layout
     );
     assert_eq!(acme.module_problems.len(), 1);
     assert!(acme.modules.is_empty());
+    // The listing the API serves leaves the row that would leave its folder out.
+    let callflows = store
+        .list_documents("acme", DocumentKind::Callflow)
+        .await
+        .unwrap();
+    assert!(callflows.is_empty(), "{callflows:?}");
     // A message whose ids would leave a folder is not handed out (an export would write it).
     database
         .execute(

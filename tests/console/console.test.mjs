@@ -1,12 +1,13 @@
 // The console of a running `cfhost serve`, used in Debian's headless Chromium as a person
 // would, checked by axe-core on every view. host/cli/tests/process/console.rs prepares the
 // server (two accounts, a device registered over SIP, a SIP call that ended, a voicemail box
-// with a message, a module quarantined after five traps, a module file that is no component)
-// and runs this file with `node --test`, saying where everything is in the environment:
+// with a message, a module quarantined after five traps, two module files to upload) and runs
+// this file with `node --test`, saying where everything is in the environment:
 //   CFHOST_URL, CFHOST_OPERATOR_TOKEN, CFHOST_ACCOUNT_TOKEN (of CFHOST_ACCOUNT),
-//   CFHOST_OTHER_ACCOUNT, CFHOST_BAD_MODULE (a .wasm file to upload), CFHOST_BOX (a box with
-//   one message), CHROMIUM (default /usr/bin/chromium), CFHOST_SCREENSHOTS (a folder to save
-//   a screenshot of each view in; none when unset).
+//   CFHOST_OTHER_ACCOUNT, CFHOST_BAD_MODULE and CFHOST_GOOD_MODULE (.wasm files to upload: no
+//   component, and the `versioned` module), CFHOST_BOX (a box with one message), CHROMIUM
+//   (default /usr/bin/chromium), CFHOST_SCREENSHOTS (a folder to save a screenshot of each view
+//   in; none when unset).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +26,7 @@ const ACCOUNT_TOKEN = env('CFHOST_ACCOUNT_TOKEN');
 const ACCOUNT = env('CFHOST_ACCOUNT');
 const OTHER = env('CFHOST_OTHER_ACCOUNT');
 const BAD_MODULE = env('CFHOST_BAD_MODULE');
+const GOOD_MODULE = env('CFHOST_GOOD_MODULE');
 const BOX = env('CFHOST_BOX');
 const SHOTS = process.env.CFHOST_SCREENSHOTS;
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -201,7 +203,7 @@ test('a tried call shows its trace step by step, lights its path and lists notif
   assert.deepEqual(litAnswered, ['flow', 'flow.children._']);
 });
 
-test('a module that is no component is refused with the reason', async () => {
+test('a module that is no component is refused with the reason; one that is is added and removed', async () => {
   await open('#/modules');
   await page.locator('table caption', { hasText: 'Modules the account can use' }).waitFor();
   await page.getByLabel('Component (.wasm)').setInputFiles(BAD_MODULE);
@@ -213,6 +215,15 @@ test('a module that is no component is refused with the reason', async () => {
   assert.ok(!(await page.locator('table').innerText()).includes('broken'));
   await accessible('modules');
   await shot('modules');
+  await page.getByLabel('Component (.wasm)').setInputFiles(GOOD_MODULE);
+  await page.getByLabel('Name').fill('versioned');
+  await page.getByRole('button', { name: 'Upload' }).click();
+  await verdict.filter({ hasText: 'Accepted versioned' }).waitFor();
+  const row = page.locator('tr', { hasText: 'this account' });
+  assert.match(await row.innerText(), /^versioned/);
+  await page.getByRole('button', { name: 'Remove versioned' }).click();
+  await verdict.filter({ hasText: 'Removed versioned' }).waitFor();
+  assert.equal(await page.locator('tr', { hasText: 'this account' }).count(), 0);
 });
 
 test('users and devices are created and edited; a device shows its registration; names are text, never markup', async () => {

@@ -30,12 +30,12 @@ async function list(root, account) {
       event.preventDefault();
       const data = new FormData(event.target);
       const number = String(data.get('number')).trim();
-      const document = {
+      const created = {
         numbers: number ? [number] : [],
         flow: { module: String(data.get('module')), data: {}, children: {} },
       };
       try {
-        await put(accountPath(account, 'callflows', String(data.get('id')).trim()), document);
+        await put(accountPath(account, 'callflows', String(data.get('id')).trim()), created);
         location.hash = `#/callflows/${encodeURIComponent(String(data.get('id')).trim())}`;
       } catch (error) {
         say(message, error.message, 'error');
@@ -53,7 +53,7 @@ async function list(root, account) {
 }
 
 async function editor(root, account, id) {
-  const [document, modules] = await Promise.all([
+  const [callflow, modules] = await Promise.all([
     get(accountPath(account, 'callflows', id)),
     get(accountPath(account, 'modules')),
   ]);
@@ -67,9 +67,9 @@ async function editor(root, account, id) {
   const treePane = h('div', { class: 'tree-pane' });
   const nodePane = h('section', { class: 'node-pane', 'aria-labelledby': 'node-title' });
   const numbers = h('input', {
-    name: 'numbers', value: (document.numbers ?? []).join(', '),
+    name: 'numbers', value: (callflow.numbers ?? []).join(', '),
     oninput: (e) => {
-      document.numbers = e.target.value.split(',').map((n) => n.trim()).filter(Boolean);
+      callflow.numbers = e.target.value.split(',').map((n) => n.trim()).filter(Boolean);
       changed();
     },
   });
@@ -81,7 +81,7 @@ async function editor(root, account, id) {
 
   function redraw() {
     performance.mark('cfhost-tree-start');
-    fill(treePane, drawTree(document, view, (labels) => {
+    fill(treePane, drawTree(callflow, view, (labels) => {
       selected = labels;
       view.selected = pathOf(labels);
       redraw();
@@ -93,7 +93,7 @@ async function editor(root, account, id) {
   }
 
   function drawNode() {
-    const node = nodeAt(document, selected);
+    const node = nodeAt(callflow, selected);
     const path = pathOf(selected);
     if (!isNode(node)) {
       fill(nodePane, h('h2', { id: 'node-title' }, 'Node'), h('p', {}, 'Choose a node of the tree.'));
@@ -102,7 +102,7 @@ async function editor(root, account, id) {
     node.data ??= {};
     const error = view.errors.get(path);
     const nodeMessage = messageRegion('node-message');
-    const others = allNodes(document).filter(({ labels }) => {
+    const others = allNodes(callflow).filter(({ labels }) => {
       const below = labels.length >= selected.length && selected.every((l, i) => labels[i] === l);
       return !below;
     });
@@ -129,7 +129,7 @@ async function editor(root, account, id) {
             event.preventDefault();
             const data = new FormData(event.target);
             const label = String(data.get('label')).trim() || '_';
-            if (!addChild(document, selected, label, String(data.get('module')))) {
+            if (!addChild(callflow, selected, label, String(data.get('module')))) {
               say(nodeMessage, `This node already has a child ${label}.`, 'error');
               return;
             }
@@ -150,7 +150,7 @@ async function editor(root, account, id) {
             const data = new FormData(event.target);
             const to = JSON.parse(String(data.get('parent')));
             const label = String(data.get('label')).trim() || '_';
-            if (!moveNode(document, selected, to, label)) {
+            if (!moveNode(callflow, selected, to, label)) {
               say(nodeMessage, `Cannot move it there as ${label}.`, 'error');
               return;
             }
@@ -168,7 +168,7 @@ async function editor(root, account, id) {
           type: 'button',
           class: 'danger',
           onclick: () => {
-            removeNode(document, selected);
+            removeNode(callflow, selected);
             changed();
             selected = selected.slice(0, -1);
             view.selected = pathOf(selected);
@@ -181,7 +181,7 @@ async function editor(root, account, id) {
 
   async function save() {
     try {
-      const answer = await put(accountPath(account, 'callflows', id), document);
+      const answer = await put(accountPath(account, 'callflows', id), callflow);
       view.errors.clear();
       dirty = false;
       const warnings = answer.warnings ?? [];
@@ -189,7 +189,7 @@ async function editor(root, account, id) {
     } catch (error) {
       view.errors.clear();
       const at = error instanceof ApiError ? error.details.path : null;
-      const node = at ? allNodes(document)
+      const node = at ? allNodes(callflow)
         .map(({ labels }) => pathOf(labels))
         .filter((p) => at === p || at.startsWith(`${p}.`))
         .sort((a, b) => b.length - a.length)[0] : null;
@@ -200,7 +200,7 @@ async function editor(root, account, id) {
     drawNode();
   }
 
-  const tryPane = tryCall(account, document, (lit) => {
+  const tryPane = tryCall(account, callflow, (lit) => {
     view.lit = lit;
     redraw();
   });
@@ -222,7 +222,7 @@ async function editor(root, account, id) {
 }
 
 /** The simulator's call against the saved callflow; `onPath(paths)` lights what ran. */
-function tryCall(account, document, onPath) {
+function tryCall(account, callflow, onPath) {
   const results = h('div', { class: 'results', 'aria-live': 'polite' });
   const form = h('form', {
     class: 'inline-form',
@@ -257,7 +257,7 @@ function tryCall(account, document, onPath) {
       }
     },
   },
-  field('try-to', 'Dialed number', h('input', { name: 'to', required: true, value: document.numbers?.[0] ?? '' })),
+  field('try-to', 'Dialed number', h('input', { name: 'to', required: true, value: callflow.numbers?.[0] ?? '' })),
   field('try-cid-number', 'Caller number', h('input', { name: 'caller_id_number', value: '+15550001234' })),
   field('try-cid-name', 'Caller name', h('input', { name: 'caller_id_name', value: 'Console Caller' })),
   field('try-authorizing', 'Placed by', select([['', 'a carrier'], ['device', 'a device'], ['resource', 'a resource']], '', { name: 'authorizing_type' })),

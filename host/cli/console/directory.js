@@ -34,9 +34,9 @@ export async function render(root, session) {
     return userList;
   }
 
-  async function save(kind, id, document) {
+  async function save(kind, id, saved) {
     try {
-      await put(accountPath(account, kind, id), document);
+      await put(accountPath(account, kind, id), saved);
       const userList = await refresh();
       drawUserForm(null);
       drawDeviceForm(null, userList);
@@ -53,12 +53,12 @@ export async function render(root, session) {
       onsubmit: (event) => {
         event.preventDefault();
         const data = new FormData(event.target);
-        const document = { ...d };
+        const edited = { ...d };
         for (const key of ['first_name', 'last_name', 'email']) {
           const value = String(data.get(key)).trim();
-          if (value) document[key] = value; else delete document[key];
+          if (value) edited[key] = value; else delete edited[key];
         }
-        save('users', String(data.get('id')).trim(), document);
+        save('users', String(data.get('id')).trim(), edited);
       },
     },
     h('h3', {}, user ? `Edit user ${user.id}` : 'New user'),
@@ -77,12 +77,12 @@ export async function render(root, session) {
       onsubmit: (event) => {
         event.preventDefault();
         const data = new FormData(event.target);
-        const document = { ...d, sip: { ...(d.sip ?? {}), username: String(data.get('username')), password: String(data.get('password')) } };
+        const edited = { ...d, sip: { ...(d.sip ?? {}), username: String(data.get('username')), password: String(data.get('password')) } };
         const name = String(data.get('name')).trim();
-        if (name) document.name = name; else delete document.name;
+        if (name) edited.name = name; else delete edited.name;
         const owner = String(data.get('owner_id'));
-        if (owner) document.owner_id = owner; else delete document.owner_id;
-        save('devices', String(data.get('id')).trim(), document);
+        if (owner) edited.owner_id = owner; else delete edited.owner_id;
+        save('devices', String(data.get('id')).trim(), edited);
       },
     },
     h('h3', {}, device ? `Edit device ${device.id}` : 'New device'),

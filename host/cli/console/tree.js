@@ -10,8 +10,8 @@ export function pathOf(labels) {
 }
 
 /** The node at `labels` (`undefined` when there is none; `{}` is an empty child). */
-export function nodeAt(document, labels) {
-  let node = document.flow;
+export function nodeAt(callflow, labels) {
+  let node = callflow.flow;
   for (const label of labels) node = node?.children?.[label];
   return node;
 }
@@ -22,20 +22,20 @@ export function isNode(node) {
 }
 
 /** Every node, parents before children, as `{labels, node}`. */
-export function allNodes(document) {
+export function allNodes(callflow) {
   const found = [];
   const walk = (node, labels) => {
     if (!isNode(node)) return;
     found.push({ labels, node });
     for (const [label, child] of Object.entries(node.children ?? {})) walk(child, [...labels, label]);
   };
-  walk(document.flow, []);
+  walk(callflow.flow, []);
   return found;
 }
 
 /** Adds a `module` node under `labels` as child `label`; false when the label is taken. */
-export function addChild(document, labels, label, module) {
-  const parent = nodeAt(document, labels);
+export function addChild(callflow, labels, label, module) {
+  const parent = nodeAt(callflow, labels);
   parent.children ??= {};
   if (isNode(parent.children[label])) return false;
   parent.children[label] = { module, data: {}, children: {} };
@@ -43,8 +43,8 @@ export function addChild(document, labels, label, module) {
 }
 
 /** Removes the node at `labels` (never the root). */
-export function removeNode(document, labels) {
-  const parent = nodeAt(document, labels.slice(0, -1));
+export function removeNode(callflow, labels) {
+  const parent = nodeAt(callflow, labels.slice(0, -1));
   delete parent.children[labels[labels.length - 1]];
 }
 
@@ -52,24 +52,27 @@ export function removeNode(document, labels) {
  * Moves the node at `from` under the node at `to` as child `label`. Refused (false) for the
  * root, under itself or below it, or onto a label that is taken.
  */
-export function moveNode(document, from, to, label) {
+export function moveNode(callflow, from, to, label) {
   if (from.length === 0) return false;
   const below = to.length >= from.length && from.every((l, i) => to[i] === l);
   if (below) return false;
-  const target = nodeAt(document, to);
+  const target = nodeAt(callflow, to);
   if (!isNode(target) || isNode(target.children?.[label])) return false;
-  const node = nodeAt(document, from);
-  removeNode(document, from);
+  const node = nodeAt(callflow, from);
+  removeNode(callflow, from);
   target.children ??= {};
   target.children[label] = node;
   return true;
 }
 
-/** The nodes a trace says ran: the `at <path>` of its `node ... at ...` lines. */
+/**
+ * The nodes a trace says the call reached: the `<path>` of its lines that are `node <module>
+ * at <path>` (or `... skipped: <why>`); a module's own log line lights nothing.
+ */
 export function pathsInTrace(trace) {
   const ran = new Set();
   for (const line of trace) {
-    const match = /\bnode \S+ at (flow\S*)/.exec(line);
+    const match = /^\s*node \S+ at (flow(?:\.children\.\S+)?)(?: skipped: .*)?$/.exec(line);
     if (match) ran.add(match[1]);
   }
   return ran;
@@ -89,7 +92,7 @@ function summary(data) {
  * ran, `view.errors` a map of path to the API's error there; `onSelect(labels)` is called
  * when a node is chosen.
  */
-export function drawTree(document, view, onSelect) {
+export function drawTree(callflow, view, onSelect) {
   const draw = (node, labels, label) => {
     const edge = label === null ? null : h('span', { class: 'edge' }, label);
     if (!isNode(node)) {
@@ -122,5 +125,5 @@ export function drawTree(document, view, onSelect) {
         ? h('ul', {}, children.map(([key, child]) => draw(child, [...labels, key], key)))
         : null);
   };
-  return h('ul', { class: 'tree', 'aria-label': 'Callflow tree' }, draw(document.flow, [], null));
+  return h('ul', { class: 'tree', 'aria-label': 'Callflow tree' }, draw(callflow.flow, [], null));
 }

@@ -25,10 +25,10 @@ export async function render(root, session, [openBox]) {
       onsubmit: async (event) => {
         event.preventDefault();
         const data = new FormData(event.target);
-        const document = { name: String(data.get('name')), mailbox: String(data.get('mailbox')) };
-        if (data.get('owner_id')) document.owner_id = String(data.get('owner_id'));
+        const vmbox = { name: String(data.get('name')), mailbox: String(data.get('mailbox')) };
+        if (data.get('owner_id')) vmbox.owner_id = String(data.get('owner_id'));
         try {
-          await put(accountPath(account, 'vmboxes', String(data.get('id')).trim()), document);
+          await put(accountPath(account, 'vmboxes', String(data.get('id')).trim()), vmbox);
           await refresh();
           say(message, `Saved box ${data.get('id')}.`);
         } catch (error) {

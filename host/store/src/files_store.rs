@@ -271,6 +271,35 @@ impl Store for FilesStore {
         }
     }
 
+    async fn list_documents(
+        &self,
+        account_id: &str,
+        kind: DocumentKind,
+    ) -> Result<Vec<Document>, StoreError> {
+        let folder = account_place(&self.root, account_id).join(kind.folder());
+        let entries = match sorted_entries(&folder, is_json) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    place: folder,
+                    source,
+                });
+            }
+        };
+        let mut documents = Vec::new();
+        for place in entries {
+            let Some(id) = stem(&place).filter(|id| is_plain_name(id)) else {
+                continue;
+            };
+            match std::fs::read_to_string(&place) {
+                Ok(text) => documents.push(Document { id, place, text }),
+                Err(source) => return Err(StoreError::Io { place, source }),
+            }
+        }
+        Ok(documents)
+    }
+
     async fn put_document(
         &self,
         account_id: &str,

@@ -94,6 +94,14 @@ pub trait Store: Send + Sync {
         id: &str,
     ) -> Result<Option<String>, StoreError>;
 
+    /// The account's documents of `kind`, in id order (none when the account has none, or is
+    /// not in the store). A row whose id is no plain name is left out: loading reports it.
+    async fn list_documents(
+        &self,
+        account_id: &str,
+        kind: DocumentKind,
+    ) -> Result<Vec<Document>, StoreError>;
+
     /// Stores document `id` of `kind` (JSON `text`), replacing any; the account must exist.
     async fn put_document(
         &self,

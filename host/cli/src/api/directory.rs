@@ -33,24 +33,19 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, &account_id)?;
     state.existing_account(&account_id)?;
-    let mut data = state
+    let documents = state
         .runtime
         .store()
-        .read_account(&account_id)
+        .list_documents(&account_id, kind)
         .await
-        .map_err(ApiError::store)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("account `{account_id}` does not exist"),
-            )
-        })?;
-    let entries = data.documents_mut(kind).iter().map(|document| {
-        match serde_json::from_str::<Value>(&document.text) {
-            Ok(parsed) => json!({"id": document.id, "document": parsed}),
-            Err(e) => json!({"id": document.id, "document": null, "error": e.to_string()}),
-        }
-    });
+        .map_err(ApiError::store)?;
+    let entries =
+        documents.iter().map(
+            |document| match serde_json::from_str::<Value>(&document.text) {
+                Ok(parsed) => json!({"id": document.id, "document": parsed}),
+                Err(e) => json!({"id": document.id, "document": null, "error": e.to_string()}),
+            },
+        );
     Ok(Json(Value::Array(entries.collect())))
 }
 

@@ -1,17 +1,17 @@
 //! The web console in a real browser: `cfhost serve` with two accounts, a device registered
 //! over SIP (SIPp), a carrier's SIP call that ended, a voicemail box with a one-second message,
-//! a module quarantined for an account after five traps, and a module file that is no
-//! component; then `tests/console/console.test.mjs` drives
-//! Debian's headless Chromium through every view as a person would and checks each with
-//! axe-core. Chromium and the test's npm packages are installed by `tests/run`; without them
-//! this test fails, saying so.
+//! a module quarantined for an account after five traps, a module file that is no component
+//! and one that is; then `tests/console/console.test.mjs` drives Debian's headless Chromium through
+//! every view as a person would and checks each with axe-core (and `tree.test.mjs` checks the
+//! tree's edits in Node). Chromium and the test's npm packages are installed by `tests/run`;
+//! without them this test fails, saying so.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use cfhost_tests::repo_root;
 use cfhost_tests::sipp::{Sipp, SippRun, free_udp_port, scenario};
+use cfhost_tests::{built_module, repo_root};
 use serde_json::json;
 
 use crate::serve::{ACME, OPERATOR, request, sip_address, start_logging};
@@ -150,9 +150,16 @@ fn every_view_of_the_console_works_in_headless_chromium_and_passes_axe() {
     }
     let bad_module = dir.path().join("broken.wasm");
     std::fs::write(&bad_module, b"\0asm\x01\0\0\0 this is no component").unwrap();
+    let good_module = dir.path().join("versioned.wasm");
+    std::fs::write(&good_module, built_module("versioned_v1")).unwrap();
 
     let output = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "console.test.mjs"])
+        .args([
+            "--test",
+            "--test-reporter=spec",
+            "tree.test.mjs",
+            "console.test.mjs",
+        ])
         .current_dir(&tests)
         .env("CFHOST_URL", format!("http://127.0.0.1:{}", server.port))
         .env("CFHOST_OPERATOR_TOKEN", OPERATOR)
@@ -160,6 +167,7 @@ fn every_view_of_the_console_works_in_headless_chromium_and_passes_axe() {
         .env("CFHOST_ACCOUNT", "acme-missed")
         .env("CFHOST_OTHER_ACCOUNT", "acme-notify")
         .env("CFHOST_BAD_MODULE", &bad_module)
+        .env("CFHOST_GOOD_MODULE", &good_module)
         .env("CFHOST_BOX", "sales")
         .env("CHROMIUM", CHROMIUM)
         .output()
@@ -173,6 +181,6 @@ fn every_view_of_the_console_works_in_headless_chromium_and_passes_axe() {
         server.log()
     );
     // Every step ran: none was skipped or left out.
-    assert!(report.contains("pass 14"), "{report}");
+    assert!(report.contains("pass 18"), "{report}");
     assert!(report.contains("fail 0"), "{report}");
 }

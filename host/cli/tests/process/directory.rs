@@ -203,6 +203,27 @@ fn users_devices_and_boxes_are_validated_scoped_stored_and_live() {
     );
     assert_eq!(request(&server, "GET", other, Some(OPERATOR), None).0, 200);
 
+    // A file another tool wrote that is not JSON is listed as such, with why.
+    std::fs::write(
+        server
+            .data()
+            .join("accounts/acme-missed/users/zz-broken.json"),
+        "{\"email\": ",
+    )
+    .unwrap();
+    let (_, users) = request(&server, "GET", USERS, Some(ACME), None);
+    let broken = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "zz-broken")
+        .expect("listed");
+    assert_eq!(broken["document"], Value::Null);
+    assert!(
+        broken["error"].as_str().unwrap().contains("EOF"),
+        "{broken}"
+    );
+
     // Removed, then gone.
     let desk = format!("{DEVICES}/desk");
     assert_eq!(request(&server, "DELETE", &desk, Some(ACME), None).0, 204);

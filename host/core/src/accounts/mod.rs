@@ -357,20 +357,8 @@ fn load_account(
             Err(e) => report.errors.push(e),
         }
     }
-    for document in &data.users {
-        match parse_json::<UserDocument>(document) {
-            Ok(user) => {
-                account.users.insert(document.id.clone(), user);
-            }
-            Err(e) => {
-                if let Some(user) = previous.and_then(|p| p.users.get(&document.id)) {
-                    account.users.insert(document.id.clone(), user.clone());
-                    report.kept_previous.insert(document.place.clone());
-                }
-                report.errors.push(e);
-            }
-        }
-    }
+    account.users =
+        read_keyed(&data.users, |id| previous?.users.get(id).cloned(), report).collect();
     for document in &data.devices {
         match parse_json::<DeviceDocument>(document) {
             Ok(parsed) => {
@@ -397,20 +385,12 @@ fn load_account(
             }
         }
     }
-    for document in &data.vmboxes {
-        match parse_json::<VmBoxDocument>(document) {
-            Ok(vmbox) => {
-                account.vmboxes.insert(document.id.clone(), vmbox);
-            }
-            Err(e) => {
-                if let Some(vmbox) = previous.and_then(|p| p.vmboxes.get(&document.id)) {
-                    account.vmboxes.insert(document.id.clone(), vmbox.clone());
-                    report.kept_previous.insert(document.place.clone());
-                }
-                report.errors.push(e);
-            }
-        }
-    }
+    account.vmboxes = read_keyed(
+        &data.vmboxes,
+        |id| previous?.vmboxes.get(id).cloned(),
+        report,
+    )
+    .collect();
     let mut callflows = Vec::new();
     for document in &data.callflows {
         match check_callflow(&document.place, &document.text, modules) {
@@ -430,6 +410,26 @@ fn load_account(
     }
     account.callflows = AccountCallflows::from_shared(callflows);
     account
+}
+
+/// Each document read as a `T`, by id. One that does not read is reported, and its version in
+/// `previous` (the account as loaded before), if there is one, is kept.
+fn read_keyed<'a, T: serde::de::DeserializeOwned>(
+    documents: &'a [Document],
+    previous: impl Fn(&str) -> Option<T> + 'a,
+    report: &'a mut DataReport,
+) -> impl Iterator<Item = (String, T)> + 'a {
+    documents
+        .iter()
+        .filter_map(move |document| match parse_json::<T>(document) {
+            Ok(read) => Some((document.id.clone(), read)),
+            Err(e) => {
+                report.errors.push(e);
+                let kept = previous(&document.id)?;
+                report.kept_previous.insert(document.place.clone());
+                Some((document.id.clone(), kept))
+            }
+        })
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(document: &Document) -> Result<T, DocumentError> {

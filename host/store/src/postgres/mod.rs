@@ -392,6 +392,36 @@ impl Store for PgStore {
         .await
     }
 
+    async fn list_documents(
+        &self,
+        account_id: &str,
+        kind: DocumentKind,
+    ) -> Result<Vec<Document>, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT id, document::text FROM cfhost_documents \
+                     WHERE account_id = $1 AND kind = $2 ORDER BY id",
+                    &[&account_id, &kind.folder()],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|row| {
+                    let id: String = row.get(0);
+                    is_plain_name(&id).then(|| Document {
+                        place: document_place(Path::new(""), account_id, kind, &id),
+                        id,
+                        text: row.get(1),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn put_document(
         &self,
         account_id: &str,
