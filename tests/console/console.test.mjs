@@ -46,11 +46,11 @@ before(async () => {
   page = await context.newPage();
   page.setDefaultTimeout(10_000);
   page.on('pageerror', (error) => pageErrors.push(error.message));
-});
+}, { timeout: 60_000 });
 
 after(async () => {
   await browser?.close();
-});
+}, { timeout: 30_000 });
 
 async function api(method, path, token, body) {
   const response = await fetch(`${URL_}${path}`, {
@@ -180,6 +180,23 @@ test('nodes are added, moved and removed, and numbers edited', async () => {
   stored = (await api('GET', `/v1/accounts/${ACCOUNT}/callflows/${CALLFLOW}`, ACCOUNT_TOKEN)).body;
   assert.equal(stored.flow.children.BUSY, undefined);
   assert.deepEqual(stored.numbers, ['+15554441111']);
+});
+
+test('the data of a module that declares no fields is edited as JSON', async () => {
+  await open('#/callflows/traps');
+  await page.locator('.node-button', { hasText: 'test_fixture' }).click();
+  const data = page.getByLabel('Data (JSON object)');
+  assert.deepEqual(JSON.parse(await data.inputValue()), { outcome: 'trap' });
+  await data.fill('{"outcome": ');
+  assert.equal(await data.getAttribute('aria-invalid'), 'true');
+  await data.fill('{"outcome": "continue"}');
+  assert.equal(await data.getAttribute('aria-invalid'), null);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#save-message').filter({ hasText: /^Saved/ }).waitFor();
+  const stored = await api('GET', `/v1/accounts/${ACCOUNT}/callflows/traps`, ACCOUNT_TOKEN);
+  assert.deepEqual(stored.body.flow.data, { outcome: 'continue' });
+  await open(`#/callflows/${CALLFLOW}`);
+  await page.locator('.tree').waitFor();
 });
 
 test('a tried call shows its trace step by step, lights its path and lists notifications and callbacks', async () => {

@@ -26,7 +26,23 @@ function typeOf(property) {
 export function schemaForm(schema, data, onChange, prefix) {
   const properties = Object.entries(schema?.properties ?? {});
   if (properties.length === 0) {
-    return h('p', {}, 'This module declares no data fields.');
+    // A module that declares no fields (or one this account cannot see): the data as JSON.
+    const area = h('textarea', {
+      name: 'data', rows: 6, class: 'json', value: JSON.stringify(data, null, 2),
+      oninput: (e) => {
+        try {
+          const parsed = JSON.parse(e.target.value);
+          if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+          for (const key of Object.keys(data)) delete data[key];
+          Object.assign(data, parsed);
+          area.removeAttribute('aria-invalid');
+          onChange();
+        } catch {
+          area.setAttribute('aria-invalid', 'true');
+        }
+      },
+    });
+    return field(`${prefix}-json`, 'Data (JSON object)', area, 'The module declares no fields; applied when it parses.');
   }
   return h('fieldset', { class: 'schema-form' },
     h('legend', {}, `Data of ${schema.title ?? 'the module'}`),

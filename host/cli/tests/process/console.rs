@@ -157,6 +157,8 @@ fn every_view_of_the_console_works_in_headless_chromium_and_passes_axe() {
         .args([
             "--test",
             "--test-reporter=spec",
+            // Each step is bounded (and the browser's start, in the test file).
+            "--test-timeout=60000",
             "tree.test.mjs",
             "console.test.mjs",
         ])
@@ -181,6 +183,6 @@ fn every_view_of_the_console_works_in_headless_chromium_and_passes_axe() {
         server.log()
     );
     // Every step ran: none was skipped or left out.
-    assert!(report.contains("pass 18"), "{report}");
+    assert!(report.contains("pass 19"), "{report}");
     assert!(report.contains("fail 0"), "{report}");
 }
