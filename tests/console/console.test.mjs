@@ -141,7 +141,8 @@ test('data that breaks the module schema is refused, and the API error is shown 
   assert.equal(await invalid.count(), 1);
   assert.equal(await invalid.getAttribute('data-path'), 'flow.children._');
   const text = await invalid.locator('.node-error').innerText();
-  assert.match(text, /schema of module `user`/);
+  assert.match(text, /^data breaks the schema of module `user`: at data\/timeout: -5 is less than the minimum of 0$/);
+  assert.equal(await page.getByLabel('timeout').getAttribute('aria-invalid'), 'true');
   const stored = await api('GET', `/v1/accounts/${ACCOUNT}/callflows/${CALLFLOW}`, ACCOUNT_TOKEN);
   assert.equal(stored.body.flow.children._.data.timeout, 35, 'nothing was written');
   await shot('callflow-error');

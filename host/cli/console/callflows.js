@@ -177,6 +177,10 @@ async function editor(root, account, id) {
           },
         }, 'Remove this node') : null),
       nodeMessage);
+    // The field the API named (`at data/<field>`) is marked as the one in error.
+    const named = error ? /\bat data\/([^/\s:]+)/.exec(error) : null;
+    const control = named ? nodePane.querySelector(`.schema-form [name="${CSS.escape(named[1])}"]`) : null;
+    control?.setAttribute('aria-invalid', 'true');
   }
 
   async function save() {
@@ -193,7 +197,8 @@ async function editor(root, account, id) {
         .map(({ labels }) => pathOf(labels))
         .filter((p) => at === p || at.startsWith(`${p}.`))
         .sort((a, b) => b.length - a.length)[0] : null;
-      if (node) view.errors.set(node, error.message);
+      // At the node, what is wrong without where (the file and the path are the node's own).
+      if (node) view.errors.set(node, error.message.replace(/^.*?\.json: flow\S*: /, ''));
       say(status, `Not saved: ${error.message}`, 'error');
     }
     redraw();

@@ -94,7 +94,8 @@ function summary(data) {
  */
 export function drawTree(callflow, view, onSelect) {
   const draw = (node, labels, label) => {
-    const edge = label === null ? null : h('span', { class: 'edge' }, label);
+    const edge = label === null ? null
+      : h('span', { class: 'edge', title: label === '_' ? 'the default branch' : `the ${label} branch` }, label);
     if (!isNode(node)) {
       return h('li', { class: 'leaf' }, edge, h('span', { class: 'stop' }, 'stop'));
     }
