@@ -3,16 +3,34 @@
 
 import { ApiError, get, hasToken, setToken } from './api.js';
 import { fill, h, select } from './dom.js';
+/** A view's module, imported once, when first asked for (again after a failed import). */
+function lazy(load) {
+  let loading = null;
+  return () => {
+    loading ??= load().catch((error) => {
+      loading = null;
+      throw error;
+    });
+    return loading;
+  };
+}
+
 // Each view is loaded when first shown (the callflow view's modules are preloaded by the page).
 const VIEWS = [
-  ['callflows', 'Callflows', () => import('./callflows.js')],
-  ['calls', 'Calls', () => import('./calls.js')],
-  ['modules', 'Modules', () => import('./modules.js')],
-  ['users', 'Users and devices', () => import('./directory.js')],
-  ['voicemail', 'Voicemail', () => import('./voicemail.js')],
-  ['emails', 'Emails', () => import('./emails.js')],
-  ['operator', 'Operator', () => import('./operator.js')],
+  ['callflows', 'Callflows', lazy(() => import('./callflows.js'))],
+  ['calls', 'Calls', lazy(() => import('./calls.js'))],
+  ['modules', 'Modules', lazy(() => import('./modules.js'))],
+  ['users', 'Users and devices', lazy(() => import('./directory.js'))],
+  ['voicemail', 'Voicemail', lazy(() => import('./voicemail.js'))],
+  ['emails', 'Emails', lazy(() => import('./emails.js'))],
+  ['operator', 'Operator', lazy(() => import('./operator.js'))],
 ];
+
+/** The view the address names (the first, callflows, when it names none) and what follows. */
+function viewOf(hash) {
+  const [name, ...rest] = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  return [VIEWS.find(([id]) => id === name) ?? VIEWS[0], rest];
+}
 
 /** Who is signed in and which account is in view. */
 const session = { role: null, account: null, accounts: [] };
@@ -79,8 +97,7 @@ async function route() {
   const generation = routes;
   if (stopView) stopView();
   stopView = null;
-  const [name, ...rest] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
-  const entry = VIEWS.find(([id]) => id === name) ?? VIEWS[0];
+  const [entry, rest] = viewOf(location.hash);
   if (entry[0] === 'operator' && session.role !== 'operator') {
     location.hash = '#/callflows';
     return;
@@ -118,6 +135,9 @@ async function start() {
     }
   });
   window.addEventListener('hashchange', route);
+  // The view's module loads while the token is checked: once it is, the view asks for its
+  // data at once, with no frame drawn in between.
+  viewOf(location.hash)[0][2]().catch(() => {});
   if (hasToken() && await signIn(sessionStorage.getItem('cfhost-token'))) {
     drawShell();
     await route();

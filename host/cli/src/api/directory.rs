@@ -39,14 +39,16 @@ pub async fn list(
         .list_documents(&account_id, kind)
         .await
         .map_err(ApiError::store)?;
-    let entries =
-        documents.iter().map(
-            |document| match serde_json::from_str::<Value>(&document.text) {
-                Ok(parsed) => json!({"id": document.id, "document": parsed}),
-                Err(e) => json!({"id": document.id, "document": null, "error": e.to_string()}),
-            },
-        );
-    Ok(Json(Value::Array(entries.collect())))
+    Ok(Json(Value::Array(documents.iter().map(listed).collect())))
+}
+
+/// A document as the listing shows it: `{"id", "document"}`, or `"document": null` and the
+/// `error` when its text is not JSON.
+fn listed(document: &cfhost_store::Document) -> Value {
+    match serde_json::from_str::<Value>(&document.text) {
+        Ok(parsed) => json!({"id": document.id, "document": parsed}),
+        Err(e) => json!({"id": document.id, "document": null, "error": e.to_string()}),
+    }
 }
 
 /// The stored document.

@@ -271,7 +271,6 @@ fn sample_call(account_id: &str, template_id: &str, now: i64) -> Map<String, Val
     }
 }
 
-/// Checks that the token covers the account, the account exists and the id is a plain name.
 /// The account's stored templates, and teletype's `missed_call` when it has none of its own:
 /// `[{"id", "subject", "default"}]` in id order.
 pub async fn list(
@@ -303,6 +302,7 @@ pub async fn list(
     Ok(Json(Value::Array(entries)))
 }
 
+/// Checks that the token covers the account, the account exists and the id is a plain name.
 fn check_template(
     state: &ApiState,
     headers: &HeaderMap,
