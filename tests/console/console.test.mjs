@@ -35,6 +35,8 @@ const CALLFLOW = 'seed_missed_call_alert';
 let browser;
 let page;
 const pageErrors = [];
+/** Every address the page asked for, whatever the view. */
+const requested = [];
 
 before(async () => {
   browser = await chromium.launch({
@@ -46,6 +48,7 @@ before(async () => {
   page = await context.newPage();
   page.setDefaultTimeout(10_000);
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('request', (request) => requested.push(request.url()));
 }, { timeout: 60_000 });
 
 after(async () => {
@@ -87,6 +90,24 @@ async function signIn(token) {
   await page.getByLabel(/API token/).fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
+
+test('the page and its files come from the server, with a policy that keeps them there', async () => {
+  const answer = await fetch(`${URL_}/`);
+  assert.equal(answer.status, 200);
+  assert.match(answer.headers.get('content-type'), /^text\/html/);
+  const policy = answer.headers.get('content-security-policy');
+  for (const rule of ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) {
+    assert.ok(policy.includes(rule), `${rule} in ${policy}`);
+  }
+  assert.equal(answer.headers.get('x-content-type-options'), 'nosniff');
+  const html = await answer.text();
+  assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'nothing is fetched from elsewhere');
+  const missing = await fetch(`${URL_}/console/../../etc/passwd`);
+  assert.equal(missing.status, 404);
+  const unknown = await fetch(`${URL_}/console/nothing.js`);
+  assert.equal(unknown.status, 404);
+  assert.ok((await unknown.json()).error);
+});
 
 test('a wrong token opens nothing and says so; the sign-in form is accessible', async () => {
   await signIn('not-a-token');
@@ -371,6 +392,9 @@ test('the operator sees every account, calls per second, failures by module, qua
   await page.getByRole('link', { name: 'seed_notification' }).waitFor();
 });
 
-test('no script error happened on any page', () => {
+test('no script error happened on any page, and nothing was asked of another server', () => {
   assert.deepEqual(pageErrors, []);
+  const elsewhere = requested.filter((url) => !url.startsWith(`${URL_}/`) && !url.startsWith('blob:') && !url.startsWith('data:'));
+  assert.deepEqual(elsewhere, []);
+  assert.ok(requested.length > 50, `${requested.length} requests seen`);
 });

@@ -183,6 +183,6 @@ fn every_view_of_the_console_works_in_headless_chromium_and_passes_axe() {
         server.log()
     );
     // Every step ran: none was skipped or left out.
-    assert!(report.contains("pass 19"), "{report}");
+    assert!(report.contains("pass 20"), "{report}");
     assert!(report.contains("fail 0"), "{report}");
 }
