@@ -13,11 +13,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cfhost_tests::{free_port, repo_root};
+use cfhost_tests::{copy_dir, free_port, repo_root};
 use serde_json::{Value, json};
 
 const OPERATOR: &str = "bench-operator";
@@ -61,7 +60,7 @@ impl Drop for Serve {
 fn serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    copy(&repo_root().join("examples/data"), &data);
+    copy_dir(&repo_root().join("examples/data"), &data);
     std::fs::write(
         data.join(format!("accounts/{ACCOUNT}/callflows/{BIG}.json")),
         big_callflow(BIG_NODES).to_string(),
@@ -108,19 +107,6 @@ fn serve() -> Serve {
         std::thread::sleep(Duration::from_millis(50));
     }
     serve
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// One request (a POST with `body`, else a GET); the status, `None` when nothing answered.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use cfhost_tests::kamailio::{Carrier, Edge};
 use cfhost_tests::postgres::Database;
 use cfhost_tests::sipp::{Sipp, SippRun, free_udp_port, scenario};
-use cfhost_tests::{free_port, repo_root};
+use cfhost_tests::{copy_dir, free_port, repo_root};
 
 const EDGE_IP: &str = "127.0.0.20";
 const NODE_IPS: [&str; 2] = ["127.0.0.21", "127.0.0.22"];
@@ -186,7 +186,7 @@ fn counts(stats: &Path) -> (u64, u64) {
 /// The seed: the examples' accounts and a callflow straight to voicemail.
 fn seed(database: &Database) {
     let seed = tempfile::tempdir().unwrap();
-    copy(&repo_root().join("examples/data"), seed.path());
+    copy_dir(&repo_root().join("examples/data"), seed.path());
     let callflow = serde_json::json!({"numbers": [DIALED],
         "flow": {"module": "voicemail", "data": {"id": "box1"}}});
     std::fs::write(
@@ -202,18 +202,6 @@ fn seed(database: &Database) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The headers `name` of a SIP message, in order (their values).

@@ -13,7 +13,7 @@ use rsipstack::transaction::transaction::Transaction;
 
 use crate::in_dialog::InDialog;
 use crate::leg::CallerLeg;
-use crate::shared::{ActiveCall, CallSummary};
+use crate::shared::CallSummary;
 use crate::shared::{Admitted, reply};
 use crate::switch::SipSwitch;
 
@@ -60,16 +60,7 @@ pub(crate) async fn run(
         "INVITE {} from {caller_number} ({from}) to {}",
         d.call_id, d.request
     ));
-    let listed = shared.list_active(ActiveCall {
-        call_id: d.call_id.clone(),
-        account_id: d.account_id.clone(),
-        caller: from.clone(),
-        from: caller_number.to_string(),
-        to: d.request.clone(),
-        started_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs()),
-    });
+    let listed = shared.list_active(Arc::clone(&call), from.clone());
     // The INVITE server transaction: 100 Trying, the ACK, the caller's CANCEL.
     let mut driver = dialog.clone();
     tokio::spawn(async move {

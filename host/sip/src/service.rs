@@ -180,7 +180,7 @@ impl SipService {
     /// The calls in progress, oldest first.
     pub fn active_calls(&self) -> Vec<ActiveCall> {
         let active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
-        active.values().cloned().collect()
+        active.values().map(|entry| entry.to_listed()).collect()
     }
 
     /// Its counters.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use cfhost_core::call::Call;
 use cfhost_core::runtime::Runtime;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, HeadersExt, StatusCode, Uri};
@@ -45,7 +46,7 @@ pub(crate) struct Shared {
     /// The last calls that ended, newest last.
     pub recent: std::sync::Mutex<std::collections::VecDeque<CallSummary>>,
     /// The calls in progress, by the order they came in.
-    pub active: std::sync::Mutex<std::collections::BTreeMap<u64, ActiveCall>>,
+    pub active: std::sync::Mutex<std::collections::BTreeMap<u64, Active>>,
     /// The key of the next call listed in `active`.
     pub next_active: std::sync::atomic::AtomicU64,
 }
@@ -67,7 +68,7 @@ pub struct CallSummary {
     pub trace: Vec<String>,
 }
 
-/// A SIP call in progress.
+/// A SIP call in progress, as the API lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ActiveCall {
     pub call_id: String,
@@ -80,6 +81,32 @@ pub struct ActiveCall {
     pub to: String,
     /// When it came in, in Unix seconds.
     pub started_at: u64,
+}
+
+/// A call in progress as it is kept: the call itself (its details are read only when the calls
+/// are listed), who placed it and when.
+pub(crate) struct Active {
+    call: Arc<Call>,
+    caller: String,
+    started_at: u64,
+}
+
+impl Active {
+    /// The call as the API lists it.
+    pub fn to_listed(&self) -> ActiveCall {
+        let details = self.call.details();
+        ActiveCall {
+            call_id: details.call_id.clone(),
+            account_id: details.account_id.clone(),
+            caller: self.caller.clone(),
+            from: details
+                .caller_id_number
+                .clone()
+                .unwrap_or_else(|| "anonymous".to_string()),
+            to: details.request.clone(),
+            started_at: self.started_at,
+        }
+    }
 }
 
 /// A call listed among the calls in progress until this is dropped.
@@ -160,11 +187,20 @@ impl Shared {
         self.admission.in_progress.load(Ordering::Acquire)
     }
 
-    /// Lists `call` among the calls in progress until the answer is dropped.
-    pub fn list_active(self: &Arc<Self>, call: ActiveCall) -> Listed {
+    /// Lists `call`, placed by `caller` (`trunk <name>`, `device <id>`), among the calls in
+    /// progress until the answer is dropped.
+    pub fn list_active(self: &Arc<Self>, call: Arc<Call>, caller: String) -> Listed {
         let key = self.next_active.fetch_add(1, Ordering::Relaxed);
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let entry = Active {
+            call,
+            caller,
+            started_at,
+        };
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        active.insert(key, call);
+        active.insert(key, entry);
         Listed {
             shared: Arc::clone(self),
             key,

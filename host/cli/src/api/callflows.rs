@@ -1,11 +1,11 @@
-//! `GET | PUT | DELETE /v1/accounts/{account_id}/callflows/{id}`: an account's callflow
-//! documents, as KAZOO's crossbar keeps them. A document is validated on write as loading
-//! would (shape, then every node's data against its module's schema; a 400 names the node's
-//! JSON path and the module; so does a body `id` other than the path's, or a number another
-//! callflow of the account lists), stored (atomically as
-//! `<data>/accounts/<account_id>/callflows/<id>.json`, or as one row of PostgreSQL), and live
-//! for the calls that start next. A store that cannot be reached is a 503 naming it, and
-//! nothing is written.
+//! `PUT /v1/accounts/{account_id}/callflows/{id}`: an account's callflow documents, as KAZOO's
+//! crossbar keeps them (read, listed and removed as every document is, [`super::directory`]).
+//! A document is validated on write as loading would (shape, then every node's data against
+//! its module's schema; a 400 names the node's JSON path and the module; so does a body `id`
+//! other than the path's, or a number another callflow of the account lists), stored
+//! (atomically as `<data>/accounts/<account_id>/callflows/<id>.json`, or as one row of
+//! PostgreSQL), and live for the calls that start next. A store that cannot be reached is a
+//! 503 naming it, and nothing is written.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,32 +16,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use super::directory::check_id;
 use super::{ApiError, ApiState, json_body};
 use cfhost_core::accounts::check_callflow;
 use cfhost_core::callflow::CallflowError;
-use cfhost_core::files::is_plain_name;
+use cfhost_store::DocumentKind;
 use cfhost_store::data::document_place;
-use cfhost_store::{DocumentKind, StoreError};
-
-/// The stored document.
-pub async fn get(
-    State(state): State<Arc<ApiState>>,
-    Path((account_id, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    check_id(&state, &account_id, &id)?;
-    let text = state
-        .runtime
-        .store()
-        .get_document(&account_id, DocumentKind::Callflow, &id)
-        .await
-        .map_err(ApiError::store)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no callflow `{id}`")))?;
-    let document = serde_json::from_str(&text)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(document))
-}
 
 /// Validates and stores a document; answers with it and any warnings (unknown modules).
 pub async fn put(
@@ -52,7 +32,7 @@ pub async fn put(
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, &account_id)?;
     let document = json_body(&headers, &body)?;
-    check_id(&state, &account_id, &id)?;
+    check_id(&state, &account_id, &id, DocumentKind::Callflow)?;
     let place = document_place(&PathBuf::new(), &account_id, DocumentKind::Callflow, &id);
     let text = serde_json::to_string_pretty(&document)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -89,51 +69,6 @@ pub async fn put(
     Ok(Json(
         json!({"id": id, "document": document, "warnings": warnings}),
     ))
-}
-
-/// Removes a document.
-pub async fn delete(
-    State(state): State<Arc<ApiState>>,
-    Path((account_id, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    check_id(&state, &account_id, &id)?;
-    let _writing = state.writes.lock().await;
-    let removed = state
-        .runtime
-        .store()
-        .delete_document(&account_id, DocumentKind::Callflow, &id)
-        .await
-        .map_err(|error| match error {
-            // The disk's fault, not the client's: the cause, and the path only in the log.
-            StoreError::Io { place, source } => {
-                tracing::error!("cannot remove {}: {source}", place.display());
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("callflow `{id}` could not be removed: {source}"),
-                )
-            }
-            other => ApiError::store(other),
-        })?;
-    if !removed {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no callflow `{id}`"),
-        ));
-    }
-    state.reload_account(&account_id).await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// A 400 unless `id` is a plain name, a 404 unless the account exists.
-fn check_id(state: &ApiState, account_id: &str, id: &str) -> Result<(), ApiError> {
-    if !is_plain_name(id) {
-        return Err(ApiError::bad_request(
-            "a callflow id is 1 to 128 letters, digits, `-` and `_`",
-        ));
-    }
-    state.existing_account(account_id)
 }
 
 /// A 400 naming what is wrong and where.

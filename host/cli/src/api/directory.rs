@@ -1,9 +1,9 @@
-//! An account's users, devices and voicemail boxes, as KAZOO's crossbar keeps them, and the
-//! listing of every kind of document (callflows included):
+//! An account's documents of every kind, as KAZOO's crossbar keeps them:
 //! - `GET /v1/accounts/{account_id}/{callflows|users|devices|vmboxes}`: `[{"id", "document"}]`
 //!   in id order, as stored (a row another tool wrote that is not JSON has `"document": null`
 //!   and its `error`);
-//! - `GET | PUT | DELETE /v1/accounts/{account_id}/{users|devices|vmboxes}/{id}`.
+//! - `GET | DELETE /v1/accounts/{account_id}/{callflows|users|devices|vmboxes}/{id}`;
+//! - `PUT` of users, devices and voicemail boxes here, of callflows in [`super::callflows`].
 //!
 //! A document is validated on write as loading would read it ([`UserDocument`],
 //! [`DeviceDocument`], [`VmBoxDocument`]; a 400 names the field), and against the account: a
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState, json_body};
 use cfhost_core::accounts::{Account, DeviceDocument, UserDocument, VmBoxDocument};
 use cfhost_core::files::is_plain_name;
-use cfhost_store::DocumentKind;
+use cfhost_store::{DocumentKind, StoreError};
 
 /// Every document of `kind` in the account, as stored.
 pub async fn list(
@@ -119,7 +119,17 @@ pub async fn remove(
         .store()
         .delete_document(&account_id, kind, &id)
         .await
-        .map_err(ApiError::store)?;
+        .map_err(|error| match error {
+            // The disk's fault, not the client's: the cause, and the path only in the log.
+            StoreError::Io { place, source } => {
+                tracing::error!("cannot remove {}: {source}", place.display());
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{} `{id}` could not be removed: {source}", singular(kind)),
+                )
+            }
+            other => ApiError::store(other),
+        })?;
     if !removed {
         return Err(not_found(kind, &id));
     }
@@ -198,11 +208,7 @@ fn validate(
                 ));
             }
         }
-        DocumentKind::Callflow => {
-            return Err(ApiError::bad_request(
-                "callflows are written through /callflows/{id}",
-            ));
-        }
+        DocumentKind::Callflow => unreachable!("callflows are written by callflows::put"),
     }
     Ok(())
 }
@@ -223,7 +229,7 @@ fn field_error(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// A 400 unless `id` is a plain name, a 404 unless the account exists.
-fn check_id(
+pub(super) fn check_id(
     state: &ApiState,
     account_id: &str,
     id: &str,
@@ -255,38 +261,42 @@ fn singular(kind: DocumentKind) -> &'static str {
     }
 }
 
-/// The routes of one kind: the listing, and for users, devices and boxes their documents.
+/// The routes of one kind: its listing and its documents (a callflow is written by
+/// [`super::callflows::put`], which checks its nodes against their modules).
 pub fn routes(kind: DocumentKind) -> axum::Router<Arc<ApiState>> {
     use axum::routing::get;
     let folder = kind.folder();
-    let listing = axum::Router::new().route(
-        &format!("/v1/accounts/{{account_id}}/{folder}"),
-        get(
-            move |State(state): State<Arc<ApiState>>,
-                  Path(account_id): Path<String>,
-                  headers: HeaderMap| list(state, account_id, headers, kind),
-        ),
+    let document = get(
+        move |State(state): State<Arc<ApiState>>,
+              Path(ids): Path<(String, String)>,
+              headers: HeaderMap| read(state, ids, headers, kind),
+    )
+    .delete(
+        move |State(state): State<Arc<ApiState>>,
+              Path(ids): Path<(String, String)>,
+              headers: HeaderMap| remove(state, ids, headers, kind),
     );
-    if kind == DocumentKind::Callflow {
-        return listing;
-    }
-    listing.route(
-        &format!("/v1/accounts/{{account_id}}/{folder}/{{id}}"),
-        get(
-            move |State(state): State<Arc<ApiState>>,
-                  Path(ids): Path<(String, String)>,
-                  headers: HeaderMap| read(state, ids, headers, kind),
-        )
-        .put(
+    let document = if kind == DocumentKind::Callflow {
+        document.put(super::callflows::put)
+    } else {
+        document.put(
             move |State(state): State<Arc<ApiState>>,
                   Path(ids): Path<(String, String)>,
                   headers: HeaderMap,
                   body: Bytes| write(state, ids, headers, body, kind),
         )
-        .delete(
-            move |State(state): State<Arc<ApiState>>,
-                  Path(ids): Path<(String, String)>,
-                  headers: HeaderMap| remove(state, ids, headers, kind),
-        ),
-    )
+    };
+    axum::Router::new()
+        .route(
+            &format!("/v1/accounts/{{account_id}}/{folder}"),
+            get(
+                move |State(state): State<Arc<ApiState>>,
+                      Path(account_id): Path<String>,
+                      headers: HeaderMap| list(state, account_id, headers, kind),
+            ),
+        )
+        .route(
+            &format!("/v1/accounts/{{account_id}}/{folder}/{{id}}"),
+            document,
+        )
 }

@@ -8,7 +8,7 @@
 //! | `GET /v1/accounts/{account_id}/{callflows,users,devices,vmboxes}` | operator, the account | the documents of a kind ([`directory`]) |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/{users,devices,vmboxes}/{id}` | operator, the account | users, devices and voicemail boxes |
 //! | `POST /v1/accounts/{account_id}/calls` | operator, the account | run a call ([`calls`]) |
-//! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`]) |
+//! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/callflows/{id}` | operator, the account | callflow documents ([`callflows`] writes them) |
 //! | `GET /v1/accounts/{account_id}/notifications` | operator, the account | its email templates |
 //! | `GET`, `PUT`, `DELETE /v1/accounts/{account_id}/notifications/{template_id}` | operator, the account | email templates ([`notifications`]) |
 //! | `POST /v1/accounts/{account_id}/notifications/{template_id}/preview` | operator, the account | a template (stored or a draft) rendered, nothing sent |
@@ -318,12 +318,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/accounts", get(accounts::list))
         .route("/v1/status", get(status::status))
         .route("/v1/accounts/{account_id}/calls", post(calls::run))
-        .route(
-            "/v1/accounts/{account_id}/callflows/{id}",
-            get(callflows::get)
-                .put(callflows::put)
-                .delete(callflows::delete),
-        )
         .route(
             "/v1/accounts/{account_id}/notifications",
             get(notifications::list),

@@ -12,8 +12,9 @@ use cfhost_tests::postgres::Database;
 use cfhost_tests::sipp::{Sipp, SippRun, free_udp_port, scenario};
 use serde_json::{Value, json};
 
-use crate::serve::{OPERATOR, Server, copy_dir, request, sip_address, start_logging};
+use crate::serve::{OPERATOR, Server, request, sip_address, start_logging};
 use crate::store::store_command;
+use cfhost_tests::copy_dir;
 
 const EDGE_IP: &str = "127.0.0.20";
 const NODE_IPS: [&str; 2] = ["127.0.0.21", "127.0.0.22"];

@@ -16,7 +16,8 @@ use cfhost_tests::repo_root;
 use cfhost_tests::smtp::{Mail, ServerTls, SmtpServer};
 use serde_json::{Value, json};
 
-use crate::serve::{collect_stderr, copy_dir};
+use crate::serve::collect_stderr;
+use cfhost_tests::copy_dir;
 
 const WAIT: Duration = Duration::from_secs(60);
 const MISSED_CALL: &str = "notifications.sip.missed_call";

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cfhost_tests::{built_module, free_port, polyglot_module, repo_root};
+use cfhost_tests::{built_module, copy_dir, free_port, polyglot_module, repo_root};
 use serde_json::{Value, json};
 
 pub(crate) const OPERATOR: &str = "operator-secret";
@@ -198,19 +198,6 @@ fn wait_until_up(server: &Server) {
             "serve never came up"
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-pub(crate) fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

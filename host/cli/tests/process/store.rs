@@ -11,7 +11,8 @@ use cfhost_tests::repo_root;
 use md5::Digest;
 use serde_json::{Value, json};
 
-use crate::serve::{ACME, OPERATOR, Server, copy_dir, request, start_logging};
+use crate::serve::{ACME, OPERATOR, Server, request, start_logging};
+use cfhost_tests::copy_dir;
 
 /// A private database, started on a runtime of its own (the process tests are synchronous).
 struct Db {
