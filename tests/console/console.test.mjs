@@ -148,7 +148,7 @@ test('a callflow is a tree; a node is chosen with the keyboard and its timeout c
   await accessible('callflow editor');
   await page.getByLabel('timeout').fill('35');
   await page.getByRole('button', { name: 'Save' }).click();
-  await page.locator('#save-message').filter({ hasText: 'Saved' }).waitFor();
+  await page.locator('#save-message').filter({ hasText: /^Saved/ }).waitFor();
   const stored = await api('GET', `/v1/accounts/${ACCOUNT}/callflows/${CALLFLOW}`, ACCOUNT_TOKEN);
   assert.equal(stored.body.flow.children._.data.timeout, 35);
   await shot('callflow');
