@@ -31,8 +31,7 @@ pub async fn list(
     headers: HeaderMap,
     kind: DocumentKind,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    state.existing_account(&account_id)?;
+    state.authorize_existing(&headers, &account_id)?;
     let documents = state
         .runtime
         .store()

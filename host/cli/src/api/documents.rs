@@ -32,8 +32,7 @@ pub async fn rejected_of_account(
     Path(account_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    state.existing_account(&account_id)?;
+    state.authorize_existing(&headers, &account_id)?;
     let accounts = state.runtime.accounts();
     let rejected = accounts
         .rejected()

@@ -209,6 +209,13 @@ impl ApiState {
             )),
         }
     }
+
+    /// The token covers `account_id` (else 401 or 403) and the account exists (else 404), in
+    /// that order, so that a token learns nothing of accounts it does not cover.
+    fn authorize_existing(&self, headers: &HeaderMap, account_id: &str) -> Result<(), ApiError> {
+        self.authorize(headers, account_id)?;
+        self.existing_account(account_id)
+    }
 }
 
 /// An error answer: its status and `{"error": message}`, with more fields when they help.

@@ -68,8 +68,7 @@ pub async fn for_account(
     Path(account_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    state.existing_account(&account_id)?;
+    state.authorize_existing(&headers, &account_id)?;
     let policy = state.runtime.policy();
     let modules = state.runtime.modules();
     let entries = modules.view(&account_id).modules().map(|module| {

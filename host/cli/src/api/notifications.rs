@@ -278,8 +278,7 @@ pub async fn list(
     Path(account_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    state.existing_account(&account_id)?;
+    state.authorize_existing(&headers, &account_id)?;
     let templates = state
         .runtime
         .store()

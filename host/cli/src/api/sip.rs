@@ -41,8 +41,7 @@ pub async fn account_registrations(
     Path(account_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    state.existing_account(&account_id)?;
+    state.authorize_existing(&headers, &account_id)?;
     Ok(Json(registrations_of(&state, Some(&account_id))).into_response())
 }
 
@@ -72,8 +71,7 @@ pub async fn account_active_calls(
     Path(account_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    state.existing_account(&account_id)?;
+    state.authorize_existing(&headers, &account_id)?;
     Ok(Json(active_of(&state, Some(&account_id))).into_response())
 }
 
@@ -83,8 +81,7 @@ pub async fn account_calls(
     Path(account_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, &account_id)?;
-    state.existing_account(&account_id)?;
+    state.authorize_existing(&headers, &account_id)?;
     let calls: Vec<cfhost_sip::CallSummary> = state
         .sip
         .as_ref()
