@@ -171,16 +171,24 @@ impl SipService {
         self.shared.registrar.list(account, Instant::now())
     }
 
-    /// The last calls that ended (at most [`RECENT_CALLS`]), oldest first.
-    pub fn recent_calls(&self) -> Vec<CallSummary> {
+    /// The last calls that ended (at most [`RECENT_CALLS`]), oldest first: of `account`, or
+    /// of every account.
+    pub fn recent_calls(&self, account: Option<&str>) -> Vec<CallSummary> {
         let recent = self.shared.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.iter().cloned().collect()
+        recent
+            .iter()
+            .filter(|call| account.is_none_or(|account| call.account_id == account))
+            .cloned()
+            .collect()
     }
 
-    /// The calls in progress, oldest first.
-    pub fn active_calls(&self) -> Vec<ActiveCall> {
+    /// The calls in progress, oldest first: of `account`, or of every account.
+    pub fn active_calls(&self, account: Option<&str>) -> Vec<ActiveCall> {
         let active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
-        active.values().map(|entry| entry.to_listed()).collect()
+        active
+            .values()
+            .filter_map(|entry| entry.listed_if_of(account))
+            .collect()
     }
 
     /// Its counters.

@@ -71,7 +71,9 @@ pub struct CallSummary {
 /// A SIP call in progress, as the API lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ActiveCall {
+    /// Its SIP Call-ID.
     pub call_id: String,
+    /// The account it runs in.
     pub account_id: String,
     /// Who placed it: `trunk <name>` or `device <id>`.
     pub caller: String,
@@ -92,10 +94,13 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    /// The call as the API lists it.
-    pub fn to_listed(&self) -> ActiveCall {
+    /// The call as the API lists it, when it runs in `account` (or any, for `None`).
+    pub fn listed_if_of(&self, account: Option<&str>) -> Option<ActiveCall> {
         let details = self.call.details();
-        ActiveCall {
+        if account.is_some_and(|account| details.account_id != account) {
+            return None;
+        }
+        Some(ActiveCall {
             call_id: details.call_id.clone(),
             account_id: details.account_id.clone(),
             caller: self.caller.clone(),
@@ -105,7 +110,7 @@ impl Active {
                 .unwrap_or_else(|| "anonymous".to_string()),
             to: details.request.clone(),
             started_at: self.started_at,
-        }
+        })
     }
 }
 

@@ -83,7 +83,7 @@ async fn a_module_reads_the_carriers_x_headers_and_the_device_is_shown_the_calle
     calls_done(&sip, 1).await;
     assert!(host.template_ids().contains(&"took-busy".to_string()));
 
-    let trace = sip.recent_calls().last().unwrap().trace.join("\n");
+    let trace = sip.recent_calls(None).last().unwrap().trace.join("\n");
     for fact in [
         r#"sip_headers=[("X-Tier", "gold"), ("X-Route", "eu")]"#,
         r#"sip_header:x-tier=Some("gold")"#,

@@ -22,10 +22,10 @@ async fn caller_id_of_a_call_from(
     run.keys = vec![("realm", REALM.to_string()), ("user", user.to_string())];
     run.credentials = Some((user, password));
     run.auth_uri = Some(format!("2000@{REALM}"));
-    let before = sip.recent_calls().len();
+    let before = sip.recent_calls(None).len();
     succeeds(Sipp::start(run)).await;
     calls_done(sip, before as u64 + 1).await;
-    let trace = sip.recent_calls().last().unwrap().trace.join("\n");
+    let trace = sip.recent_calls(None).last().unwrap().trace.join("\n");
     let line = trace
         .lines()
         .find(|l| l.contains("INVITE"))

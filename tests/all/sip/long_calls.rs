@@ -99,7 +99,7 @@ async fn a_bridge_outlasts_the_host_call_timeout_and_relays_hold_and_update() {
         sip.render_metrics()
     );
     assert_eq!(user_failures(&host), 0, "the bridge was charged to `user`");
-    let trace = sip.recent_calls()[0].trace.join("\n");
+    let trace = sip.recent_calls(None)[0].trace.join("\n");
     assert!(trace.contains("the caller hung up (BYE)"), "{trace}");
     assert!(!trace.contains("host_call_timeout"), "{trace}");
 }
@@ -161,7 +161,7 @@ async fn a_leg_that_is_gone_ends_the_call_and_both_legs_get_a_bye() {
     succeeds(call).await;
     succeeds(device).await;
     calls_done(&sip, 1).await;
-    let trace = sip.recent_calls()[0].trace.join("\n");
+    let trace = sip.recent_calls(None)[0].trace.join("\n");
     assert!(trace.contains("is gone (no answer, 408 or 481)"), "{trace}");
     assert_eq!(user_failures(&host), 0);
 }
@@ -197,7 +197,7 @@ async fn a_session_that_is_not_refreshed_ends_with_a_bye_to_both_legs() {
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(2), "ended after {took:?}");
     calls_done(&sip, 1).await;
-    let trace = sip.recent_calls()[0].trace.join("\n");
+    let trace = sip.recent_calls(None)[0].trace.join("\n");
     assert!(trace.contains("no session refresh in 2s"), "{trace}");
 }
 
@@ -383,6 +383,6 @@ async fn voicemail_records_the_callers_audio_only_and_events_do_not_keep_it_open
         (0.9..=1.1).contains(&secs),
         "{secs} s recorded: the caller sent 1 s of audio"
     );
-    let trace = sip.recent_calls()[0].trace.join("\n");
+    let trace = sip.recent_calls(None)[0].trace.join("\n");
     assert!(trace.contains("(no audio)"), "{trace}");
 }

@@ -320,7 +320,7 @@ async fn the_caller_cancels_while_it_rings_and_the_alert_says_originator_cancel(
     // While it rings, it is listed among the calls in progress.
     let started = std::time::Instant::now();
     let active = loop {
-        let active = sip.active_calls();
+        let active = sip.active_calls(None);
         if !active.is_empty() || started.elapsed() > Duration::from_secs(5) {
             break active;
         }
@@ -330,11 +330,20 @@ async fn the_caller_cancels_while_it_rings_and_the_alert_says_originator_cancel(
     assert_eq!(active[0].account_id, "acme");
     assert_eq!(active[0].caller, "trunk carrier");
     assert_eq!(active[0].from, CALLER);
+    // Listed for its own account, not for another.
+    assert_eq!(sip.active_calls(Some("acme")).len(), 1);
+    assert!(sip.active_calls(Some("other")).is_empty());
     succeeds(call).await;
     // The device got the CANCEL relayed.
     succeeds(ringing).await;
     calls_done(&sip, 1).await;
-    assert!(sip.active_calls().is_empty(), "{:?}", sip.active_calls());
+    assert!(
+        sip.active_calls(None).is_empty(),
+        "{:?}",
+        sip.active_calls(None)
+    );
+    assert_eq!(sip.recent_calls(Some("acme")).len(), 1);
+    assert!(sip.recent_calls(Some("other")).is_empty());
     let metrics = sip.render_metrics();
     for line in [
         "cfhost_sip_requests_total{method=\"CANCEL\"} 1",
@@ -501,7 +510,7 @@ async fn the_trace_and_the_metrics_show_the_sip_side() {
     succeeds(busy).await;
     succeeds(call).await;
     calls_done(&sip, 1).await;
-    let calls = sip.recent_calls();
+    let calls = sip.recent_calls(None);
     let [trace] = calls.as_slice() else {
         panic!("{calls:?}")
     };
@@ -770,7 +779,7 @@ async fn single_rings_one_endpoint_after_another_and_relays_the_ringing() {
     succeeds(desk).await;
     succeeds(call).await;
     calls_done(&sip, 1).await;
-    let calls = sip.recent_calls();
+    let calls = sip.recent_calls(None);
     let [summary] = calls.as_slice() else {
         panic!("{calls:?}")
     };

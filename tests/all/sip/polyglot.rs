@@ -70,7 +70,7 @@ async fn python_and_javascript_modules_take_real_calls() {
     succeeds(call).await;
     calls_done(&sip, 2).await;
 
-    let calls = sip.recent_calls();
+    let calls = sip.recent_calls(None);
     let traces: Vec<String> = calls.iter().map(|c| c.trace.join("\n")).collect();
     assert_eq!(traces.len(), 2, "{traces:#?}");
     assert!(

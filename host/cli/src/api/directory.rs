@@ -84,12 +84,9 @@ pub async fn write(
     check_id(&state, &account_id, &id, kind)?;
     let _writing = state.writes.lock().await;
     let accounts = state.runtime.accounts();
-    let account = accounts.get(&account_id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("account `{account_id}` does not exist"),
-        )
-    })?;
+    let account = accounts
+        .get(&account_id)
+        .ok_or_else(|| ApiError::no_account(&account_id))?;
     validate(kind, account, &id, &document)?;
     let text = serde_json::to_string_pretty(&document)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -161,10 +161,7 @@ impl ApiState {
         if is_plain_name(account_id) && self.runtime.accounts().get(account_id).is_some() {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("account `{account_id}` does not exist"),
-            ))
+            Err(ApiError::no_account(account_id))
         }
     }
 
@@ -227,6 +224,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The 404 of an account that does not exist.
+    fn no_account(account_id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("account `{account_id}` does not exist"),
+        )
+    }
+
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,

@@ -197,30 +197,30 @@ pub async fn preview(
     };
     let now = cfhost_mail::macros::unix_now();
     let notification = notification(&account_id, &template_id, given, now)?;
-    match fields.remove("template") {
-        None | Some(Value::Null) => {}
+    let email = match fields.remove("template") {
+        None | Some(Value::Null) => {
+            state
+                .mail
+                .preview(notification, now)
+                .await
+                .map_err(|e| match e {
+                    ComposeError::Template(TemplateLookupError::Missing { .. }) => ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no template `{template_id}`"),
+                    ),
+                    e => ApiError::bad_request(e.to_string()),
+                })?
+        }
         Some(Value::Object(template)) => {
             let stored = draft(&state, &template_id, template)?;
-            let email = state
+            state
                 .mail
                 .try_template(notification, stored, now)
                 .await
-                .map_err(unusable)?;
-            return Ok(Json(serde_json::to_value(&email).unwrap_or_default()));
+                .map_err(unusable)?
         }
         Some(_) => return Err(ApiError::bad_request("`template` must be an object")),
-    }
-    let email = state
-        .mail
-        .preview(notification, now)
-        .await
-        .map_err(|e| match e {
-            ComposeError::Template(TemplateLookupError::Missing { .. }) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no template `{template_id}`"),
-            ),
-            e => ApiError::bad_request(e.to_string()),
-        })?;
+    };
     Ok(Json(serde_json::to_value(&email).unwrap_or_default()))
 }
 

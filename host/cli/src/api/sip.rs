@@ -20,7 +20,7 @@ pub async fn calls(
     let calls = state
         .sip
         .as_ref()
-        .map(|sip| sip.recent_calls())
+        .map(|sip| sip.recent_calls(None))
         .unwrap_or_default();
     Ok(Json(calls).into_response())
 }
@@ -82,25 +82,18 @@ pub async fn account_calls(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.authorize_existing(&headers, &account_id)?;
-    let calls: Vec<cfhost_sip::CallSummary> = state
+    let calls = state
         .sip
         .as_ref()
-        .map(|sip| sip.recent_calls())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|call| call.account_id == account_id)
-        .collect();
+        .map(|sip| sip.recent_calls(Some(&account_id)))
+        .unwrap_or_default();
     Ok(Json(calls).into_response())
 }
 
 fn active_of(state: &ApiState, account: Option<&str>) -> Vec<cfhost_sip::ActiveCall> {
-    let calls = state
+    state
         .sip
         .as_ref()
-        .map(|sip| sip.active_calls())
-        .unwrap_or_default();
-    calls
-        .into_iter()
-        .filter(|call| account.is_none_or(|account| call.account_id == account))
-        .collect()
+        .map(|sip| sip.active_calls(account))
+        .unwrap_or_default()
 }
